@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Builds llama.cpp (ggml, libllama, oracle tools) into a cache outside the checkout, keyed by
+# the pinned source, our CMakeLists.txt, the build options and this CPU's feature flags, then
+# points build/<variant> at it. A fresh clone with a warm cache builds in seconds.
+#
+# Usage: scripts/build-native.sh cpu|cuda
+set -euo pipefail
+
+variant="${1:-cpu}"
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cache="${ECOTUNE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ecotune}"
+jobs="${JOBS:-$(nproc)}"
+cuda_arch="${CUDA_ARCH:-90}"
+
+die() { echo "scripts/build-native.sh: $*" >&2; exit 1; }
+
+"$root/third_party/fetch.sh"
+
+opts=(-DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON)
+case "$variant" in
+  cpu) opts+=(-DGGML_CUDA=OFF) ;;
+  cuda)
+    command -v nvcc >/dev/null 2>&1 || [[ -x /usr/local/cuda/bin/nvcc ]] ||
+      die "CUDA=1 needs nvcc: install the CUDA toolkit (Debian: nvidia-cuda-toolkit) or put /usr/local/cuda/bin on PATH"
+    [[ -x /usr/local/cuda/bin/nvcc ]] && export PATH="/usr/local/cuda/bin:$PATH"
+    opts+=(-DGGML_CUDA=ON "-DCMAKE_CUDA_ARCHITECTURES=$cuda_arch")
+    ;;
+  *) die "unknown variant '$variant' (cpu or cuda)" ;;
+esac
+if command -v ccache >/dev/null 2>&1; then
+  opts+=(-DCMAKE_C_COMPILER_LAUNCHER=ccache -DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+  [[ "$variant" == cuda ]] && opts+=(-DCMAKE_CUDA_COMPILER_LAUNCHER=ccache)
+  export CCACHE_BASEDIR="$root" CCACHE_NOHASHDIR=1
+fi
+generator=()
+command -v ninja >/dev/null 2>&1 && generator=(-G Ninja)
+
+cpuflags="$(grep -m1 -E '^(flags|Features)' /proc/cpuinfo 2>/dev/null || uname -m)"
+key="$( { cat "$root/third_party/llama.cpp.pin" "$root/CMakeLists.txt"; echo "${opts[*]}" "$cpuflags"; } |
+  sha256sum | cut -c1-16)"
+out="$cache/build/$variant-$key"
+link="$root/build/$variant"
+
+if [[ ! -f "$out/.complete" ]]; then
+  rm -rf "$out"
+  mkdir -p "$out"
+  echo "scripts/build-native.sh: building llama.cpp ($variant) into $out with $jobs jobs" >&2
+  cmake -S "$root" -B "$out/cmake" "${generator[@]}" "${opts[@]}" >"$out/configure.log" 2>&1 ||
+    { tail -n 40 "$out/configure.log" >&2; die "cmake configure failed (log: $out/configure.log)"; }
+  cmake --build "$out/cmake" --target ecotune_native -j "$jobs" ||
+    die "cmake build failed"
+  mkdir -p "$out/lib" "$out/bin" "$out/include"
+  find "$out/cmake" -name '*.a' -exec cp {} "$out/lib/" \;
+  for t in llama-completion llama-perplexity llama-quantize llama-export-lora llama-bench llama-finetune llama-tokenize; do
+    cp "$out/cmake/bin/$t" "$out/bin/"
+  done
+  src="$root/third_party/llama.cpp"
+  cp "$src"/include/*.h "$src"/ggml/include/*.h "$out/include/"
+  printf '%s\n' "${opts[*]}" >"$out/options.txt"
+  touch "$out/.complete"
+fi
+
+mkdir -p "$root/build"
+if [[ "$(readlink "$link" 2>/dev/null || true)" != "$out" ]]; then
+  rm -rf "$link"
+  ln -s "$out" "$link"
+fi
+echo "scripts/build-native.sh: build/$variant -> $out" >&2
