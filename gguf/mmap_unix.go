@@ -1,0 +1,27 @@
+//go:build linux || darwin || freebsd || netbsd || openbsd || dragonfly
+
+package gguf
+
+import (
+	"fmt"
+	"math"
+	"os"
+	"syscall"
+)
+
+// mapFile maps size bytes of fh read-only and shared, so the page cache backs the
+// tensors and several processes reading one model share its memory.
+func mapFile(fh *os.File, size int64) ([]byte, func() error, error) {
+	if size == 0 {
+		// mmap rejects empty mappings; an empty file fails to parse anyway.
+		return nil, func() error { return nil }, nil
+	}
+	if size > math.MaxInt {
+		return nil, nil, fmt.Errorf("file of %d bytes is too large to map", size)
+	}
+	data, err := syscall.Mmap(int(fh.Fd()), 0, int(size), syscall.PROT_READ, syscall.MAP_SHARED)
+	if err != nil {
+		return nil, nil, fmt.Errorf("mmap: %w", err)
+	}
+	return data, func() error { return syscall.Munmap(data) }, nil
+}
