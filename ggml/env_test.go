@@ -1,0 +1,98 @@
+//go:build cgo
+
+package ggml
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// env builds one small computation: leaves with data in `in` (allocated on the backend
+// under test), ops in `c` (allocated by a scheduler).
+type env struct {
+	t       *testing.T
+	be      *Backend
+	in, c   *Context
+	pending []func() error
+	sched   *Scheduler
+	graph   *Graph
+}
+
+func newEnv(t *testing.T, be *Backend) *env {
+	t.Helper()
+	in, err := NewContext(64, 0)
+	require.NoError(t, err)
+	c, err := NewContext(4096, 4096)
+	require.NoError(t, err)
+	t.Cleanup(func() { c.Close(); in.Close() })
+	return &env{t: t, be: be, in: in, c: c}
+}
+
+func (e *env) leaf(typ Type, data []float32, ne ...int) *Tensor {
+	x := e.in.NewTensor(typ, ne...)
+	e.pending = append(e.pending, func() error { return x.SetF32(data) })
+	return x
+}
+
+func (e *env) leafI32(data []int32, ne ...int) *Tensor {
+	x := e.in.NewTensor(TypeI32, ne...)
+	e.pending = append(e.pending, func() error { return x.SetI32(data) })
+	return x
+}
+
+func (e *env) leafBytes(typ Type, data []byte, ne ...int) *Tensor {
+	x := e.in.NewTensor(typ, ne...)
+	e.pending = append(e.pending, func() error { return x.SetBytes(data) })
+	return x
+}
+
+// alloc allocates and fills the leaves; run calls it if the test did not.
+func (e *env) alloc() {
+	if e.pending == nil {
+		return
+	}
+	buf, err := e.in.AllocTensors(e.be)
+	require.NoError(e.t, err)
+	e.t.Cleanup(func() { buf.Close() })
+	for _, f := range e.pending {
+		require.NoError(e.t, f())
+	}
+	e.pending = nil
+}
+
+func (e *env) scheduler() *Scheduler {
+	if e.sched != nil {
+		return e.sched
+	}
+	backends := []*Backend{e.be}
+	if !e.be.IsCPU() {
+		cpu, err := NewCPUBackend(2)
+		require.NoError(e.t, err)
+		e.t.Cleanup(func() { cpu.Close() })
+		backends = append(backends, cpu)
+	}
+	s, err := NewScheduler(backends, 4096)
+	require.NoError(e.t, err)
+	e.t.Cleanup(func() { s.Close() })
+	e.sched = s
+	return s
+}
+
+// run builds the graph of the tensor f returns, computes it and returns its values.
+func (e *env) run(f func(c *Context) *Tensor) []float32 {
+	e.t.Helper()
+	e.alloc()
+	var out *Tensor
+	require.NoError(e.t, Build(func() {
+		out = f(e.c)
+		out.SetOutput()
+		e.graph = e.c.NewGraph(4096, false)
+		e.graph.Expand(out)
+	}))
+	s := e.scheduler()
+	require.NoError(e.t, s.Compute(e.graph))
+	v, err := out.F32()
+	require.NoError(e.t, err)
+	return v
+}
