@@ -1,0 +1,59 @@
+# ecotune: the two commands a fresh machine needs are `make demo` and `make test`.
+# Both install missing build tools, fetch the pinned llama.cpp and build it first.
+
+SHELL := /bin/bash
+GO ?= go
+CUDA ?= 0
+VARIANT := $(if $(filter 1,$(CUDA)),cuda,cpu)
+GOTAGS := $(if $(filter 1,$(CUDA)),-tags cuda,)
+FUZZTIME ?= 20s
+export CGO_ENABLED := 1
+
+.PHONY: all help deps native build test test-go fuzz demo bench clean
+
+all: build
+
+help:
+	@echo "make demo      run the end-to-end demo on the bundled data (builds what it needs)"
+	@echo "make test      run every test (builds what it needs; CUDA tests skip without a GPU)"
+	@echo "make build     build bin/ecotune (CUDA=1 for the CUDA backend, CUDA_ARCH=90 default)"
+	@echo "make bench     run the benchmarks (see BENCHMARKS.md)"
+	@echo "make native    only build llama.cpp/ggml into the cache (~/.cache/ecotune)"
+	@echo "make clean     remove bin/ and build/ links (the cache stays)"
+
+# Build tools: Debian packages when we are root, otherwise say what is missing.
+deps:
+	@missing=""; \
+	for t in cmake:cmake ninja:ninja-build ccache:ccache git:git npm:npm g++:g++; do \
+	  command -v $${t%%:*} >/dev/null 2>&1 || missing="$$missing $${t##*:}"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "make: installing$$missing"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null) || \
+	      { echo "make: apt-get install$$missing failed" >&2; exit 1; }; \
+	  else \
+	    echo "make: please install:$$missing (Debian package names)" >&2; \
+	    for t in$$missing; do case $$t in cmake|git|npm|g++) exit 1;; esac; done; \
+	  fi; \
+	fi
+	@command -v $(GO) >/dev/null || { echo "make: Go is required (https://go.dev/dl)" >&2; exit 1; }
+
+native: deps
+	@scripts/build-native.sh $(VARIANT)
+
+build: native
+	$(GO) build $(GOTAGS) -o bin/ecotune ./cmd/ecotune
+
+test: native
+	ECOTUNE_REQUIRE_TOOLS=1 $(GO) test $(GOTAGS) -timeout 20m ./...
+	$(GO) test -run '^$$' -fuzz FuzzRead -fuzztime $(FUZZTIME) ./gguf
+
+demo: build
+	bin/ecotune demo
+
+bench: native
+	$(GO) test $(GOTAGS) -run '^$$' -bench . -benchtime 1x -timeout 60m ./...
+
+clean:
+	rm -rf bin build

@@ -1,0 +1,13 @@
+package main
+
+import "github.com/urfave/cli/v2"
+
+// version is set at link time for releases (-ldflags "-X main.version=...").
+var version = "0.1.0-dev"
+
+// commands lists the subcommands; one file each.
+func commands() []*cli.Command {
+	return []*cli.Command{
+		devicesCommand(),
+	}
+}

@@ -1,0 +1,103 @@
+// Command ecotune fine-tunes, evaluates and runs GGUF language models. Each subcommand
+// is a thin layer over a package a Go program can import directly.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+
+	"github.com/urfave/cli/v2"
+)
+
+// Exit codes: 0 success, 1 error, 2 usage.
+const (
+	exitError = 1
+	exitUsage = 2
+)
+
+// usageError marks errors in how the command was called (exit code 2).
+type usageError struct{ error }
+
+func usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
+
+func newApp(stdout, stderr io.Writer, notFound *bool) *cli.App {
+	cmds := commands()
+	for _, c := range cmds {
+		markUsageErrors(c)
+	}
+	return &cli.App{
+		Name:                 "ecotune",
+		Usage:                "fine-tune GGUF language models with LoRA/QLoRA on ggml",
+		Version:              version,
+		EnableBashCompletion: true,
+		Writer:               stdout,
+		ErrWriter:            stderr,
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "verbose", Usage: "log llama.cpp and ggml messages"},
+		},
+		Before: func(c *cli.Context) error {
+			level := slog.LevelWarn
+			if c.Bool("verbose") {
+				level = slog.LevelDebug
+			}
+			slog.SetDefault(slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})))
+			return nil
+		},
+		OnUsageError: func(_ *cli.Context, err error, _ bool) error { return usageError{err} },
+		Commands:     cmds,
+		CommandNotFound: func(c *cli.Context, name string) {
+			fmt.Fprintf(stderr, "ecotune: no command %q\nhint: run `ecotune --help` for the list\n", name)
+			*notFound = true
+		},
+		ExitErrHandler: func(*cli.Context, error) {
+			// main reports errors once, with the exit code they deserve.
+		},
+	}
+}
+
+func main() {
+	os.Exit(run(os.Args, os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	notFound := false
+	err := newApp(stdout, stderr, &notFound).Run(args)
+	if notFound {
+		return exitUsage
+	}
+	if err == nil {
+		return 0
+	}
+	var ue usageError
+	if errors.As(err, &ue) {
+		fmt.Fprintf(stderr, "ecotune: %v\nhint: run `ecotune --help` or `ecotune COMMAND --help`\n", err)
+		return exitUsage
+	}
+	fmt.Fprintf(stderr, "ecotune: %v\n", err)
+	if h := hintFor(err); h != "" {
+		fmt.Fprintf(stderr, "hint: %s\n", h)
+	}
+	return exitError
+}
+
+// markUsageErrors makes flag errors of c and its subcommands exit with code 2.
+func markUsageErrors(c *cli.Command) {
+	c.OnUsageError = func(_ *cli.Context, err error, _ bool) error { return usageError{err} }
+	for _, s := range c.Subcommands {
+		markUsageErrors(s)
+	}
+}
+
+// hintFor suggests a next step for errors that have an obvious one.
+func hintFor(err error) string {
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return "check the path; relative paths are taken from the current directory"
+	case errors.Is(err, os.ErrPermission):
+		return "check the file's permissions"
+	}
+	return ""
+}
