@@ -9,5 +9,6 @@ var version = "0.1.0-dev"
 func commands() []*cli.Command {
 	return []*cli.Command{
 		devicesCommand(),
+		evalCommand(),
 	}
 }
