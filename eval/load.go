@@ -112,7 +112,7 @@ func readRecords(r io.Reader, name string, kind recordKind) ([]record, error) {
 func parseRecord(line []byte, name string, lineNo int, kind recordKind) (record, error) {
 	var raw rawRecord
 	if err := json.Unmarshal(line, &raw); err != nil {
-		return record{}, badLine(name, lineNo, "not a JSON object with string fields: %v", err)
+		return record{}, badLine(name, lineNo, "invalid JSON record (want one object per line with string fields): %v", err)
 	}
 	rec := record{line: lineNo}
 	id, hasID, err := parseID(raw.ID)
@@ -148,7 +148,7 @@ func parseRecord(line []byte, name string, lineNo int, kind recordKind) (record,
 func readFile(path string, kind recordKind) ([]record, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("open examples: %w", err)
+		return nil, fmt.Errorf("read examples: %w", err)
 	}
 	defer f.Close()
 	return readRecords(f, path, kind)
@@ -184,7 +184,7 @@ func LoadExamples(predictionsPath, referencesPath string) ([]Example, error) {
 	if referencesPath == "" {
 		f, err := os.Open(predictionsPath)
 		if err != nil {
-			return nil, fmt.Errorf("open examples: %w", err)
+			return nil, fmt.Errorf("read examples: %w", err)
 		}
 		defer f.Close()
 		return ReadExamples(f, predictionsPath)

@@ -6,8 +6,8 @@ import (
 	"math"
 )
 
-// Float is the element type of loss slices.
-type Float interface{ ~float32 | ~float64 }
+// LossValue is the element type of loss slices.
+type LossValue interface{ ~float32 | ~float64 }
 
 // MaskValue is the element type of mask slices: 1 (or any weight) for a
 // token that counts, 0 for one that does not (prompt, padding).
@@ -24,10 +24,10 @@ var ErrBadLoss = errors.New("invalid loss or mask")
 
 // SumNLL returns the weighted sum of per-token negative log-likelihoods and
 // the sum of the weights. mask[i] weights losses[i]; a nil mask weights
-// every token 1. Tokens with weight 0 are skipped even if their loss is NaN
+// every token 1 (pass it typed, e.g. []float32(nil), so Go can infer M). Tokens with weight 0 are skipped even if their loss is NaN
 // or infinite, because padded positions often hold garbage; a non-finite
 // loss on a counted token is an error, since a mean over it means nothing.
-func SumNLL[F Float, M MaskValue](losses []F, mask []M) (sum, weight float64, err error) {
+func SumNLL[F LossValue, M MaskValue](losses []F, mask []M) (sum, weight float64, err error) {
 	if mask != nil && len(mask) != len(losses) {
 		return 0, 0, fmt.Errorf("%w: %d losses but %d mask values", ErrBadLoss, len(losses), len(mask))
 	}
@@ -55,7 +55,7 @@ func SumNLL[F Float, M MaskValue](losses []F, mask []M) (sum, weight float64, er
 // MeanNLL returns the mean negative log-likelihood over the tokens mask
 // selects (weighted by mask; nil selects all): sum(mask*loss)/sum(mask),
 // the loss a fine-tuning run reports over target tokens.
-func MeanNLL[F Float, M MaskValue](losses []F, mask []M) (float64, error) {
+func MeanNLL[F LossValue, M MaskValue](losses []F, mask []M) (float64, error) {
 	sum, weight, err := SumNLL(losses, mask)
 	if err != nil {
 		return 0, err

@@ -150,9 +150,5 @@ func ScoreExamples(examples []Example, opts ScoreOptions) (Table, error) {
 		preds[i] = ex.Prediction
 		refs[i] = ex.References
 	}
-	t, err := Score(preds, refs, opts)
-	if err != nil {
-		return Table{}, err
-	}
-	return t, nil
+	return Score(preds, refs, opts)
 }
