@@ -1,0 +1,350 @@
+package data
+
+import (
+	"html"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"golang.org/x/text/unicode/norm"
+)
+
+// CleanText normalises one text field: invalid UTF-8 becomes U+FFFD, HTML
+// tags and entities are removed (unless keepHTML), the text is put in Unicode
+// NFC, control and zero-width characters are dropped, line endings become
+// "\n", runs of spaces inside a line collapse to one (leading indentation is
+// kept, for code), trailing spaces go, at most one blank line is kept in a
+// row, and the whole is trimmed.
+func CleanText(s string, keepHTML bool) string {
+	if isClean(s, keepHTML) {
+		return s
+	}
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	if !keepHTML {
+		if strings.IndexByte(s, '<') >= 0 {
+			s = stripTags(s)
+		}
+		if strings.IndexByte(s, '&') >= 0 {
+			s = html.UnescapeString(s)
+		}
+	}
+	if strings.IndexByte(s, '\r') >= 0 {
+		s = strings.ReplaceAll(s, "\r\n", "\n")
+		s = strings.ReplaceAll(s, "\r", "\n")
+	}
+	s = norm.NFC.String(s)
+	return tidySpace(s)
+}
+
+// isClean is the fast path: most fields in real datasets are plain ASCII
+// that needs no change, and checking is much cheaper than rebuilding.
+func isClean(s string, keepHTML bool) bool {
+	if s == "" {
+		return true
+	}
+	if s[0] == ' ' || s[0] == '\n' || s[len(s)-1] == ' ' || s[len(s)-1] == '\n' {
+		return false
+	}
+	lineStart := true
+	var prev, prev2 byte
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 0x80 || c == 0x7f:
+			return false
+		case c == '\n':
+			if prev == ' ' || (prev == '\n' && prev2 == '\n') {
+				return false
+			}
+			lineStart = true
+		case c < 0x20:
+			return false // tabs, CR and other controls take the slow path
+		case c == ' ':
+			if prev == ' ' && !lineStart {
+				return false
+			}
+		case (c == '<' || c == '&') && !keepHTML:
+			return false
+		default:
+			lineStart = false
+		}
+		prev2, prev = prev, c
+	}
+	return true
+}
+
+// tidySpace applies the character and whitespace rules of CleanText to NFC text.
+func tidySpace(s string) string {
+	var b strings.Builder
+	b.Grow(len(s))
+	var indent []rune // leading whitespace of the current line, written only if the line has text
+	newlines := 0
+	lineStart := true
+	pendingSpace := false
+	for _, r := range s {
+		switch {
+		case r == '\n' || r == '\u2028' || r == '\u2029':
+			newlines++
+			lineStart, pendingSpace, indent = true, false, indent[:0]
+		case r == '\t' || unicode.Is(unicode.Zs, r):
+			if lineStart {
+				if r != '\t' {
+					r = ' '
+				}
+				indent = append(indent, r)
+			} else {
+				pendingSpace = true
+			}
+		case dropRune(r):
+		default:
+			if b.Len() > 0 {
+				for ; newlines > 0 && newlines <= 2; newlines-- {
+					b.WriteByte('\n')
+				}
+				if newlines > 2 {
+					b.WriteString("\n\n")
+				}
+				if lineStart {
+					for _, ir := range indent {
+						b.WriteRune(ir)
+					}
+				} else if pendingSpace {
+					b.WriteByte(' ')
+				}
+			}
+			newlines, lineStart, pendingSpace = 0, false, false
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+// dropRune reports characters that carry no text: C0/C1 controls and the
+// invisible format characters that break de-duplication and tokenization
+// (zero-width space, BOM, soft hyphen, word joiner). Joiners used by emoji
+// and bidirectional marks are kept because they change meaning.
+func dropRune(r rune) bool {
+	switch r {
+	case '\u200b', '\ufeff', '\u00ad', '\u2060':
+		return true
+	}
+	return r < 0x20 || (r >= 0x7f && r <= 0x9f)
+}
+
+// tagKind reports whether name is an HTML element stripTags removes and
+// whether it is block-level (replaced by a line break). Only real HTML names
+// count, so text such as "a <b c" or "List<T>" in code survives.
+func tagKind(name string) (known, block bool) {
+	switch name {
+	case "a", "abbr", "b", "big", "cite", "code", "em", "font", "i", "img", "kbd", "mark",
+		"s", "small", "span", "strike", "strong", "sub", "sup", "u", "var", "meta", "link",
+		"input", "label", "button", "td", "th", "html", "head", "body", "title", "script", "style":
+		return true, false
+	case "br", "p", "div", "li", "ul", "ol", "dl", "dt", "dd", "tr", "table", "thead", "tbody",
+		"tfoot", "h1", "h2", "h3", "h4", "h5", "h6", "hr", "pre", "blockquote", "section",
+		"article", "header", "footer", "nav", "aside", "main", "figure", "figcaption",
+		"center", "form", "iframe", "caption":
+		return true, true
+	}
+	return false, false
+}
+
+// stripTags removes HTML comments, known tags and script/style elements;
+// block-level tags become line breaks so paragraphs stay apart.
+func stripTags(s string) string {
+	var b strings.Builder
+	b.Grow(len(s))
+	i := 0
+	for {
+		j := strings.IndexByte(s[i:], '<')
+		if j < 0 {
+			b.WriteString(s[i:])
+			return b.String()
+		}
+		j += i
+		b.WriteString(s[i:j])
+		end, repl := matchTag(s, j)
+		if end < 0 {
+			b.WriteByte('<')
+			i = j + 1
+			continue
+		}
+		b.WriteString(repl)
+		i = end
+	}
+}
+
+// maxTagLen bounds the attribute scan so a lone "<p" in prose cannot swallow
+// the rest of a long document.
+const maxTagLen = 2048
+
+// matchTag returns the end of the markup starting at s[i] == '<' and its
+// replacement, or -1 when it is not markup.
+func matchTag(s string, i int) (int, string) {
+	rest := s[i:]
+	if strings.HasPrefix(rest, "<!--") {
+		if k := strings.Index(rest[4:], "-->"); k >= 0 {
+			return i + 4 + k + 3, ""
+		}
+		return -1, ""
+	}
+	p := 1
+	closing := false
+	if p < len(rest) && rest[p] == '/' {
+		closing = true
+		p++
+	}
+	start := p
+	for p < len(rest) && p-start < 12 && isAlnum(rest[p]) {
+		p++
+	}
+	if p == start || p >= len(rest) || !isAlpha(rest[start]) {
+		return -1, ""
+	}
+	name := strings.ToLower(rest[start:p])
+	known, block := tagKind(name)
+	if !known {
+		return -1, ""
+	}
+	if c := rest[p]; c != '>' && c != '/' && c != ' ' && c != '\t' && c != '\n' {
+		return -1, ""
+	}
+	end := tagEnd(rest, p)
+	if end < 0 {
+		return -1, ""
+	}
+	if !closing && (name == "script" || name == "style") {
+		// The element's body is code, not text: drop it through its end tag.
+		lower := strings.ToLower(rest[end:])
+		k := strings.Index(lower, "</"+name)
+		if k < 0 {
+			return i + len(rest), ""
+		}
+		if e := tagEnd(rest, end+k+2+len(name)); e >= 0 {
+			return i + e, ""
+		}
+		return i + len(rest), ""
+	}
+	if block {
+		return i + end, "\n"
+	}
+	if name == "td" || name == "th" {
+		return i + end, " "
+	}
+	return i + end, ""
+}
+
+// tagEnd finds the '>' closing a tag whose attributes start at rest[p],
+// honouring quoted attribute values; -1 if none within maxTagLen.
+func tagEnd(rest string, p int) int {
+	var quote byte
+	for ; p < len(rest) && p < maxTagLen; p++ {
+		c := rest[p]
+		switch {
+		case quote != 0:
+			if c == quote {
+				quote = 0
+			}
+		case c == '"' || c == '\'':
+			quote = c
+		case c == '<':
+			return -1
+		case c == '>':
+			return p + 1
+		}
+	}
+	return -1
+}
+
+func isAlpha(c byte) bool { return (c|0x20) >= 'a' && (c|0x20) <= 'z' }
+func isAlnum(c byte) bool { return isAlpha(c) || (c >= '0' && c <= '9') }
+
+// fnv64 constants: FNV-1a is simple, fast on short strings and, unlike
+// hash/maphash, the same in every process, which the split needs.
+const (
+	fnvOffset = 14695981039346656037
+	fnvPrime  = 1099511628211
+)
+
+func fnvString(h uint64, s string) uint64 {
+	for i := 0; i < len(s); i++ {
+		h ^= uint64(s[i])
+		h *= fnvPrime
+	}
+	return h
+}
+
+func fnvByte(h uint64, c byte) uint64 {
+	h ^= uint64(c)
+	return h * fnvPrime
+}
+
+// foldHash hashes the folded form of s: lower case, punctuation and symbols
+// removed, whitespace runs as one separator. Hashing while folding avoids
+// building the folded string for every record.
+func foldHash(h uint64, s string) uint64 {
+	space := false
+	wrote := false
+	var buf [utf8.UTFMax]byte
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			i++
+			switch {
+			case c >= 'A' && c <= 'Z':
+				c += 'a' - 'A'
+			case (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'):
+			case c == ' ' || c == '\n' || c == '\t' || c == '\r':
+				space = true
+				continue
+			default:
+				continue // ASCII punctuation, symbols, controls
+			}
+			if space && wrote {
+				h = fnvByte(h, ' ')
+			}
+			space, wrote = false, true
+			h = fnvByte(h, c)
+			continue
+		}
+		r, n := utf8.DecodeRuneInString(s[i:])
+		i += n
+		switch {
+		case unicode.IsSpace(r):
+			space = true
+			continue
+		case unicode.IsPunct(r) || unicode.IsSymbol(r) || dropRune(r):
+			continue
+		}
+		if space && wrote {
+			h = fnvByte(h, ' ')
+		}
+		space, wrote = false, true
+		n = utf8.EncodeRune(buf[:], unicode.ToLower(r))
+		for _, b := range buf[:n] {
+			h = fnvByte(h, b)
+		}
+	}
+	return h
+}
+
+// contentHashes returns the exact and the normalised hash of an example's
+// content (roles, turns, input, text), the keys for de-duplication and split.
+func contentHashes(ex *Example) (exact, folded uint64) {
+	exact, folded = fnvOffset, fnvOffset
+	add := func(tag byte, s string) {
+		exact = fnvString(fnvByte(exact, tag), s)
+		exact = fnvByte(exact, 0)
+		folded = foldHash(fnvByte(folded, tag), s)
+		folded = fnvByte(folded, 0)
+	}
+	if ex.IsText() {
+		add('t', ex.Text)
+		return exact, folded
+	}
+	for _, m := range ex.Messages {
+		add(m.Role[0], m.Content)
+	}
+	add('i', ex.Input)
+	return exact, folded
+}
