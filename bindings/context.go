@@ -1,0 +1,297 @@
+package bindings
+
+/*
+#include "llama.h"
+*/
+import "C"
+
+import (
+	"fmt"
+	"math"
+	"sync"
+	"unsafe"
+)
+
+// FlashAttn selects whether a context uses Flash Attention.
+type FlashAttn int
+
+// Flash Attention settings; the zero value lets llama.cpp decide per device.
+const (
+	FlashAttnAuto     FlashAttn = iota // llama.cpp decides (LLAMA_FLASH_ATTN_TYPE_AUTO)
+	FlashAttnEnabled                   // always on
+	FlashAttnDisabled                  // always off
+)
+
+// ContextOptions configures NewContext; zero fields take the defaults noted.
+type ContextOptions struct {
+	NCtx         int       // context length in tokens; 0 = the model's training context (llama.cpp rounds up to a multiple of 256)
+	NBatch       int       // most tokens one Decode accepts; 0 = min(2048, NCtx)
+	NUBatch      int       // physical micro-batch; 0 = min(512, NBatch)
+	NSeqMax      int       // distinct sequences the memory holds; 0 = 1
+	Threads      int       // threads for single-token decoding; 0 = one per CPU
+	ThreadsBatch int       // threads for prompt/batch decoding; 0 = Threads
+	Embeddings   bool      // also extract embeddings (Context.Embeddings)
+	FlashAttn    FlashAttn // Flash Attention policy
+	KVUnified    bool      // one KV buffer shared by all sequences instead of one per sequence
+}
+
+// Context is an inference session on a Model, the owner of a llama_context: its KV
+// memory, output buffers and active adapters. It is not meant for concurrent use (calls
+// are serialized by a mutex). Close it before or together with its Model; Model.Close
+// closes it too.
+type Context struct {
+	mu    sync.Mutex // guards everything below
+	ptr   *C.struct_llama_context
+	model *Model
+
+	nCtx, nCtxSeq, nBatch, nUBatch int
+	nSeqMax                        int
+	nVocab, nEmbdOut               int
+	embeddings                     bool
+
+	// outputs[i] is true when the last successful Decode computed the output of batch
+	// index i; Logits checks it so an invalid index never reaches C.
+	outputs  []bool
+	nOutputs int
+
+	adapters []AdapterScale // as last applied with SetAdapters
+}
+
+// NewContext creates a context on m. The caller owns it and must Close it.
+func NewContext(m *Model, opts ContextOptions) (*Context, error) {
+	if err := m.rlock(); err != nil {
+		return nil, err
+	}
+	defer m.mu.RUnlock()
+	if m.opts.VocabOnly {
+		return nil, fmt.Errorf("bindings: new context: model %s was loaded VocabOnly; load it with weights to decode", m.path)
+	}
+	for _, v := range []int{opts.NCtx, opts.NBatch, opts.NUBatch, opts.NSeqMax, opts.Threads, opts.ThreadsBatch} {
+		if v < 0 || v > math.MaxInt32 {
+			return nil, fmt.Errorf("bindings: new context: option value %d out of range", v)
+		}
+	}
+	if maxSeq := int(C.llama_max_parallel_sequences()); opts.NSeqMax > maxSeq {
+		return nil, fmt.Errorf("bindings: new context: NSeqMax %d exceeds llama.cpp's limit %d", opts.NSeqMax, maxSeq)
+	}
+
+	p := C.llama_context_default_params()
+	p.n_ctx = C.uint32_t(opts.NCtx)
+	if opts.NBatch > 0 {
+		p.n_batch = C.uint32_t(opts.NBatch)
+	} else if opts.NCtx > 0 {
+		p.n_batch = C.uint32_t(min(int(p.n_batch), opts.NCtx))
+	}
+	if opts.NUBatch > 0 {
+		p.n_ubatch = C.uint32_t(opts.NUBatch)
+	}
+	p.n_ubatch = min(p.n_ubatch, p.n_batch)
+	p.n_seq_max = C.uint32_t(max(opts.NSeqMax, 1))
+	threads := opts.Threads
+	if threads == 0 {
+		threads = defaultThreads()
+	}
+	threadsBatch := opts.ThreadsBatch
+	if threadsBatch == 0 {
+		threadsBatch = threads
+	}
+	p.n_threads = C.int32_t(threads)
+	p.n_threads_batch = C.int32_t(threadsBatch)
+	p.embeddings = C.bool(opts.Embeddings)
+	p.kv_unified = C.bool(opts.KVUnified)
+	switch opts.FlashAttn {
+	case FlashAttnEnabled:
+		p.flash_attn_type = C.LLAMA_FLASH_ATTN_TYPE_ENABLED
+	case FlashAttnDisabled:
+		p.flash_attn_type = C.LLAMA_FLASH_ATTN_TYPE_DISABLED
+	default:
+		p.flash_attn_type = C.LLAMA_FLASH_ATTN_TYPE_AUTO
+	}
+
+	ptr := C.llama_init_from_model(m.ptr, p)
+	if ptr == nil {
+		return nil, fmt.Errorf("bindings: new context on %s: llama.cpp refused the options (NCtx %d, NBatch %d, NSeqMax %d); its log says why",
+			m.path, opts.NCtx, opts.NBatch, opts.NSeqMax)
+	}
+	c := &Context{
+		ptr:        ptr,
+		model:      m,
+		nCtx:       int(C.llama_n_ctx(ptr)),
+		nCtxSeq:    int(C.llama_n_ctx_seq(ptr)),
+		nBatch:     int(C.llama_n_batch(ptr)),
+		nUBatch:    int(C.llama_n_ubatch(ptr)),
+		nSeqMax:    int(C.llama_n_seq_max(ptr)),
+		nVocab:     m.nVocab,
+		nEmbdOut:   int(C.llama_model_n_embd_out(m.ptr)),
+		embeddings: opts.Embeddings,
+	}
+	m.addContext(c)
+	return c, nil
+}
+
+// Close frees the context. It is idempotent and safe on a nil *Context.
+func (c *Context) Close() error {
+	if c == nil {
+		return nil
+	}
+	c.mu.Lock()
+	if c.ptr == nil {
+		c.mu.Unlock()
+		return nil
+	}
+	C.llama_free(c.ptr)
+	c.ptr = nil
+	c.outputs, c.adapters = nil, nil
+	c.mu.Unlock()
+	c.model.removeContext(c)
+	return nil
+}
+
+// lock locks the context and reports ErrClosed when it is closed; on success the caller
+// must call c.mu.Unlock.
+func (c *Context) lock() error {
+	if c == nil {
+		return ErrClosed
+	}
+	c.mu.Lock()
+	if c.ptr == nil {
+		c.mu.Unlock()
+		return ErrClosed
+	}
+	return nil
+}
+
+// Model returns the model the context was created on.
+func (c *Context) Model() *Model { return c.model }
+
+// NCtx returns the context length in tokens actually allocated.
+func (c *Context) NCtx() int { return c.nCtx }
+
+// NCtxSeq returns how many tokens one sequence can hold (NCtx unless sequences split it).
+func (c *Context) NCtxSeq() int { return c.nCtxSeq }
+
+// NBatch returns the most tokens one Decode accepts.
+func (c *Context) NBatch() int { return c.nBatch }
+
+// NUBatch returns the physical micro-batch size.
+func (c *Context) NUBatch() int { return c.nUBatch }
+
+// NSeqMax returns the number of distinct sequences the context holds.
+func (c *Context) NSeqMax() int { return c.nSeqMax }
+
+// SetThreads changes the thread counts for single-token and batch decoding.
+func (c *Context) SetThreads(threads, threadsBatch int) error {
+	if threads <= 0 || threadsBatch <= 0 {
+		return fmt.Errorf("bindings: thread counts must be positive, got %d and %d", threads, threadsBatch)
+	}
+	if err := c.lock(); err != nil {
+		return err
+	}
+	defer c.mu.Unlock()
+	C.llama_set_n_threads(c.ptr, C.int32_t(threads), C.int32_t(threadsBatch))
+	return nil
+}
+
+// Decode runs the model on the batch, appending its tokens to the context's memory. It
+// returns ErrKVCacheFull when no memory slot fits the batch (nothing changed),
+// ErrAborted, or a *DecodeError. The batch is checked in Go first: tokens inside the
+// vocabulary, sequence ids below NSeqMax, at most NBatch tokens.
+func (c *Context) Decode(b *Batch) error {
+	if b == nil || b.closed {
+		return fmt.Errorf("bindings: decode: batch: %w", ErrClosed)
+	}
+	if err := c.lock(); err != nil {
+		return err
+	}
+	defer c.mu.Unlock()
+	if err := c.checkBatch(b); err != nil {
+		return err
+	}
+	c.outputs, c.nOutputs = c.outputs[:0], 0
+	code := int32(C.llama_decode(c.ptr, b.c))
+	if err := decodeError(code); err != nil {
+		return err
+	}
+	v := b.view()
+	for _, l := range v.logits {
+		c.outputs = append(c.outputs, l != 0)
+		if l != 0 {
+			c.nOutputs++
+		}
+	}
+	return nil
+}
+
+// checkBatch validates a batch against the context before it reaches llama_decode.
+func (c *Context) checkBatch(b *Batch) error {
+	v := b.view()
+	if len(v.tokens) == 0 {
+		return fmt.Errorf("bindings: decode: empty batch")
+	}
+	if len(v.tokens) > c.nBatch {
+		return fmt.Errorf("bindings: decode: batch of %d tokens exceeds NBatch %d; split it or raise ContextOptions.NBatch", len(v.tokens), c.nBatch)
+	}
+	for i, t := range v.tokens {
+		if t < 0 || int(t) >= c.nVocab {
+			return fmt.Errorf("bindings: decode: batch token %d is %d, outside the vocabulary [0, %d)", i, t, c.nVocab)
+		}
+		for _, s := range unsafe.Slice(v.seqIDs[i], v.nSeq[i]) {
+			if s < 0 || int(s) >= c.nSeqMax {
+				return fmt.Errorf("bindings: decode: batch token %d has sequence id %d, outside [0, %d); raise ContextOptions.NSeqMax", i, s, c.nSeqMax)
+			}
+		}
+	}
+	return nil
+}
+
+// outputRow checks that the last Decode produced an output for batch index i (negative
+// i counts outputs from the end, -1 being the last).
+func (c *Context) outputRow(i int) error {
+	if i >= 0 {
+		if i < len(c.outputs) && c.outputs[i] {
+			return nil
+		}
+		return fmt.Errorf("bindings: batch index %d has no output: set its logits flag in Batch.Add before Decode", i)
+	}
+	if -i <= c.nOutputs {
+		return nil
+	}
+	return fmt.Errorf("bindings: output %d requested but the last Decode produced %d outputs", i, c.nOutputs)
+}
+
+// Logits returns a copy of the logits (one per vocabulary token) that the last Decode
+// computed for batch index i; negative i counts outputs from the end (-1 is the last).
+func (c *Context) Logits(i int) ([]float32, error) {
+	if err := c.lock(); err != nil {
+		return nil, err
+	}
+	defer c.mu.Unlock()
+	if err := c.outputRow(i); err != nil {
+		return nil, err
+	}
+	p := C.llama_get_logits_ith(c.ptr, C.int32_t(i))
+	if p == nil {
+		return nil, fmt.Errorf("bindings: no logits for batch index %d", i)
+	}
+	return append([]float32(nil), unsafe.Slice((*float32)(unsafe.Pointer(p)), c.nVocab)...), nil
+}
+
+// Embeddings returns a copy of the output embedding the last Decode computed for batch
+// index i (negative counts from the end); the context needs ContextOptions.Embeddings.
+func (c *Context) Embeddings(i int) ([]float32, error) {
+	if err := c.lock(); err != nil {
+		return nil, err
+	}
+	defer c.mu.Unlock()
+	if !c.embeddings {
+		return nil, fmt.Errorf("bindings: embeddings need a context created with ContextOptions.Embeddings")
+	}
+	if err := c.outputRow(i); err != nil {
+		return nil, err
+	}
+	p := C.llama_get_embeddings_ith(c.ptr, C.int32_t(i))
+	if p == nil {
+		return nil, fmt.Errorf("bindings: no embeddings for batch index %d", i)
+	}
+	return append([]float32(nil), unsafe.Slice((*float32)(unsafe.Pointer(p)), c.nEmbdOut)...), nil
+}
