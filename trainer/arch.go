@@ -1,0 +1,96 @@
+package trainer
+
+import (
+	"fmt"
+
+	"github.com/ecotune/ecotune/ggml"
+)
+
+// Dim names one dimension of a tensor in terms of a model's hyper-parameters.
+type Dim int
+
+// Dimensions a TensorSpec can name.
+const (
+	DimEmbd  Dim = iota // HParams.Embd
+	DimVocab            // HParams.Vocab
+	DimFF               // HParams.FF
+	DimQ                // HParams.Heads × HParams.HeadDim
+	DimKV               // HParams.HeadsKV × HParams.HeadDim
+)
+
+func (d Dim) size(hp HParams) int {
+	switch d {
+	case DimEmbd:
+		return hp.Embd
+	case DimVocab:
+		return hp.Vocab
+	case DimFF:
+		return hp.FF
+	case DimQ:
+		return hp.Heads * hp.HeadDim
+	case DimKV:
+		return hp.HeadsKV * hp.HeadDim
+	}
+	return -1
+}
+
+// TensorSpec is one GGUF tensor an architecture reads.
+type TensorSpec struct {
+	Name     string // GGUF name; in Arch.Block the part after "blk.N."
+	Dims     []Dim  // shape in ggml order (ne[0] first)
+	Optional bool   // absent in some files (biases, a tied output)
+	LoRA     string // target-module name when LoRA may adapt this weight ("attn_q"), else ""
+}
+
+// NormKind is the normalisation an architecture uses.
+type NormKind int
+
+// Normalisations.
+const (
+	NormRMS   NormKind = iota // x / rms(x) · w (Llama, Qwen2, Phi-3)
+	NormLayer                 // (x - mean) / std · w + b (Phi-2)
+)
+
+// Arch describes one architecture: which tensors it reads and how a block is built
+// from the shared pieces in blocks.go. Every value lives in the table in archs.go.
+type Arch struct {
+	Name     string       // general.architecture
+	Globals  []TensorSpec // tensors outside the blocks
+	Block    []TensorSpec // tensors of each block, named after "blk.N."
+	Norm     NormKind
+	RopeMode int // ggml.RopeNormal or ggml.RopeNeoX
+	// Layer returns block l applied to the residual stream x.
+	Layer func(b *builder, l int, x *ggml.Tensor) *ggml.Tensor
+}
+
+// Well-known tensor names the shared blocks refer to.
+const (
+	tokEmbd    = "token_embd.weight"
+	outputNorm = "output_norm.weight"
+	outputW    = "output.weight"
+)
+
+// lookupArch returns the table entry for name.
+func lookupArch(name string) (*Arch, error) {
+	for _, a := range architectures() {
+		if a.Name == name {
+			return a, nil
+		}
+	}
+	var names []string
+	for _, a := range architectures() {
+		names = append(names, a.Name)
+	}
+	return nil, fmt.Errorf("architecture %q is not supported (supported: %v)", name, names)
+}
+
+// loraTargets lists the target-module names arch lets LoRA adapt, in block order.
+func (a *Arch) loraTargets() []string {
+	var out []string
+	for _, s := range a.Block {
+		if s.LoRA != "" {
+			out = append(out, s.LoRA)
+		}
+	}
+	return out
+}

@@ -1,0 +1,24 @@
+// Package trainer fine-tunes GGUF language models with LoRA (and QLoRA: LoRA on a
+// quantized base) directly on ggml.
+//
+// A Model is a GGUF file loaded into a ggml weights buffer, described by an Arch (one
+// small declarative file per architecture, listed in the table in archs.go). A LoRA
+// holds trainable A/B pairs for chosen target modules in llama.cpp's adapter layout, so
+// WriteAdapter produces a file llama.cpp loads with --lora. Train runs the loop: batches
+// from a Dataset, masked cross-entropy, AdamW with a Go-computed learning-rate schedule,
+// gradient accumulation and global-norm clipping, periodic validation, metrics.jsonl.
+//
+//	m, err := trainer.LoadModel("base.gguf", trainer.ModelOptions{Threads: 2})
+//	if err != nil {
+//		return err
+//	}
+//	defer m.Close()
+//	cfg := trainer.DefaultConfig()
+//	cfg.LoRA.Rank, cfg.LoRA.Alpha = 8, 16
+//	res, err := trainer.Train(ctx, m, cfg, trainData, evalData)
+//	...
+//	err = res.LoRA.WriteAdapter("out/adapter.gguf")
+//
+// Ownership: a Model owns its ggml backend, weights buffer and scheduler; a LoRA owns
+// its own context and buffer; both must be closed, LoRA first.
+package trainer

@@ -1,0 +1,219 @@
+package trainer
+
+import (
+	"errors"
+	"fmt"
+	"runtime"
+
+	"github.com/ecotune/ecotune/ggml"
+	"github.com/ecotune/ecotune/gguf"
+)
+
+// ModelOptions configure LoadModel.
+type ModelOptions struct {
+	Threads int  // CPU threads; 0 means runtime.NumCPU()
+	GPU     bool // keep weights and compute on GPU 0 (a CUDA build); the CPU remains the fallback
+}
+
+// Model is a GGUF causal language model loaded into a ggml weights buffer. It owns its
+// backends, weights and scheduler; Close frees them. It is not safe for concurrent use.
+type Model struct {
+	Arch *Arch
+	HP   HParams
+	Path string
+	BOS  int32 // tokenizer.ggml.bos_token_id, or -1
+	EOS  int32 // tokenizer.ggml.eos_token_id, or -1
+
+	cpu, gpu   *ggml.Backend
+	ctx        *ggml.Context
+	buf        *ggml.Buffer
+	sched      *ggml.Scheduler
+	graphNodes int
+	kvType     ggml.Type // type K and V are rounded to in attention: F32, or F16 to mimic llama.cpp's cache
+	globals    map[string]*ggml.Tensor
+	blocks     []map[string]*ggml.Tensor
+}
+
+// LoadModel reads path, validates its architecture, hyper-parameters and tensor shapes
+// in Go, and copies its weights into a ggml buffer. The caller must Close the Model.
+func LoadModel(path string, opts ModelOptions) (m *Model, err error) {
+	f, err := gguf.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("trainer: load model: %w", err)
+	}
+	defer f.Close()
+	hp, err := readHParams(f.Meta)
+	if err != nil {
+		return nil, fmt.Errorf("trainer: load model %s: %w", path, err)
+	}
+	arch, err := lookupArch(hp.Arch)
+	if err != nil {
+		return nil, fmt.Errorf("trainer: load model %s: %w", path, err)
+	}
+	te, ok := f.Tensor(tokEmbd)
+	if !ok || len(te.Dims) != 2 || te.Dims[1] < 1 || te.Dims[1] > maxDim {
+		return nil, fmt.Errorf("trainer: load model %s: missing or malformed %s", path, tokEmbd)
+	}
+	hp.Vocab = int(te.Dims[1])
+
+	m = &Model{Arch: arch, HP: hp, Path: path, BOS: -1, EOS: -1, kvType: ggml.TypeF32}
+	defer func() {
+		if err != nil {
+			m.Close()
+			m = nil
+		}
+	}()
+	for key, dst := range map[string]*int32{"tokenizer.ggml.bos_token_id": &m.BOS, "tokenizer.ggml.eos_token_id": &m.EOS} {
+		if v, e := f.Meta.Int(key); e == nil && v >= 0 && v < int64(hp.Vocab) {
+			*dst = int32(v)
+		}
+	}
+
+	type pending struct {
+		t    *ggml.Tensor
+		name string
+	}
+	var todo []pending
+	nTensors := len(arch.Globals) + hp.Layers*len(arch.Block)
+	if m.ctx, err = ggml.NewContext(nTensors+1, 0); err != nil {
+		return nil, fmt.Errorf("trainer: load model %s: %w", path, err)
+	}
+	add := func(spec TensorSpec, name string) (*ggml.Tensor, error) {
+		info, ok := f.Tensor(name)
+		if !ok {
+			if spec.Optional {
+				return nil, nil
+			}
+			return nil, fmt.Errorf("tensor %s is missing", name)
+		}
+		if err := checkShape(spec, info, hp); err != nil {
+			return nil, err
+		}
+		typ := ggml.Type(info.Type)
+		if !typ.Valid() || typ == ggml.TypeI8 || typ == ggml.TypeI16 || typ == ggml.TypeI32 || typ == ggml.TypeI64 || typ == ggml.TypeF64 {
+			return nil, fmt.Errorf("tensor %s has type %s, which ecotune cannot train on", name, info.Type)
+		}
+		if len(spec.Dims) == 1 && typ != ggml.TypeF32 {
+			return nil, fmt.Errorf("tensor %s is %s; norm weights and biases must be f32", name, typ)
+		}
+		ne := make([]int, len(info.Dims))
+		for i, d := range info.Dims {
+			ne[i] = int(d)
+		}
+		var t *ggml.Tensor
+		if err := ggml.Build(func() { t = m.ctx.NewTensor(typ, ne...).SetName(name) }); err != nil {
+			return nil, fmt.Errorf("tensor %s: %w", name, err)
+		}
+		todo = append(todo, pending{t, name})
+		return t, nil
+	}
+	m.globals = map[string]*ggml.Tensor{}
+	for _, s := range arch.Globals {
+		t, err := add(s, s.Name)
+		if err != nil {
+			return nil, fmt.Errorf("trainer: load model %s: %w", path, err)
+		}
+		if t != nil {
+			m.globals[s.Name] = t
+		}
+	}
+	m.blocks = make([]map[string]*ggml.Tensor, hp.Layers)
+	for l := range m.blocks {
+		m.blocks[l] = map[string]*ggml.Tensor{}
+		for _, s := range arch.Block {
+			t, err := add(s, blockName(l, s.Name))
+			if err != nil {
+				return nil, fmt.Errorf("trainer: load model %s: %w", path, err)
+			}
+			if t != nil {
+				m.blocks[l][s.Name] = t
+			}
+		}
+	}
+
+	if m.cpu, err = ggml.NewCPUBackend(opts.Threads); err != nil {
+		return nil, fmt.Errorf("trainer: load model %s: %w", path, err)
+	}
+	backends := []*ggml.Backend{m.cpu}
+	weightsOn := m.cpu
+	if opts.GPU {
+		if m.gpu, err = ggml.NewGPUBackend(0); err != nil {
+			return nil, fmt.Errorf("trainer: load model %s: %w", path, err)
+		}
+		backends = []*ggml.Backend{m.gpu, m.cpu}
+		weightsOn = m.gpu
+	}
+	if m.buf, err = m.ctx.AllocTensors(weightsOn); err != nil {
+		return nil, fmt.Errorf("trainer: load model %s: weights: %w", path, err)
+	}
+	m.buf.MarkWeights()
+	for _, p := range todo {
+		data, err := f.Data(p.name)
+		if err != nil {
+			return nil, fmt.Errorf("trainer: load model %s: %w", path, err)
+		}
+		if err := p.t.SetBytes(data); err != nil {
+			return nil, fmt.Errorf("trainer: load model %s: %w", path, err)
+		}
+	}
+	// A training graph has the forward nodes (about 30 per block), their gradients and
+	// the helper nodes of the backward pass.
+	m.graphNodes = max(4096, 256*(hp.Layers+2))
+	if m.sched, err = ggml.NewScheduler(backends, m.graphNodes); err != nil {
+		return nil, fmt.Errorf("trainer: load model %s: %w", path, err)
+	}
+	return m, nil
+}
+
+func blockName(l int, name string) string { return fmt.Sprintf("blk.%d.%s", l, name) }
+
+func checkShape(spec TensorSpec, info gguf.TensorInfo, hp HParams) error {
+	want := make([]int64, len(spec.Dims))
+	for i, d := range spec.Dims {
+		want[i] = int64(d.size(hp))
+	}
+	got := info.Dims
+	for len(got) > len(want) && got[len(got)-1] == 1 {
+		got = got[:len(got)-1]
+	}
+	if len(got) != len(want) {
+		return fmt.Errorf("tensor %s has shape %v, the hyper-parameters say %v", info.Name, info.Dims, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			return fmt.Errorf("tensor %s has shape %v, the hyper-parameters say %v", info.Name, info.Dims, want)
+		}
+	}
+	return nil
+}
+
+// Weight returns the model's tensor named as in the GGUF file, or nil.
+func (m *Model) Weight(name string) *ggml.Tensor {
+	if t, ok := m.globals[name]; ok {
+		return t
+	}
+	var l int
+	var rest string
+	if n, _ := fmt.Sscanf(name, "blk.%d.%s", &l, &rest); n == 2 && l >= 0 && l < len(m.blocks) {
+		return m.blocks[l][rest]
+	}
+	return nil
+}
+
+// Close frees the scheduler, weights and backends. Safe to call twice.
+func (m *Model) Close() error {
+	if m == nil {
+		return nil
+	}
+	err := errors.Join(m.sched.Close(), m.buf.Close(), m.ctx.Close(), m.gpu.Close(), m.cpu.Close())
+	m.sched, m.buf, m.ctx, m.gpu, m.cpu = nil, nil, nil, nil, nil
+	return err
+}
+
+// SetThreads changes the number of CPU threads used for computing.
+func (m *Model) SetThreads(n int) error {
+	if n <= 0 {
+		n = runtime.NumCPU()
+	}
+	return m.cpu.SetThreads(n)
+}
