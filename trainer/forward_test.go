@@ -30,7 +30,7 @@ func TestForwardMatchesLibllama(t *testing.T) {
 	require.Greater(t, T, len(s2))
 	tokens := make([]int32, 2*T)
 	copy(tokens, s1)
-	copy(tokens[T:], s2) // the rest is padding (token 0)
+	copy(tokens[T:], s2)    // the rest is padding (token 0)
 	m.kvType = ggml.TypeF16 // as libllama's default KV cache
 	got, err := m.Logits(tokens, 2, T, nil)
 	require.NoError(t, err)
