@@ -34,7 +34,7 @@ deps:
 	      { echo "make: apt-get install$$missing failed" >&2; exit 1; }; \
 	  else \
 	    echo "make: please install:$$missing (Debian package names)" >&2; \
-	    for t in$$missing; do case $$t in cmake|git|npm|g++) exit 1;; esac; done; \
+	    for t in $$missing; do case $$t in cmake|git|npm|g++) exit 1;; esac; done; \
 	  fi; \
 	fi
 	@command -v $(GO) >/dev/null || { echo "make: Go is required (https://go.dev/dl)" >&2; exit 1; }
