@@ -33,7 +33,7 @@ func requireStories(t testing.TB) {
 func loadStories(t testing.TB) *Model {
 	t.Helper()
 	requireStories(t)
-	m, err := LoadModel(storiesPath, ModelOptions{Threads: 2})
+	m, err := LoadModel(storiesPath, ModelOptions{Threads: 1})
 	require.NoError(t, err)
 	t.Cleanup(func() { m.Close() })
 	return m

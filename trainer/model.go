@@ -156,9 +156,9 @@ func LoadModel(path string, opts ModelOptions) (m *Model, err error) {
 			return nil, fmt.Errorf("trainer: load model %s: %w", path, err)
 		}
 	}
-	// A training graph has the forward nodes (about 30 per block), their gradients and
+	// A training graph has the forward nodes (about 70 per block with LoRA on every module), their gradients and
 	// the helper nodes of the backward pass.
-	m.graphNodes = max(4096, 256*(hp.Layers+2))
+	m.graphNodes = max(4096, 512*(hp.Layers+2))
 	if m.sched, err = ggml.NewScheduler(backends, m.graphNodes); err != nil {
 		return nil, fmt.Errorf("trainer: load model %s: %w", path, err)
 	}

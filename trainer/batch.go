@@ -1,0 +1,59 @@
+package trainer
+
+import "fmt"
+
+// Batch is B right-padded sequences of T tokens with, per position, the token that
+// position must predict, or -1 where the loss ignores it (prompt, padding, the end).
+type Batch struct {
+	B, T   int
+	Tokens []int32 // B·T, sequence-major
+	Labels []int32 // B·T: the next token when it is a target, else -1
+}
+
+// Targets is the number of positions the loss counts.
+func (b *Batch) Targets() int {
+	n := 0
+	for _, l := range b.Labels {
+		if l >= 0 {
+			n++
+		}
+	}
+	return n
+}
+
+// targetRows lists the positions with a label and those labels.
+func (b *Batch) targetRows() (rows, labels []int32) {
+	for i, l := range b.Labels {
+		if l >= 0 {
+			rows = append(rows, int32(i))
+			labels = append(labels, l)
+		}
+	}
+	return rows, labels
+}
+
+// NewBatch packs examples into a batch of sequences of T tokens: each is cut to T+1
+// tokens (its last one is only predicted, never input), then right-padded with pad.
+// Position t of a sequence predicts token t+1 when Mask[t+1] is set.
+func NewBatch(examples []Example, T int, pad int32) (*Batch, error) {
+	if len(examples) == 0 || T < 1 {
+		return nil, fmt.Errorf("trainer: a batch needs examples and a positive length, got %d and %d", len(examples), T)
+	}
+	b := &Batch{B: len(examples), T: T, Tokens: make([]int32, len(examples)*T), Labels: make([]int32, len(examples)*T)}
+	for s, ex := range examples {
+		if len(ex.Mask) != len(ex.IDs) {
+			return nil, fmt.Errorf("trainer: example %d has %d tokens and %d mask entries", s, len(ex.IDs), len(ex.Mask))
+		}
+		for t := 0; t < T; t++ {
+			i := s*T + t
+			b.Tokens[i], b.Labels[i] = pad, -1
+			if t < len(ex.IDs) {
+				b.Tokens[i] = ex.IDs[t]
+				if t+1 < len(ex.IDs) && ex.Mask[t+1] {
+					b.Labels[i] = ex.IDs[t+1]
+				}
+			}
+		}
+	}
+	return b, nil
+}

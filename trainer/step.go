@@ -1,0 +1,148 @@
+package trainer
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+
+	"github.com/ecotune/ecotune/ggml"
+)
+
+// stepGraph computes the masked loss of one batch shape and, when training, adds
+// weight·∇loss to the optimizer's gradient accumulators.
+//
+// The loss is the mean cross-entropy over target positions only. Rather than computing
+// logits for every position and masking them (a [vocab, B·T] tensor of logits, another
+// of labels, and ggml's cross-entropy backward, which assumes each label row sums to 1,
+// would give masked rows a gradient), the graph gathers the K target positions' hidden
+// states with get_rows first: logits and one-hot labels are [vocab, K], the output
+// projection runs on targets alone, and ggml's mean over rows is exactly the masked mean.
+// get_rows' backward scatters the gradient back to the gathered positions.
+type stepGraph struct {
+	m       *Model
+	c       *ggml.Context
+	b       *builder
+	g       *ggml.Graph
+	loss    *ggml.Tensor
+	rows    *ggml.Tensor // I32 [K] target positions
+	labels  *ggml.Tensor // F32 [vocab, K] one-hot
+	weight  *ggml.Tensor // F32 [1] accumulation weight
+	B, T, K int
+	train   bool
+}
+
+// newStepGraph builds the graph for batches of B×T with K targets. accs (training
+// only) are the gradient accumulators of lora's parameters, in lora.params() order.
+func newStepGraph(m *Model, lora *LoRA, accs []*ggml.Tensor, B, T, K int, dropout float32) (s *stepGraph, err error) {
+	s = &stepGraph{m: m, B: B, T: T, K: K, train: accs != nil}
+	if s.c, err = m.newComputeContext(); err != nil {
+		return nil, err
+	}
+	err = ggml.Build(func() {
+		c := s.c
+		s.b = newBuilder(c, m, lora, B, T, dropout)
+		s.rows = c.NewTensor(ggml.TypeI32, K).SetName("target_rows").SetInput()
+		s.labels = c.NewTensor(ggml.TypeF32, m.HP.Vocab, K).SetName("labels").SetInput()
+		h := c.GetRows(s.b.hidden(), s.rows)
+		s.loss = c.CrossEntropyLoss(s.b.logits(h), s.labels).SetName("loss").SetOutput()
+		s.g = c.NewGraph(m.graphNodes, s.train)
+		s.g.Expand(s.loss)
+		if !s.train {
+			return
+		}
+		s.loss.SetLoss()
+		s.g.BuildBackward(c)
+		s.weight = c.NewTensor(ggml.TypeF32, 1).SetName("acc_weight").SetInput()
+		for i, p := range lora.params() {
+			grad := s.g.Grad(p)
+			if grad == nil {
+				opErr(fmt.Sprintf("%s gets no gradient from the loss", p.Name()))
+			}
+			s.g.Expand(c.Cpy(c.Add(accs[i], c.Mul(grad, s.weight)), accs[i]))
+		}
+	})
+	if err != nil {
+		s.c.Close()
+		return nil, fmt.Errorf("trainer: building the training graph: %w", err)
+	}
+	return s, nil
+}
+
+func opErr(msg string) { panic(&ggml.OpError{Op: "trainer", Msg: msg}) }
+
+// run computes the batch's loss (and, when training, accumulates weight·∇loss). rng
+// draws the dropout masks; it may be nil without dropout.
+func (s *stepGraph) run(batch *Batch, weight float32, rng *rand.Rand) (float64, error) {
+	if batch.B != s.B || batch.T != s.T {
+		return 0, fmt.Errorf("trainer: batch of %d×%d run on a graph for %d×%d", batch.B, batch.T, s.B, s.T)
+	}
+	rows, labels := batch.targetRows()
+	if len(rows) != s.K {
+		return 0, fmt.Errorf("trainer: batch has %d targets, the graph %d", len(rows), s.K)
+	}
+	if err := s.m.sched.Alloc(s.g); err != nil {
+		return 0, fmt.Errorf("trainer: step: %w", err)
+	}
+	if err := s.b.setInputs(batch.Tokens); err != nil {
+		return 0, fmt.Errorf("trainer: step inputs: %w", err)
+	}
+	if err := s.rows.SetI32(rows); err != nil {
+		return 0, fmt.Errorf("trainer: step inputs: %w", err)
+	}
+	V := s.m.HP.Vocab
+	onehot := make([]float32, V*s.K)
+	for i, l := range labels {
+		onehot[i*V+int(l)] = 1
+	}
+	if err := s.labels.SetF32(onehot); err != nil {
+		return 0, fmt.Errorf("trainer: step inputs: %w", err)
+	}
+	for _, dm := range s.b.dropMask {
+		if err := dm.SetF32(dropoutMask(dm.Elements(), s.b.dropout, rng)); err != nil {
+			return 0, fmt.Errorf("trainer: dropout mask: %w", err)
+		}
+	}
+	if s.train {
+		if err := s.weight.SetF32([]float32{weight}); err != nil {
+			return 0, fmt.Errorf("trainer: step inputs: %w", err)
+		}
+		s.g.Reset()
+	}
+	if err := s.m.sched.Run(s.g); err != nil {
+		return 0, fmt.Errorf("trainer: step: %w", err)
+	}
+	v, err := s.loss.F32()
+	if err != nil {
+		return 0, fmt.Errorf("trainer: reading the loss: %w", err)
+	}
+	loss := float64(v[0])
+	if math.IsNaN(loss) || math.IsInf(loss, 0) {
+		return loss, fmt.Errorf("trainer: %w: loss is %g", ErrNonFinite, loss)
+	}
+	return loss, nil
+}
+
+// ErrNonFinite is wrapped by errors that stop training on a NaN or infinite loss or
+// gradient norm.
+var ErrNonFinite = errors.New("non-finite value")
+
+// dropoutMask returns n inverted-dropout factors: 0 with probability p, else 1/(1-p).
+func dropoutMask(n int, p float32, rng *rand.Rand) []float32 {
+	out := make([]float32, n)
+	keep := 1 / (1 - p)
+	for i := range out {
+		if rng.Float32() >= p {
+			out[i] = keep
+		}
+	}
+	return out
+}
+
+// Close frees the graph's context.
+func (s *stepGraph) Close() error {
+	if s == nil {
+		return nil
+	}
+	return s.c.Close()
+}
