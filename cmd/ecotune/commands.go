@@ -10,5 +10,8 @@ func commands() []*cli.Command {
 	return []*cli.Command{
 		devicesCommand(),
 		evalCommand(),
+		generateCommand(),
+		quantizeCommand(),
+		initCommand(),
 	}
 }

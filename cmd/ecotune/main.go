@@ -39,7 +39,7 @@ func newApp(stdout, stderr io.Writer, notFound *bool) *cli.App {
 			&cli.BoolFlag{Name: "verbose", Usage: "log llama.cpp and ggml messages"},
 		},
 		Before: func(c *cli.Context) error {
-			level := slog.LevelWarn
+			level := slog.LevelError // llama.cpp warns about things users cannot change
 			if c.Bool("verbose") {
 				level = slog.LevelDebug
 			}
