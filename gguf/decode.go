@@ -16,6 +16,7 @@ const decodeBufSize = 64 << 10
 // read that would pass the end of the input before allocating for it.
 type decoder struct {
 	r      io.ReaderAt
+	mem    []byte // the whole input when it is in memory: read in place
 	size   int64
 	pos    int64  // offset of the next byte to decode
 	buf    []byte // window of the input starting at bufPos
@@ -23,8 +24,14 @@ type decoder struct {
 	bufLen int // valid bytes in buf
 }
 
+// newDecoder reads size bytes from r.
 func newDecoder(r io.ReaderAt, size int64) *decoder {
 	return &decoder{r: r, size: size, buf: make([]byte, min(size, decodeBufSize))}
+}
+
+// newMemDecoder reads b in place, without a copy.
+func newMemDecoder(b []byte) *decoder {
+	return &decoder{mem: b, size: int64(len(b))}
 }
 
 // remaining returns the number of input bytes after pos.
@@ -38,6 +45,11 @@ func (d *decoder) truncated(n int64) error {
 func (d *decoder) next(n int) ([]byte, error) {
 	if int64(n) > d.remaining() {
 		return nil, d.truncated(int64(n))
+	}
+	if d.mem != nil {
+		b := d.mem[d.pos : d.pos+int64(n)]
+		d.pos += int64(n)
+		return b, nil
 	}
 	if d.pos < d.bufPos || d.pos+int64(n) > d.bufPos+int64(d.bufLen) {
 		want := int(min(int64(len(d.buf)), d.remaining()))
@@ -110,7 +122,7 @@ func (d *decoder) str() (string, error) {
 	if n > uint64(d.remaining()) {
 		return "", fmt.Errorf("string length %d exceeds the %d bytes left in the file", n, d.remaining())
 	}
-	if n <= uint64(len(d.buf)) {
+	if d.mem != nil || n <= uint64(len(d.buf)) {
 		b, err := d.next(int(n))
 		if err != nil {
 			return "", err

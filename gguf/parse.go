@@ -13,16 +13,22 @@ const (
 	minTensorInfoSize = 8 + 4 + 4 + 8 // name length (empty name), n_dims 0, type, offset
 )
 
-// parse reads and validates the header of a GGUF file of size bytes. name is
-// used in error messages only.
-func parse(name string, r io.ReaderAt, size int64) (*File, error) {
+// parse reads and validates the header of a GGUF file of size bytes from r, or
+// from mem when the file is in memory (then r reads mem). name is used in error
+// messages only.
+func parse(name string, r io.ReaderAt, size int64, mem []byte) (*File, error) {
 	fail := func(context string, err error) error {
 		return &FormatError{File: name, Context: context, Err: err}
 	}
 	if size < 0 {
 		return nil, fail("", fmt.Errorf("negative size %d", size))
 	}
-	d := newDecoder(r, size)
+	var d *decoder
+	if mem != nil {
+		d = newMemDecoder(mem)
+	} else {
+		d = newDecoder(r, size)
+	}
 	f := &File{Path: name, Size: size, src: r}
 
 	if err := f.parseHeader(d); err != nil {
@@ -130,7 +136,9 @@ func readTensorInfo(d *decoder) (TensorInfo, error) {
 	if nd > MaxDims {
 		return t, fmt.Errorf("%d dimensions, more than %d", nd, MaxDims)
 	}
-	t.Dims = make([]int64, nd)
+	if nd > 0 {
+		t.Dims = make([]int64, nd)
+	}
 	for j := range t.Dims {
 		n, err := d.u64()
 		if err != nil {

@@ -62,7 +62,7 @@ func Open(path string) (*File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("gguf: %s: %w", path, err)
 	}
-	f, err := parse(path, bytes.NewReader(data), int64(len(data)))
+	f, err := parse(path, bytes.NewReader(data), int64(len(data)), data)
 	if err != nil {
 		_ = unmap()
 		return nil, err
@@ -74,13 +74,13 @@ func Open(path string) (*File, error) {
 // Parse reads and validates a GGUF file of size bytes from r. Tensor data stays
 // in r and is read through Reader; Data returns ErrNotMapped.
 func Parse(r io.ReaderAt, size int64) (*File, error) {
-	return parse("", r, size)
+	return parse("", r, size, nil)
 }
 
 // ParseBytes parses a GGUF file held in b. Data returns views into b, which the
 // caller must not modify while the File is in use.
 func ParseBytes(b []byte) (*File, error) {
-	f, err := parse("", bytes.NewReader(b), int64(len(b)))
+	f, err := parse("", bytes.NewReader(b), int64(len(b)), b)
 	if err != nil {
 		return nil, err
 	}

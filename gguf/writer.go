@@ -191,9 +191,9 @@ var _ io.WriterTo = (*Builder)(nil)
 
 // write writes a planned file.
 func (b *Builder) write(w io.Writer, p *plan) (int64, error) {
-	// Large tensor writes pass straight through the buffer; it batches the
-	// header and small tensors.
-	cw := &countingWriter{w: bufio.NewWriterSize(w, 1<<20)}
+	// The buffer batches the header and small tensors; large tensor writes
+	// pass straight through it. Small files get a small one.
+	cw := &countingWriter{w: bufio.NewWriterSize(w, int(min(max(p.end, 4<<10), 256<<10)))}
 	bw := cw.w.(*bufio.Writer)
 	if _, err := cw.Write(p.header); err != nil {
 		return cw.n, fmt.Errorf("gguf: writing header: %w", err)
@@ -230,7 +230,9 @@ func (b *Builder) fill(cw *countingWriter, end int64) error {
 		return nil
 	}
 	if b.exact != nil {
-		if _, err := io.Copy(cw, io.NewSectionReader(b.exact.src, cw.n, n)); err != nil {
+		// A buffer sized to the gap: io.Copy would allocate 32 KiB for each one.
+		buf := make([]byte, min(n, 32<<10))
+		if _, err := io.CopyBuffer(cw, io.NewSectionReader(b.exact.src, cw.n, n), buf); err != nil {
 			return fmt.Errorf("gguf: copying bytes at offset %d: %w", cw.n, err)
 		}
 		return nil
@@ -249,7 +251,7 @@ func (b *Builder) fill(cw *countingWriter, end int64) error {
 // WriteFile writes the file atomically: to a temporary file in path's
 // directory, synced, then renamed over path. On failure nothing is left behind
 // and an existing file at path is untouched.
-func (b *Builder) WriteFile(path string) (err error) {
+func (b *Builder) WriteFile(path string) error {
 	p, err := b.plan()
 	if err != nil {
 		return err
@@ -258,9 +260,11 @@ func (b *Builder) WriteFile(path string) (err error) {
 	if err != nil {
 		return fmt.Errorf("gguf: %w", err)
 	}
+	renamed := false
 	defer func() {
-		// Also runs when a DataFunc panics, so no temporary file survives it.
-		if err != nil {
+		// A flag rather than the error: this must also run when a DataFunc
+		// panics, so that no temporary file survives it.
+		if !renamed {
 			_ = tmp.Close()
 			_ = os.Remove(tmp.Name())
 		}
@@ -282,6 +286,7 @@ func (b *Builder) WriteFile(path string) (err error) {
 	if err = os.Rename(tmp.Name(), path); err != nil {
 		return fmt.Errorf("gguf: %w", err)
 	}
+	renamed = true
 	syncDir(filepath.Dir(path))
 	return nil
 }
