@@ -32,8 +32,9 @@ func CleanText(s string, keepHTML bool) string {
 		s = strings.ReplaceAll(s, "\r\n", "\n")
 		s = strings.ReplaceAll(s, "\r", "\n")
 	}
-	s = norm.NFC.String(s)
-	return tidySpace(s)
+	// NFC last: dropping a control character can bring a base letter and a
+	// combining mark together, which only then compose.
+	return norm.NFC.String(tidySpace(s))
 }
 
 // isClean is the fast path: most fields in real datasets are plain ASCII
@@ -73,7 +74,7 @@ func isClean(s string, keepHTML bool) bool {
 	return true
 }
 
-// tidySpace applies the character and whitespace rules of CleanText to NFC text.
+// tidySpace applies the character and whitespace rules of CleanText.
 func tidySpace(s string) string {
 	var b strings.Builder
 	b.Grow(len(s))

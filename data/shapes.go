@@ -173,6 +173,9 @@ func (c *converter) fill(ex *Example, rec map[string]any) error {
 	if _, _, ok := lookup(rec, c.text); ok {
 		return c.fillAs(ShapeText, ex, rec)
 	}
+	if k, v, ok := lookup(rec, c.messages); ok {
+		return &RecordError{Reason: ReasonWrongType, Field: k, Detail: "want a list of turns, got " + typeName(v)}
+	}
 	if hasQ {
 		return &RecordError{Reason: ReasonMissingField, Field: c.answer[0], Detail: fmt.Sprintf("record has %q but no answer field (%s)", qk, strings.Join(c.answer, ", "))}
 	}

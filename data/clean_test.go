@@ -1,0 +1,122 @@
+package data
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"golang.org/x/text/unicode/norm"
+)
+
+func TestCleanText(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"already clean", "already clean"},
+		{"  trim me \n", "trim me"},
+		{"a  b \t c", "a b c"},
+		{"line one   \nline two", "line one\nline two"},
+		{"p1\n\n\n\n\np2", "p1\n\np2"},
+		{"windows\r\nand mac\rends", "windows\nand mac\nends"},
+		{"def f():\n    return 1", "def f():\n    return 1"}, // indentation kept for code
+		{"e\u0301te\u0301", "été"},                          // NFD to NFC
+		{"zero\u200bwidth\ufeff bom\u00adsoft", "zerowidth bomsoft"},
+		{"bell\x07 and nul\x00", "bell and nul"},
+		{"nbsp\u00a0\u00a0here", "nbsp here"},
+		{"emoji 👩\u200d🔬 kept", "emoji 👩\u200d🔬 kept"}, // ZWJ sequences survive
+		{"bad \xff utf8", "bad \ufffd utf8"},
+		{"<p>Para one.</p><p>Para two.</p>", "Para one.\n\nPara two."},
+		{"x<br>y<br/>z", "x\ny\nz"},
+		{`<a href="https://x.org/?a=1&b=>2">link</a> text`, "link text"},
+		{"<!-- comment -->visible", "visible"},
+		{"<script>alert('x')</script>safe<style>p{}</style>", "safe"},
+		{"AT&amp;T &lt;b&gt; &#8364;5 &copy; &nbsp;x", "AT&T <b> €5 © x"},
+		{"if a < b && c > d", "if a < b && c > d"},
+		{"List<T> and Map<K, V>", "List<T> and Map<K, V>"},
+		{"a <b c", "a <b c"},
+		{"<td>a</td><td>b</td>", "a b"},
+	} {
+		got := CleanText(tc.in, false)
+		assert.Equal(t, tc.want, got, "%q", tc.in)
+		assert.True(t, norm.NFC.IsNormalString(got))
+		if !strings.Contains(tc.in, "&lt;") { // escaped markup becomes literal text, which a second pass would strip
+			assert.Equal(t, got, CleanText(got, false), "idempotent on %q", tc.in)
+		}
+	}
+	assert.Equal(t, "<b>bold</b> &amp;", CleanText("<b>bold</b> &amp;", true), "keepHTML")
+}
+
+func FuzzCleanText(f *testing.F) {
+	f.Add("<p>x&amp;y</p>\r\n  z\u0301")
+	f.Fuzz(func(t *testing.T, s string) {
+		got := CleanText(s, false)
+		if !norm.NFC.IsNormalString(got) {
+			t.Fatalf("not NFC: %q -> %q", s, got)
+		}
+		for _, r := range got {
+			if dropRune(r) && r != '\n' && r != '\t' {
+				t.Fatalf("control character left: %q -> %q", s, got)
+			}
+		}
+	})
+}
+
+func TestFoldHashFoldsCaseSpacePunctuation(t *testing.T) {
+	h := func(s string) uint64 { return foldHash(fnvOffset, s) }
+	assert.Equal(t, h("What is CO2?"), h("  what   is co2"))
+	assert.Equal(t, h("Don't stop."), h("dont stop"))
+	assert.Equal(t, h("ÉTÉ — chaud!"), h("été chaud"))
+	assert.NotEqual(t, h("what is co2"), h("what is co3"))
+	assert.NotEqual(t, h("ab c"), h("a bc"))
+}
+
+func TestHashSet(t *testing.T) {
+	var s hashSet
+	for i := range uint64(10000) {
+		assert.True(t, s.add(mix64(i)))
+	}
+	assert.True(t, s.add(0))
+	assert.False(t, s.add(0))
+	for i := range uint64(10000) {
+		assert.False(t, s.add(mix64(i)))
+	}
+	assert.Equal(t, 10001, s.n)
+}
+
+func TestSplitAssignFractions(t *testing.T) {
+	fr, err := NewFractions(0.05, 0.05)
+	assert.NoError(t, err)
+	assert.InDelta(t, 0.9, fr.Train, 1e-12)
+	counts := map[Split]int{}
+	for i := range uint64(100000) {
+		counts[fr.Assign(fnvString(fnvOffset, string(rune(i))+"x"), 42)]++
+	}
+	assert.InDelta(t, 90000, counts[SplitTrain], 600)
+	assert.InDelta(t, 5000, counts[SplitVal], 400)
+	assert.InDelta(t, 5000, counts[SplitTest], 400)
+	only, _ := NewFractions(0, 0)
+	assert.Equal(t, SplitTrain, only.Assign(123, 1))
+	_, err = NewFractions(-0.1, 0)
+	assert.Error(t, err)
+}
+
+func TestAugmentVariants(t *testing.T) {
+	ex := &Example{ID: "x", Shape: ShapeQA, Messages: []Message{{RoleSystem, "S"}, {RoleUser, "What is CO2?"}, {RoleAssistant, "A gas."}}}
+	a := augment(ex, 3, 1, 99)
+	b := augment(ex, 3, 1, 99)
+	assert.Equal(t, a, b, "seeded")
+	assert.Len(t, a, 3)
+	seen := map[string]bool{}
+	for i, v := range a {
+		assert.True(t, v.Augmented)
+		assert.Equal(t, "x-aug"+string(rune('1'+i)), v.ID)
+		assert.Equal(t, "S", v.Messages[0].Content)
+		assert.Equal(t, "A gas.", v.Messages[2].Content)
+		assert.NotEqual(t, "What is CO2?", v.Messages[1].Content)
+		assert.Contains(t, v.Messages[1].Content, "hat is CO2?")
+		assert.False(t, seen[v.Messages[1].Content], "variants differ")
+		seen[v.Messages[1].Content] = true
+	}
+	assert.Equal(t, "What is CO2?", ex.Messages[1].Content, "the original is untouched")
+	assert.Equal(t, "CO2 levels", lowerFirst("CO2 levels"))
+	assert.Equal(t, "the sea", lowerFirst("The sea"))
+	assert.Empty(t, augment(&Example{Shape: ShapeText, Text: "t"}, 2, 1, 1))
+}
