@@ -24,6 +24,11 @@ case "$variant" in
       die "CUDA=1 needs nvcc: install the CUDA toolkit (Debian: nvidia-cuda-toolkit) or put /usr/local/cuda/bin on PATH"
     [[ -x /usr/local/cuda/bin/nvcc ]] && export PATH="/usr/local/cuda/bin:$PATH"
     opts+=(-DGGML_CUDA=ON "-DCMAKE_CUDA_ARCHITECTURES=$cuda_arch")
+    nvcc_major="$(nvcc --version | sed -n 's/.*release \([0-9]*\)\..*/\1/p')"
+    if [[ -n "$nvcc_major" && "$nvcc_major" -lt 12 ]]; then
+      echo "scripts/build-native.sh: CUDA $nvcc_major.x: adding scripts/cuda11_compat.h (PDL off at run time)" >&2
+      opts+=("-DCMAKE_CUDA_FLAGS=-include $root/scripts/cuda11_compat.h")
+    fi
     ;;
   *) die "unknown variant '$variant' (cpu or cuda)" ;;
 esac
