@@ -8,6 +8,7 @@ type Batch struct {
 	B, T   int
 	Tokens []int32 // B·T, sequence-major
 	Labels []int32 // B·T: the next token when it is a target, else -1
+	Real   int     // positions holding a real token (not padding)
 }
 
 // Targets is the number of positions the loss counts.
@@ -48,6 +49,7 @@ func NewBatch(examples []Example, T int, pad int32) (*Batch, error) {
 			i := s*T + t
 			b.Tokens[i], b.Labels[i] = pad, -1
 			if t < len(ex.IDs) {
+				b.Real++
 				b.Tokens[i] = ex.IDs[t]
 				if t+1 < len(ex.IDs) && ex.Mask[t+1] {
 					b.Labels[i] = ex.IDs[t+1]
