@@ -136,8 +136,8 @@ func NewLoRA(m *Model, cfg LoRAConfig) (l *LoRA, err error) {
 					continue
 				}
 				p := &loraPair{Base: base}
-				p.A = l.ctx.NewTensor(ggml.TypeF32, w.Ne(0), cfg.Rank).SetName(base[:len(base)-len(".weight")] + ".lora_a").SetParam()
-				p.B = l.ctx.NewTensor(ggml.TypeF32, cfg.Rank, w.Ne(1)).SetName(base[:len(base)-len(".weight")] + ".lora_b").SetParam()
+				p.A = l.ctx.NewTensor(ggml.TypeF32, w.Ne(0), cfg.Rank).SetName(base + ".lora_a").SetParam()
+				p.B = l.ctx.NewTensor(ggml.TypeF32, cfg.Rank, w.Ne(1)).SetName(base + ".lora_b").SetParam()
 				l.pairs = append(l.pairs, p)
 				l.byBase[base] = p
 			}
@@ -200,7 +200,7 @@ func (l *LoRA) Params() int {
 	return n
 }
 
-// Names lists the adapter's tensor names (name.lora_a, name.lora_b per adapted weight).
+// Names lists the adapter's tensor names (<base>.weight.lora_a, <base>.weight.lora_b per adapted weight).
 func (l *LoRA) Names() []string {
 	var out []string
 	for _, p := range l.pairs {

@@ -85,13 +85,13 @@ func TestLoRAShapesAndTargets(t *testing.T) {
 	assert.Equal(t, []string{"attn_q", "ffn_down"}, l.Config.Targets)
 	assert.Equal(t, float32(2), l.Scale())
 	assert.Equal(t, 5*(64*4+4*64+172*4+4*64), l.Params())
-	assert.Equal(t, []int{64, 4}, l.tensor("blk.0.attn_q.lora_a").Shape())
-	assert.Equal(t, []int{4, 64}, l.tensor("blk.0.attn_q.lora_b").Shape())
-	assert.Equal(t, []int{172, 4}, l.tensor("blk.3.ffn_down.lora_a").Shape())
-	b, err := l.Get("blk.3.ffn_down.lora_b")
+	assert.Equal(t, []int{64, 4}, l.tensor("blk.0.attn_q.weight.lora_a").Shape())
+	assert.Equal(t, []int{4, 64}, l.tensor("blk.0.attn_q.weight.lora_b").Shape())
+	assert.Equal(t, []int{172, 4}, l.tensor("blk.3.ffn_down.weight.lora_a").Shape())
+	b, err := l.Get("blk.3.ffn_down.weight.lora_b")
 	require.NoError(t, err)
 	assert.Equal(t, make([]float32, 4*64), b, "B starts at zero")
-	a, err := l.Get("blk.3.ffn_down.lora_a")
+	a, err := l.Get("blk.3.ffn_down.weight.lora_a")
 	require.NoError(t, err)
 	bound := float32(1 / math.Sqrt(172))
 	for _, v := range a {
@@ -164,8 +164,8 @@ func TestLoRAGradientsMatchFiniteDifferences(t *testing.T) {
 	}
 	const eps = 1e-2
 	worst := 0.0
-	for _, name := range []string{"blk.0.attn_q.lora_a", "blk.0.attn_q.lora_b", "blk.1.attn_k.lora_a", "blk.2.attn_v.lora_b",
-		"blk.3.attn_output.lora_a", "blk.4.ffn_gate.lora_b", "blk.2.ffn_up.lora_a", "blk.4.ffn_down.lora_b", "blk.1.ffn_down.lora_a"} {
+	for _, name := range []string{"blk.0.attn_q.weight.lora_a", "blk.0.attn_q.weight.lora_b", "blk.1.attn_k.weight.lora_a", "blk.2.attn_v.weight.lora_b",
+		"blk.3.attn_output.weight.lora_a", "blk.4.ffn_gate.weight.lora_b", "blk.2.ffn_up.weight.lora_a", "blk.4.ffn_down.weight.lora_b", "blk.1.ffn_down.weight.lora_a"} {
 		g := grads[name]
 		require.NotEmpty(t, g, name)
 		orig, err := l.Get(name)
