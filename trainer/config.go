@@ -28,9 +28,9 @@ type Config struct {
 	// MetricsPath, if set, is the metrics.jsonl file every record is appended to.
 	MetricsPath string
 	// OnStep, if set, is called after every optimizer step (for a progress bar).
-	OnStep func(StepInfo)
+	OnStep func(StepInfo) `json:"-"`
 	// OnEval, if set, is called after every evaluation.
-	OnEval func(step int, loss float64)
+	OnEval func(step int, loss float64) `json:"-"`
 }
 
 // StepInfo describes one finished optimizer step.

@@ -13,5 +13,6 @@ func commands() []*cli.Command {
 		generateCommand(),
 		quantizeCommand(),
 		initCommand(),
+		trainCommand(),
 	}
 }
