@@ -245,7 +245,7 @@ func (d *decoder) array(depth int) (Value, error) {
 	case ValueBool:
 		x, err = readArray(d, n, d.boolean)
 	case ValueString:
-		x, err = readArray(d, n, d.str)
+		x, err = d.strs(n)
 	case ValueUint64:
 		x, err = readArray(d, n, d.u64)
 	case ValueInt64:
@@ -287,4 +287,54 @@ func readNested(d *decoder, n int64, depth int) ([]Value, error) {
 		out = append(out, v)
 	}
 	return out, nil
+}
+
+// strs reads n length-prefixed strings. Vocabularies hold hundreds of
+// thousands of short strings, so rather than allocate each one it copies the
+// whole encoded array into one string and slices the elements out of it.
+func (d *decoder) strs(n int64) ([]string, error) {
+	start := d.pos
+	for i := range n { // first pass: validate the lengths and find the end
+		l, err := d.u64()
+		if err != nil {
+			return nil, fmt.Errorf("element %d: %w", i, err)
+		}
+		if l > uint64(d.remaining()) {
+			return nil, fmt.Errorf("element %d: string length %d exceeds the %d bytes left in the file", i, l, d.remaining())
+		}
+		d.pos += int64(l)
+	}
+	blob, err := d.region(start, d.pos)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, n)
+	p := 0
+	for i := range out {
+		l := 0
+		for k := 7; k >= 0; k-- {
+			l = l<<8 | int(blob[p+k])
+		}
+		out[i] = blob[p+8 : p+8+l]
+		p += 8 + l
+	}
+	return out, nil
+}
+
+// region returns the input bytes [from, to), already checked to be in range,
+// as one string.
+func (d *decoder) region(from, to int64) (string, error) {
+	if d.mem != nil {
+		return string(d.mem[from:to]), nil
+	}
+	var sb strings.Builder
+	sb.Grow(int(to - from))
+	got, err := io.Copy(&sb, io.NewSectionReader(d.r, from, to-from))
+	if got != to-from {
+		if err == nil {
+			err = io.ErrUnexpectedEOF
+		}
+		return "", fmt.Errorf("reading %d bytes at offset %d: %w", to-from, from, err)
+	}
+	return sb.String(), nil
 }

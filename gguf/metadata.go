@@ -7,8 +7,8 @@ import (
 	"slices"
 )
 
-// KV is one metadata entry.
-type KV struct {
+// kv is one metadata entry.
+type kv struct {
 	Key   string
 	Value Value
 }
@@ -17,7 +17,7 @@ type KV struct {
 // exactly as read or set, because it is part of the file's bytes. The zero
 // value is empty and ready to use; it is not safe for concurrent writes.
 type Metadata struct {
-	kvs   []KV
+	kvs   []kv
 	index map[string]int // key -> position in kvs
 }
 
@@ -70,7 +70,7 @@ func (m *Metadata) Set(key string, v Value) {
 		m.index = make(map[string]int)
 	}
 	m.index[key] = len(m.kvs)
-	m.kvs = append(m.kvs, KV{Key: key, Value: v})
+	m.kvs = append(m.kvs, kv{Key: key, Value: v})
 }
 
 // Delete removes key, keeping the order of the others, and reports whether it was present.
@@ -100,7 +100,7 @@ func (m *Metadata) Clone() *Metadata {
 // add appends a key the caller knows is new (the reader checks duplicates itself).
 func (m *Metadata) add(key string, v Value) {
 	m.index[key] = len(m.kvs)
-	m.kvs = append(m.kvs, KV{Key: key, Value: v})
+	m.kvs = append(m.kvs, kv{Key: key, Value: v})
 }
 
 // lookup returns the value of key or an error wrapping ErrKeyNotFound.

@@ -8,7 +8,8 @@ import (
 )
 
 // File is a parsed GGUF file. Its exported fields describe the file as read;
-// tensor data is reached through Data and Reader until Close.
+// tensor data is reached through Data and Reader until Close. Methods other
+// than Close may be called concurrently.
 type File struct {
 	Path    string // path given to Open; "" for Parse and ParseBytes
 	Version uint32 // 2 or 3
@@ -43,7 +44,8 @@ const (
 )
 
 // Open maps the file at path read-only and parses it; nothing is copied and the
-// tensor views it hands out stay valid until Close.
+// tensor views it hands out stay valid until Close. The file must not shrink
+// while open: touching a mapped page past its new end faults (SIGBUS).
 func Open(path string) (*File, error) {
 	fh, err := os.Open(path)
 	if err != nil {
