@@ -47,7 +47,7 @@ build: native
 
 test: native
 	ECOTUNE_REQUIRE_TOOLS=1 $(GO) test $(GOTAGS) -timeout 20m ./...
-	$(GO) test -run '^$$' -fuzz FuzzRead -fuzztime $(FUZZTIME) ./gguf
+	$(GO) test -run '^$$' -fuzz FuzzRead -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./gguf
 
 demo: build
 	bin/ecotune demo
