@@ -23,7 +23,7 @@ func goLlamaLog(level C.enum_ggml_log_level, text *C.char, _ unsafe.Pointer) {
 	if text == nil {
 		return
 	}
-	sink.write(level, C.GoBytes(unsafe.Pointer(text), C.int(C.strlen(text))))
+	sink.write(int(level), C.GoBytes(unsafe.Pointer(text), C.int(C.strlen(text))))
 }
 
 // goLlamaProgress receives llama_model_params.progress_callback calls; userData points

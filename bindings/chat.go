@@ -9,6 +9,7 @@ import "C"
 import (
 	"fmt"
 	"math"
+	"strings"
 	"unsafe"
 )
 
@@ -37,6 +38,15 @@ func (m *Model) ApplyChatTemplate(msgs []ChatMessage, addAssistantPrompt bool) (
 // that llama.cpp recognizes by its markers. llama.cpp does not run Jinja: templates it
 // cannot recognize return an error.
 func ApplyChatTemplate(tmpl string, msgs []ChatMessage, addAssistantPrompt bool) (string, error) {
+	// The C API takes NUL-terminated strings: an embedded NUL would silently cut the text.
+	if strings.IndexByte(tmpl, 0) >= 0 {
+		return "", fmt.Errorf("bindings: chat template contains a NUL byte")
+	}
+	for i, msg := range msgs {
+		if strings.IndexByte(msg.Role, 0) >= 0 || strings.IndexByte(msg.Content, 0) >= 0 {
+			return "", fmt.Errorf("bindings: chat message %d contains a NUL byte", i)
+		}
+	}
 	ctmpl := C.CString(tmpl)
 	defer C.free(unsafe.Pointer(ctmpl))
 

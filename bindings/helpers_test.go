@@ -23,6 +23,9 @@ var (
 	toolsDir    = filepath.Join("..", "build", "cpu", "bin")
 )
 
+// testLogger is the logger TestMain installs; tests that swap it restore it.
+var testLogger *slog.Logger
+
 // TestMain keeps llama.cpp's load chatter out of the test output unless -v asks for it.
 func TestMain(m *testing.M) {
 	level := slog.LevelWarn
@@ -31,7 +34,8 @@ func TestMain(m *testing.M) {
 			level = slog.LevelInfo
 		}
 	}
-	SetLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})))
+	testLogger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	SetLogger(testLogger)
 	os.Exit(m.Run())
 }
 
@@ -121,6 +125,11 @@ type ggufF32 struct {
 	name string
 	ne   []int64
 	data []float32
+
+	// For tests of the header checks only: a ggml type id written instead of F32 (0), and
+	// a shift added to the recorded data offset.
+	typ         uint32
+	offsetShift uint64
 }
 
 // writeGGUF writes a minimal GGUF v3 file (the gguf package's writer is another
@@ -170,8 +179,8 @@ func writeGGUF(t testing.TB, path string, kvs []ggufKV, tensors []ggufF32) {
 			n *= d
 		}
 		require.EqualValues(t, n, len(tn.data), "tensor %s", tn.name)
-		le(uint32(0)) // GGML_TYPE_F32
-		le(off)
+		le(tn.typ) // 0 = GGML_TYPE_F32
+		le(off + tn.offsetShift)
 		off = alignUp(off+uint64(4*n), align)
 	}
 	for buf.Len()%align != 0 {

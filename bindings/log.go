@@ -49,19 +49,29 @@ func installLogSink() {
 	C.llama_log_set(C.ggml_log_callback(C.goLlamaLog), nil)
 }
 
+// ggml's log levels (enum ggml_log_level) as Go constants, usable from tests.
+const (
+	ggmlLogNone  = int(C.GGML_LOG_LEVEL_NONE)
+	ggmlLogDebug = int(C.GGML_LOG_LEVEL_DEBUG)
+	ggmlLogInfo  = int(C.GGML_LOG_LEVEL_INFO)
+	ggmlLogWarn  = int(C.GGML_LOG_LEVEL_WARN)
+	ggmlLogError = int(C.GGML_LOG_LEVEL_ERROR)
+	ggmlLogCont  = int(C.GGML_LOG_LEVEL_CONT)
+)
+
 // slogLevel maps a ggml log level to slog; ok is false for GGML_LOG_LEVEL_CONT, which
 // continues the previous message at its level.
-func slogLevel(level C.enum_ggml_log_level) (lvl slog.Level, ok bool) {
+func slogLevel(level int) (lvl slog.Level, ok bool) {
 	switch level {
-	case C.GGML_LOG_LEVEL_DEBUG:
+	case ggmlLogDebug:
 		return slog.LevelDebug, true
-	case C.GGML_LOG_LEVEL_WARN:
+	case ggmlLogWarn:
 		return slog.LevelWarn, true
-	case C.GGML_LOG_LEVEL_ERROR:
+	case ggmlLogError:
 		return slog.LevelError, true
-	case C.GGML_LOG_LEVEL_CONT:
+	case ggmlLogCont:
 		return 0, false
-	default: // GGML_LOG_LEVEL_INFO and GGML_LOG_LEVEL_NONE
+	default: // ggmlLogInfo and ggmlLogNone
 		return slog.LevelInfo, true
 	}
 }
@@ -73,7 +83,7 @@ type logLine struct {
 }
 
 // write appends a fragment and emits every line it completes.
-func (s *logSink) write(level C.enum_ggml_log_level, text []byte) {
+func (s *logSink) write(level int, text []byte) {
 	var lines []logLine
 	s.mu.Lock()
 	if lvl, ok := slogLevel(level); ok {

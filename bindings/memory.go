@@ -73,7 +73,15 @@ func (c *Context) SeqKeep(seq int32) error {
 	if err := c.checkSeq(seq, false); err != nil {
 		return err
 	}
-	C.llama_memory_seq_keep(C.llama_get_memory(c.ptr), C.llama_seq_id(seq))
+	// llama_memory_seq_keep only clears the KV stream seq lives in; with a stream per
+	// sequence (KVUnified off) the others would survive. Removing every other sequence
+	// whole has the documented meaning in both layouts and never fails.
+	mem := C.llama_get_memory(c.ptr)
+	for s := 0; s < c.nSeqMax; s++ {
+		if int32(s) != seq {
+			C.llama_memory_seq_rm(mem, C.llama_seq_id(s), -1, -1)
+		}
+	}
 	return nil
 }
 

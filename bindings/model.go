@@ -31,6 +31,10 @@ type ModelOptions struct {
 	NoMmap bool
 	// VocabOnly loads the vocabulary and metadata but no weights: enough to tokenize.
 	VocabOnly bool
+	// NoRepack keeps weights in their file layout: llama.cpp otherwise repacks some
+	// quantized types (Q4_0, IQ4_NL, Q4_K, ...) for faster CPU kernels whose rounding
+	// differs slightly from a plain ggml product's (llama.cpp's --no-repack).
+	NoRepack bool
 	// Progress, if set, is called as the load advances.
 	Progress ProgressFunc
 }
@@ -88,6 +92,9 @@ func LoadModel(path string, opts ModelOptions) (*Model, error) {
 		params.load_mode = C.LLAMA_LOAD_MODE_NONE
 	}
 	params.vocab_only = C.bool(opts.VocabOnly)
+	if opts.NoRepack {
+		params.use_extra_bufts = C.bool(false)
+	}
 
 	cancelled := false
 	if opts.Progress != nil {

@@ -37,8 +37,8 @@ func CleanText(s string, keepHTML bool) string {
 	return norm.NFC.String(tidySpace(s))
 }
 
-// isClean is the fast path: most fields in real datasets are plain ASCII
-// that needs no change, and checking is much cheaper than rebuilding.
+// isClean is the fast path: most fields in real datasets need no change,
+// and checking is much cheaper than rebuilding.
 func isClean(s string, keepHTML bool) bool {
 	if s == "" {
 		return true
@@ -47,11 +47,20 @@ func isClean(s string, keepHTML bool) bool {
 		return false
 	}
 	lineStart := true
+	ascii := true
 	var prev, prev2 byte
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		switch {
-		case c >= 0x80 || c == 0x7f:
+		case c >= utf8.RuneSelf:
+			r, n := utf8.DecodeRuneInString(s[i:])
+			if (r == utf8.RuneError && n == 1) || isHSpace(r) || dropRune(r) || r == '\u2028' || r == '\u2029' {
+				return false
+			}
+			i += n - 1
+			ascii, lineStart = false, false
+			c = 'a' // any letter: what matters below is that it is not a space
+		case c == 0x7f:
 			return false
 		case c == '\n':
 			if prev == ' ' || (prev == '\n' && prev2 == '\n') {
@@ -71,7 +80,17 @@ func isClean(s string, keepHTML bool) bool {
 		}
 		prev2, prev = prev, c
 	}
-	return true
+	return ascii || norm.NFC.IsNormalString(s)
+}
+
+// isHSpace reports horizontal whitespace: tab and the Unicode space
+// separators (category Zs), listed so the common ASCII case is one compare.
+func isHSpace(r rune) bool {
+	switch r {
+	case ' ', '\t', '\u00a0', '\u1680', '\u202f', '\u205f', '\u3000':
+		return true
+	}
+	return r >= '\u2000' && r <= '\u200a'
 }
 
 // tidySpace applies the character and whitespace rules of CleanText.
@@ -87,7 +106,7 @@ func tidySpace(s string) string {
 		case r == '\n' || r == '\u2028' || r == '\u2029':
 			newlines++
 			lineStart, pendingSpace, indent = true, false, indent[:0]
-		case r == '\t' || unicode.Is(unicode.Zs, r):
+		case isHSpace(r):
 			if lineStart {
 				if r != '\t' {
 					r = ' '

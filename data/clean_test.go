@@ -3,6 +3,7 @@ package data
 import (
 	"strings"
 	"testing"
+	"unicode"
 
 	"github.com/stretchr/testify/assert"
 	"golang.org/x/text/unicode/norm"
@@ -17,7 +18,7 @@ func TestCleanText(t *testing.T) {
 		{"p1\n\n\n\n\np2", "p1\n\np2"},
 		{"windows\r\nand mac\rends", "windows\nand mac\nends"},
 		{"def f():\n    return 1", "def f():\n    return 1"}, // indentation kept for code
-		{"e\u0301te\u0301", "été"},                          // NFD to NFC
+		{"e\u0301te\u0301", "été"},                           // NFD to NFC
 		{"zero\u200bwidth\ufeff bom\u00adsoft", "zerowidth bomsoft"},
 		{"bell\x07 and nul\x00", "bell and nul"},
 		{"nbsp\u00a0\u00a0here", "nbsp here"},
@@ -42,6 +43,9 @@ func TestCleanText(t *testing.T) {
 		}
 	}
 	assert.Equal(t, "<b>bold</b> &amp;", CleanText("<b>bold</b> &amp;", true), "keepHTML")
+	for r := rune(0); r < 0x3100; r++ {
+		assert.Equal(t, unicode.Is(unicode.Zs, r) || r == '\t', isHSpace(r), "%U", r)
+	}
 }
 
 func FuzzCleanText(f *testing.F) {

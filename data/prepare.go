@@ -247,7 +247,7 @@ func (cfg *Config) renderLine(ex *Example, split Split, tmpl Template) ([]byte, 
 		tokens = enc.Len()
 	}
 	pe := newPrepared(ex, split, tmpl.Name(), segs, tokens)
-	return pe.appendLine(make([]byte, 0, 2*len(pe.Text)+256)), tokens, nil
+	return pe.appendLine(make([]byte, 0, 3*len(pe.Text)+512)), tokens, nil
 }
 
 // appendSkipLine appends a Skip as a JSON line (encoding/json is fine here:

@@ -47,7 +47,7 @@ type llamaRef struct {
 
 func newLlamaRef(t testing.TB, path string) *llamaRef {
 	t.Helper()
-	m, err := bindings.LoadModel(path, bindings.ModelOptions{})
+	m, err := bindings.LoadModel(path, bindings.ModelOptions{NoRepack: true})
 	require.NoError(t, err)
 	t.Cleanup(func() { m.Close() })
 	c, err := bindings.NewContext(m, bindings.ContextOptions{NCtx: 256, NBatch: 256, Threads: 1, FlashAttn: bindings.FlashAttnDisabled})

@@ -96,6 +96,11 @@ func LoadModel(path string, opts ModelOptions) (m *Model, err error) {
 		if len(spec.Dims) == 1 && typ != ggml.TypeF32 {
 			return nil, fmt.Errorf("tensor %s is %s; norm weights and biases must be f32", name, typ)
 		}
+		if typ == ggml.TypeBF16 && len(spec.Dims) == 2 {
+			// ggml's CPU out_prod (the backward of mul_mat) has no BF16 kernel; F16
+			// holds every BF16 value of a weight matrix exactly (see toF16).
+			typ = ggml.TypeF16
+		}
 		ne := make([]int, len(info.Dims))
 		for i, d := range info.Dims {
 			ne[i] = int(d)
@@ -151,6 +156,11 @@ func LoadModel(path string, opts ModelOptions) (m *Model, err error) {
 		data, err := f.Data(p.name)
 		if err != nil {
 			return nil, fmt.Errorf("trainer: load model %s: %w", path, err)
+		}
+		if info, _ := f.Tensor(p.name); ggml.Type(info.Type) != p.t.Type() {
+			if data, err = toF16(data, p.t); err != nil {
+				return nil, fmt.Errorf("trainer: load model %s: tensor %s: %w", path, p.name, err)
+			}
 		}
 		if err := p.t.SetBytes(data); err != nil {
 			return nil, fmt.Errorf("trainer: load model %s: %w", path, err)
@@ -216,4 +226,21 @@ func (m *Model) SetThreads(n int) error {
 		n = runtime.NumCPU()
 	}
 	return m.cpu.SetThreads(n)
+}
+
+// toF16 converts BF16 data for t (an F16 tensor). F16 represents every BF16 value
+// whose magnitude lies in [2⁻¹⁴, 65504] exactly (8 significant bits fit in 11); smaller
+// ones become subnormal, off by less than 2⁻²⁵ — nothing for a weight. Larger ones
+// cannot be held, and are an error rather than a silent infinity.
+func toF16(data []byte, t *ggml.Tensor) ([]byte, error) {
+	v, err := ggml.Dequantize(ggml.TypeBF16, data, t.Elements())
+	if err != nil {
+		return nil, err
+	}
+	for i, x := range v {
+		if x > 65504 || x < -65504 {
+			return nil, fmt.Errorf("bf16 value %g at %d does not fit in f16", x, i)
+		}
+	}
+	return ggml.Quantize(ggml.TypeF16, v, t.Ne(0))
 }

@@ -11,6 +11,7 @@ func commands() []*cli.Command {
 		devicesCommand(),
 		evalCommand(),
 		generateCommand(),
+		prepareCommand(),
 		quantizeCommand(),
 		initCommand(),
 		trainCommand(),

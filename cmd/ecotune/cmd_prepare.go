@@ -1,0 +1,138 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+
+	"github.com/schollz/progressbar/v3"
+	"github.com/urfave/cli/v2"
+
+	"github.com/ecotune/ecotune/bindings"
+	"github.com/ecotune/ecotune/data"
+)
+
+func prepareCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "prepare",
+		Usage:     "turn datasets (JSON, JSONL, CSV/TSV, Parquet, text) into training examples",
+		ArgsUsage: "PATH...",
+		Description: `Reads files, directories and globs (.gz and .zst too), detects each record's
+shape (Q&A, Alpaca instruction, chat messages, ShareGPT, plain text), cleans and
+validates records, removes duplicates, splits train/val/test by a seeded hash, renders a
+prompt template and writes train.jsonl, val.jsonl, test.jsonl, skipped.jsonl and
+manifest.json. The same inputs and seed give byte-identical files. See docs/formats.md.
+
+With --model, examples are counted in that model's tokens (and --max-tokens enforced),
+and --template model uses the model's own chat template.
+
+Example:
+   ecotune prepare data/environment -o out/data --template chatml --seed 42
+   ecotune prepare chats.jsonl.zst -o out/data --model base.gguf --template model --max-tokens 1024`,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "out", Aliases: []string{"o"}, Usage: "output directory", Required: true},
+			&cli.StringFlag{Name: "template", Value: data.DefaultTemplate, Usage: "prompt template: " + strings.Join(data.TemplateNames(), ", ")},
+			&cli.Uint64Flag{Name: "seed", Value: 42, Usage: "seed of the split (and augmentation)"},
+			&cli.Float64Flag{Name: "val", Value: 0.05, Usage: "fraction of examples for validation"},
+			&cli.Float64Flag{Name: "test", Value: 0.05, Usage: "fraction of examples for test"},
+			&cli.StringFlag{Name: "dedup", Value: string(data.DedupNormalized), Usage: "de-duplication: none, exact or normalized"},
+			&cli.IntFlag{Name: "augment", Usage: "augmented variants per training example (0: off)"},
+			&cli.StringFlag{Name: "system-prompt", Usage: "system turn for chats that have none"},
+			&cli.StringFlag{Name: "model", Aliases: []string{"m"}, Usage: "GGUF whose tokenizer (and chat template) to use"},
+			&cli.IntFlag{Name: "max-tokens", Usage: "longest example in tokens (needs --model)"},
+			&cli.StringFlag{Name: "truncation", Value: string(data.TruncateDrop), Usage: "over-long examples: drop, left or right"},
+			&cli.BoolFlag{Name: "json", Usage: "print the manifest as JSON"},
+			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress bar"},
+		},
+		Action: func(c *cli.Context) error {
+			if c.NArg() == 0 {
+				return usagef("prepare needs at least one input PATH")
+			}
+			cfg := data.Config{
+				Inputs:     c.Args().Slice(),
+				OutputDir:  c.String("out"),
+				Template:   c.String("template"),
+				Seed:       c.Uint64("seed"),
+				Val:        c.Float64("val"),
+				Test:       c.Float64("test"),
+				Dedup:      data.Dedup(c.String("dedup")),
+				Augment:    c.Int("augment"),
+				MaxTokens:  c.Int("max-tokens"),
+				Truncation: data.Truncation(c.String("truncation")),
+				Version:    version,
+			}
+			cfg.SystemPrompt = c.String("system-prompt")
+			if path := c.String("model"); path != "" {
+				m, err := bindings.LoadModel(path, bindings.ModelOptions{VocabOnly: true})
+				if err != nil {
+					return err
+				}
+				defer m.Close()
+				cfg.Tokenizer = tokenizer{m}
+				cfg.ChatTemplater = modelTemplater{m}
+				cfg.AddBOS = true
+			} else if cfg.MaxTokens > 0 || cfg.Template == "model" {
+				return usagef("--max-tokens and --template model need --model")
+			}
+			if !c.Bool("quiet") {
+				bar := progressbar.NewOptions64(-1,
+					progressbar.OptionSetWriter(c.App.ErrWriter),
+					progressbar.OptionSetDescription("prepare"),
+					progressbar.OptionShowBytes(true),
+					progressbar.OptionSetPredictTime(true),
+					progressbar.OptionThrottle(100_000_000),
+					progressbar.OptionClearOnFinish())
+				cfg.Progress = func(read, total int64) {
+					bar.ChangeMax64(total)
+					_ = bar.Set64(read)
+				}
+				defer bar.Finish()
+			}
+			man, err := data.Prepare(c.Context, cfg)
+			if err != nil {
+				return err
+			}
+			if c.Bool("json") {
+				enc := json.NewEncoder(c.App.Writer)
+				enc.SetIndent("", "  ")
+				return enc.Encode(man)
+			}
+			printManifest(c.App.Writer, cfg.OutputDir, man)
+			return nil
+		},
+	}
+}
+
+// modelTemplater renders chats with a model's own template for data.Prepare.
+type modelTemplater struct{ m *bindings.Model }
+
+func (t modelTemplater) ApplyChatTemplate(msgs []data.Message, addAssistantPrompt bool) (string, error) {
+	out := make([]bindings.ChatMessage, len(msgs))
+	for i, m := range msgs {
+		out[i] = bindings.ChatMessage{Role: string(m.Role), Content: m.Content}
+	}
+	return t.m.ApplyChatTemplate(out, addAssistantPrompt)
+}
+
+func printManifest(w interface{ Write([]byte) (int, error) }, dir string, man data.Manifest) {
+	fmt.Fprintf(w, "read %d records, kept %d (template %s, seed %d)\n", man.Records, man.Kept, man.Template, man.Seed)
+	fmt.Fprintf(w, "train %d · val %d · test %d", man.Counts.Train, man.Counts.Val, man.Counts.Test)
+	if man.Augmented > 0 {
+		fmt.Fprintf(w, " (%d augmented)", man.Augmented)
+	}
+	fmt.Fprintln(w)
+	if len(man.Skipped) > 0 {
+		reasons := make([]string, 0, len(man.Skipped))
+		for r := range man.Skipped {
+			reasons = append(reasons, string(r))
+		}
+		sort.Strings(reasons)
+		fmt.Fprintln(w, "skipped (details in skipped.jsonl):")
+		for _, r := range reasons {
+			fmt.Fprintf(w, "  %-24s %d\n", r, man.Skipped[data.Reason(r)])
+		}
+	}
+	fmt.Fprintf(w, "wrote %s%c{train,val,test,skipped}.jsonl and manifest.json\n", dir, os.PathSeparator)
+}
