@@ -64,7 +64,8 @@ func main() {
 
 func run(args []string, stdout, stderr io.Writer) int {
 	notFound := false
-	err := newApp(stdout, stderr, &notFound).Run(args)
+	app := newApp(stdout, stderr, &notFound)
+	err := app.Run(flagsFirst(app, args))
 	if notFound {
 		return exitUsage
 	}
