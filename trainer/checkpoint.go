@@ -1,6 +1,7 @@
 package trainer
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -197,7 +198,7 @@ func (l *loop) save(step int, trainLoss float64) (dir string, err error) {
 		}
 		ck.Tensors = append(ck.Tensors, tensorEntry(p.Name(), roleAdapter, checkpointAdapter, p.Shape(), 0, b))
 	}
-	hook("adapter", step)
+	checkpointStage("adapter", step)
 	// The optimizer's moments, one after another in parameter order.
 	f, err := os.Create(filepath.Join(tmp, checkpointOptimizer))
 	if err != nil {
@@ -224,7 +225,7 @@ func (l *loop) save(step int, trainLoss float64) (dir string, err error) {
 	if err := errors.Join(f.Sync(), f.Close()); err != nil {
 		return "", err
 	}
-	hook("optimizer", step)
+	checkpointStage("optimizer", step)
 	index, err := json.MarshalIndent(ck, "", " ")
 	if err != nil {
 		return "", err
@@ -232,7 +233,7 @@ func (l *loop) save(step int, trainLoss float64) (dir string, err error) {
 	if err := writeSynced(filepath.Join(tmp, checkpointIndex), append(index, '\n')); err != nil {
 		return "", err
 	}
-	hook("index", step)
+	checkpointStage("index", step)
 	syncDir(tmp)
 	// A checkpoint of the same step (a run resumed from an earlier one re-reaching it)
 	// is replaced: moved aside first, because rename cannot replace a directory.
@@ -276,7 +277,7 @@ func (l *loop) rotate() error {
 	return nil
 }
 
-func hook(stage string, step int) {
+func checkpointStage(stage string, step int) {
 	if checkpointHook != nil {
 		checkpointHook(stage, step)
 	}
@@ -325,7 +326,7 @@ func ReadCheckpoint(dir string) (*Checkpoint, error) {
 		return nil, fmt.Errorf("trainer: checkpoint: %w", err)
 	}
 	ck := &Checkpoint{dir: dir}
-	dec := json.NewDecoder(strings.NewReader(string(raw)))
+	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(ck); err != nil {
 		return nil, fmt.Errorf("trainer: checkpoint %s: %w", indexPath, err)

@@ -144,8 +144,8 @@ func (c *Config) validate(m *Model) error {
 	if c.SaveEvery < 0 {
 		return fmt.Errorf("save-every %d must not be negative", c.SaveEvery)
 	}
-	if c.Resume && c.RunDir == "" {
-		return fmt.Errorf("resuming needs the run directory (Config.RunDir) that holds the checkpoints")
+	if (c.Resume || c.SaveEvery > 0) && c.RunDir == "" {
+		return fmt.Errorf("resuming and saving checkpoints need a run directory (Config.RunDir)")
 	}
 	if err := c.Schedule.Validate(); err != nil {
 		return err

@@ -68,7 +68,7 @@ func Train(ctx context.Context, m *Model, cfg Config, train, val Dataset) (res R
 				return res, err
 			}
 			if ck, err = ReadCheckpoint(dir); err != nil {
-				return res, err
+				return res, fmt.Errorf("%w (to resume from the checkpoint before it, delete %s)", err, dir)
 			}
 			if err := ck.compatible(m, &cfg, train.Len()); err != nil {
 				return res, err
