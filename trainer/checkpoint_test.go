@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/ecotune/ecotune/bindings"
 	"github.com/ecotune/ecotune/ggml"
 	"github.com/ecotune/ecotune/gguf"
 )
@@ -198,6 +199,10 @@ func TestResumeIsExact(t *testing.T) {
 	v, err := got.LoRA.Get(name)
 	require.NoError(t, err)
 	assert.Equal(t, v, bytesF32(t, ck.data[roleAdapter+"/"+name]))
+	ref := newLlamaRef(t, storiesPath)
+	ad, err := bindings.LoadAdapter(ref.m, filepath.Join(got.Checkpoint, checkpointAdapter))
+	require.NoError(t, err, "libllama loads the checkpoint's adapter")
+	ad.Close()
 
 	// Resuming a finished run trains nothing and reports it whole.
 	again, againLosses, err := trainRun(t, cfg, train, val, context.Background())

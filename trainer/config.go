@@ -76,7 +76,8 @@ type StepInfo struct {
 	TokensPerSec float64 // over the run so far
 }
 
-// DefaultConfig returns a Config with every default filled in and 100 steps.
+// DefaultConfig returns a Config with every default filled in and 100 steps (the
+// schedule's length follows Steps unless set).
 func DefaultConfig() Config {
 	c := Config{Steps: 100}
 	c.resolve()
