@@ -582,3 +582,25 @@ func TestEpochsSetSteps(t *testing.T) {
 	assert.GreaterOrEqual(t, res.Epoch, 2.0)
 	t.Logf("%d examples, 2 epochs = %d steps of 6, %.3f passes", n, wantSteps, res.Epoch)
 }
+
+// TestTrimMetrics drops the records a dead lifetime wrote after its last checkpoint,
+// including a line the kill cut short, and keeps the earlier ones byte for byte.
+func TestTrimMetrics(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "metrics.jsonl")
+	head := `{"kind":"eval","step":0,"loss":2.5,"elapsed_s":0}` + "\n" +
+		`{"kind":"train","step":1,"loss":2.4,"elapsed_s":0.1}` + "\n" +
+		`{"kind":"train","step":2,"loss":2.3,"elapsed_s":0.2}` + "\n"
+	tail := `{"kind":"oom","step":3,"loss":0,"micro_batch":2,"elapsed_s":0.3}` + "\n" +
+		`{"kind":"train","step":3,"loss":2.2,"elapsed_s":0.3}` + "\n" + `{"kind":"tra`
+	require.NoError(t, os.WriteFile(p, []byte(head+tail), 0o644))
+	require.NoError(t, trimMetrics(p, 2))
+	got, err := os.ReadFile(p)
+	require.NoError(t, err)
+	assert.Equal(t, head, string(got))
+	require.NoError(t, trimMetrics(filepath.Join(t.TempDir(), "absent.jsonl"), 2))
+
+	require.NoError(t, os.WriteFile(p, []byte(head+"not json\n"+tail), 0o644))
+	err = trimMetrics(p, 2)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), p+": line 4 is not a record")
+}
