@@ -43,12 +43,20 @@ checkpoint exactly as if it had never stopped, with the settings it was started 
 may change). --epochs replaces --steps; --patience stops after that many evaluations
 without improvement. Out of memory, the micro-batch is halved and accumulation doubled.
 
+Settings can come from a TOML file (--config; see configs/) and ECOTUNE_* environment
+variables (ECOTUNE_LORA_R=32); flags typed on the command line win.
+
 Example:
+   ecotune train --config configs/qlora.toml --lora.r 32
    ecotune train --model base.gguf --data stories.txt --out run --lora.r 8 --lora.alpha 16 --lr 1e-3 --steps 200
    ecotune train -m base.gguf --data prepared/train.jsonl --val prepared/val.jsonl --out run --lora.targets all --epochs 3 --patience 3
    ecotune train --resume run`,
 		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "config", Aliases: []string{"c"}, Usage: "TOML run configuration (see configs/); flags override it"},
+			&cli.BoolFlag{Name: "print-config", Usage: "print the resolved configuration and exit"},
 			&cli.StringFlag{Name: "model", Aliases: []string{"m"}, Usage: "base GGUF model (required unless --resume)"},
+			&cli.StringFlag{Name: "model-name", Usage: "a label for the base model, recorded in train_config.json"},
+			&cli.StringFlag{Name: "dtype", Usage: "train on the base quantized to this type first (QLoRA): q4_k, q4_0, iq4_nl, nf4, q8_0, f16, bf16"},
 			&cli.StringFlag{Name: "data", Usage: "training data: text file or prepared .jsonl (required unless --resume)"},
 			&cli.StringFlag{Name: "val", Usage: "validation data (same formats); default: hold out --val-split of --data"},
 			&cli.Float64Flag{Name: "val-split", Value: 0.1, Usage: "fraction of --data held out when --val is not given"},
@@ -89,6 +97,8 @@ Example:
 // runSettings is DIR/train_config.json: everything --resume needs to restart a run.
 type runSettings struct {
 	Model    string         `json:"model"`
+	Name     string         `json:"model_name,omitempty"`
+	Dtype    string         `json:"dtype,omitempty"`
 	Data     string         `json:"data"`
 	Val      string         `json:"val"`
 	ValSplit float64        `json:"val_split"`
@@ -98,6 +108,13 @@ type runSettings struct {
 func runTrain(c *cli.Context) error {
 	if c.NArg() > 0 {
 		return usagef("train takes no arguments (got %q)", c.Args().First())
+	}
+	if err := applyTrainConfig(c); err != nil {
+		return err
+	}
+	if c.Bool("print-config") {
+		printTrainConfig(c, c.App.Writer)
+		return nil
 	}
 	var rs runSettings
 	out, resume := c.String("out"), c.String("resume")
@@ -124,6 +141,8 @@ func runTrain(c *cli.Context) error {
 		set  func()
 	}{
 		{"model", func() { rs.Model = c.String("model") }},
+		{"model-name", func() { rs.Name = c.String("model-name") }},
+		{"dtype", func() { rs.Dtype = c.String("dtype") }},
 		{"data", func() { rs.Data = c.String("data") }},
 		{"val", func() { rs.Val = c.String("val") }},
 		{"val-split", func() { rs.ValSplit = c.Float64("val-split") }},
@@ -209,7 +228,11 @@ func runTrain(c *cli.Context) error {
 		cfg.Pad = eos
 	}
 
-	m, err := trainer.LoadModel(rs.Model, trainer.ModelOptions{Threads: c.Int("threads"), GPU: c.Bool("gpu")})
+	basePath, err := baseForDtype(c.Context, rs.Model, rs.Dtype, out, c.App.ErrWriter)
+	if err != nil {
+		return err
+	}
+	m, err := trainer.LoadModel(basePath, trainer.ModelOptions{Threads: c.Int("threads"), GPU: c.Bool("gpu")})
 	if err != nil {
 		return err
 	}

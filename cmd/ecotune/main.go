@@ -45,6 +45,9 @@ func newApp(stdout, stderr io.Writer, notFound *bool) *cli.App {
 				level = slog.LevelDebug
 			}
 			slog.SetDefault(slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})))
+			if err := loadDotEnv(".env"); err != nil {
+				return usageError{err}
+			}
 			return nil
 		},
 		OnUsageError: func(_ *cli.Context, err error, _ bool) error { return usageError{err} },
