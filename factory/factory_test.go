@@ -363,6 +363,12 @@ func TestBadSpecs(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			s := good
 			c.change(&s)
+			if s.VocabFile == "" {
+				// Problems found without reading a file are Validate's too.
+				assert.ErrorContains(t, s.Validate(), c.want, "Validate")
+			} else {
+				assert.NoError(t, s.Validate(), "Validate does not open the vocabulary")
+			}
 			out := filepath.Join(dir, "bad-"+strings.ReplaceAll(c.name, " ", "-")+".gguf")
 			err := factory.Init(s, out)
 			require.Error(t, err)
@@ -374,6 +380,7 @@ func TestBadSpecs(t *testing.T) {
 	}
 
 	// The good spec itself works, so the failures above are the changes'.
+	require.NoError(t, good.Validate())
 	require.NoError(t, factory.Init(good, filepath.Join(dir, "good.gguf")))
 	err := factory.Init(good, filepath.Join(dir, "no-such-dir", "m.gguf"))
 	assert.ErrorContains(t, err, "no-such-dir")
