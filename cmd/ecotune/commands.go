@@ -13,6 +13,7 @@ func commands() []*cli.Command {
 		evalCommand(),
 		generateCommand(),
 		prepareCommand(),
+		pullCommand(),
 		quantizeCommand(),
 		initCommand(),
 		trainCommand(),
