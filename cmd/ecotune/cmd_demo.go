@@ -125,7 +125,7 @@ func runDemo(c *cli.Context) error {
 	fmt.Fprintf(c.App.Writer, "| validation loss (answer tokens) | %.4f | %.4f |\n", sum.valLoss[0], sum.valLoss[1])
 	fmt.Fprintf(c.App.Writer, "| validation perplexity | %.1f | %.1f |\n\n", math.Exp(sum.valLoss[0]), math.Exp(sum.valLoss[1]))
 	fmt.Fprintf(c.App.Writer, "llama.cpp (llama-completion) loaded the adapter: %s\n\n", firstLine(llamaOut))
-	fmt.Fprintf(c.App.Writer, "chat with the result:\n  bin/ecotune generate -m %s --lora %s -p %q\n", base, adapter, prompt)
+	fmt.Fprintf(c.App.Writer, "chat with the result:\n  bin/ecotune generate -m %s --lora %s -p %s\n", base, adapter, bashQuote(prompt))
 	return nil
 }
 
@@ -222,4 +222,10 @@ func lastLines(s string, n int) string {
 func firstLine(s string) string {
 	line, _, _ := strings.Cut(s, "\n")
 	return line
+}
+
+// bashQuote writes s as a bash $'...' string, which keeps newlines readable.
+func bashQuote(s string) string {
+	r := strings.NewReplacer(`\`, `\\`, `'`, `\'`, "\n", `\n`, "\t", `\t`)
+	return "$'" + r.Replace(s) + "'"
 }

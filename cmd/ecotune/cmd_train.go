@@ -291,7 +291,12 @@ func runTrain(c *cli.Context) error {
 	defer stop()
 	res, err := trainer.Train(ctx, m, *cfg, trainSet, valSet)
 	if bar != nil {
-		_ = bar.Finish()
+		if err == nil {
+			_ = bar.Finish()
+		} else {
+			_ = bar.Exit() // a bar at 100% would say the run finished
+			fmt.Fprintln(w)
+		}
 	}
 	if err != nil {
 		if errors.Is(err, context.Canceled) && res.Checkpoint != "" {
