@@ -31,6 +31,7 @@ const (
 	checkpointFormat    = 1
 	checkpointIndex     = "index.json"
 	checkpointAdapter   = "adapter.gguf"
+	checkpointModel     = "model.gguf" // full fine-tuning: the whole model
 	checkpointOptimizer = "optimizer.bin"
 	checkpointPrefix    = "checkpoint-"
 	checkpointTemp      = ".checkpoint-" // temporary and doomed directories start with this
@@ -40,6 +41,7 @@ const (
 // Tensor roles in a checkpoint.
 const (
 	roleAdapter = "adapter"
+	roleWeights = "weights" // full fine-tuning
 	roleAdamM   = "adam_m"
 	roleAdamV   = "adam_v"
 )
@@ -187,16 +189,17 @@ func (l *loop) save(step int, trainLoss float64) (dir string, err error) {
 	if err != nil {
 		return "", err
 	}
-	// The adapter: llama.cpp's format, so a checkpoint is also a usable adapter.
-	if err := l.lora.WriteAdapter(filepath.Join(tmp, checkpointAdapter)); err != nil {
+	// The adapter (or model): llama.cpp's format, so a checkpoint is also usable as it is.
+	if err := l.tr.write(filepath.Join(tmp, l.tr.file())); err != nil {
 		return "", err
 	}
-	for _, p := range l.lora.params() {
+	role := paramRole(l.tr.file())
+	for _, p := range l.tr.params() {
 		b, err := p.Bytes()
 		if err != nil {
 			return "", err
 		}
-		ck.Tensors = append(ck.Tensors, tensorEntry(p.Name(), roleAdapter, checkpointAdapter, p.Shape(), 0, b))
+		ck.Tensors = append(ck.Tensors, tensorEntry(p.Name(), role, l.tr.file(), p.Shape(), 0, b))
 	}
 	checkpointStage("adapter", step)
 	// The optimizer's moments, one after another in parameter order.
@@ -399,9 +402,10 @@ func (c *Checkpoint) validate() error {
 	for i, t := range c.Tensors {
 		at := fmt.Sprintf("tensors[%d] (%s %s)", i, t.Role, t.Name)
 		switch {
-		case t.Role != roleAdapter && t.Role != roleAdamM && t.Role != roleAdamV:
-			return fmt.Errorf("%s: field role %q is not adapter, adam_m or adam_v", at, t.Role)
-		case (t.Role == roleAdapter) != (t.File == checkpointAdapter) || (t.File != checkpointAdapter && t.File != checkpointOptimizer):
+		case t.Role != roleAdapter && t.Role != roleWeights && t.Role != roleAdamM && t.Role != roleAdamV:
+			return fmt.Errorf("%s: field role %q is not adapter, weights, adam_m or adam_v", at, t.Role)
+		case (t.Role == roleAdapter) != (t.File == checkpointAdapter) || (t.Role == roleWeights) != (t.File == checkpointModel) ||
+			(t.File != checkpointAdapter && t.File != checkpointModel && t.File != checkpointOptimizer):
 			return fmt.Errorf("%s: field file %q does not hold %s tensors", at, t.File, t.Role)
 		case t.Type != "f32":
 			return fmt.Errorf("%s: field type %q, only f32 is written", at, t.Type)
@@ -432,6 +436,12 @@ func (c *Checkpoint) readTensors() error {
 		return err
 	}
 	adPath := filepath.Join(c.dir, checkpointAdapter)
+	for _, t := range c.Tensors {
+		if t.Role == roleWeights {
+			adPath = filepath.Join(c.dir, checkpointModel)
+			break
+		}
+	}
 	ad, err := gguf.Open(adPath)
 	if err != nil {
 		return err
@@ -509,6 +519,7 @@ func (c *Checkpoint) compatible(m *Model, cfg *Config, n int) error {
 // resumed run must agree with its checkpoint on all of them. The others (length,
 // evaluation, saving, early stopping, callbacks) may change between lifetimes.
 type trajectory struct {
+	Method    string
 	LoRA      LoRAConfig
 	Optimizer OptimizerConfig
 	Schedule  Schedule
@@ -520,7 +531,7 @@ type trajectory struct {
 }
 
 func trajectoryOf(c Config) trajectory {
-	return trajectory{c.LoRA, c.Optimizer, c.Schedule, c.BatchSize, c.GradAccum, c.SeqLen, c.Seed, c.Pad}
+	return trajectory{c.Method, c.LoRA, c.Optimizer, c.Schedule, c.BatchSize, c.GradAccum, c.SeqLen, c.Seed, c.Pad}
 }
 
 // sameTrajectory names the first field where the checkpoint's config and the run's
@@ -571,11 +582,11 @@ func (l *loop) restore(c *Checkpoint) error {
 		}
 		return nil
 	}
-	params := l.lora.params()
+	params := l.tr.params()
 	if len(c.Tensors) != 3*len(params) {
-		return fmt.Errorf("trainer: checkpoint %s: field tensors lists %d tensors, the LoRA has %d parameters (×3 with the moments)", c.dir, len(c.Tensors), len(params))
+		return fmt.Errorf("trainer: checkpoint %s: field tensors lists %d tensors, the run trains %d (×3 with the moments)", c.dir, len(c.Tensors), len(params))
 	}
-	if err := errors.Join(set(roleAdapter, params), set(roleAdamM, l.opt.mom), set(roleAdamV, l.opt.vel)); err != nil {
+	if err := errors.Join(set(paramRole(l.tr.file()), params), set(roleAdamM, l.opt.mom), set(roleAdamV, l.opt.vel)); err != nil {
 		return err
 	}
 	l.opt.t = c.AdamStep
@@ -600,14 +611,22 @@ func (c *Checkpoint) entry(role, name string) CheckpointTensor {
 	return CheckpointTensor{}
 }
 
-// writeBest writes the adapter of the best validation loss to runDir/best/, with
-// best.json saying its step and loss.
-func writeBest(runDir string, lora *LoRA, p EvalPoint) error {
+// paramRole is the index role of the trained tensors kept in file.
+func paramRole(file string) string {
+	if file == checkpointModel {
+		return roleWeights
+	}
+	return roleAdapter
+}
+
+// writeBest writes the adapter (or model) of the best validation loss to runDir/best/,
+// with best.json saying its step and loss.
+func writeBest(runDir string, tr trainable, p EvalPoint) error {
 	dir := filepath.Join(runDir, bestDir)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("trainer: best adapter: %w", err)
 	}
-	if err := lora.WriteAdapter(filepath.Join(dir, checkpointAdapter)); err != nil {
+	if err := tr.write(filepath.Join(dir, tr.file())); err != nil {
 		return err
 	}
 	b, _ := json.Marshal(p)

@@ -18,6 +18,9 @@ const (
 // Config describes one training run. Train resolves its defaults; the resolved copy is
 // what a checkpoint records and what a resumed run is checked against.
 type Config struct {
+	// Method is MethodLoRA (the default) or MethodFull, which trains every weight of a
+	// model loaded with ModelOptions.Trainable (LoRA is then ignored).
+	Method    string
 	LoRA      LoRAConfig
 	Optimizer OptimizerConfig
 	Schedule  Schedule // Steps defaults to Config.Steps, LR to DefaultLR
@@ -85,6 +88,9 @@ func DefaultConfig() Config {
 }
 
 func (c *Config) resolve() {
+	if c.Method == "" {
+		c.Method = MethodLoRA
+	}
 	c.LoRA = c.LoRA.withDefaults()
 	c.Optimizer = c.Optimizer.withDefaults()
 	if c.BatchSize == 0 {
@@ -124,6 +130,12 @@ func (c *Config) resolveSteps(n int) {
 }
 
 func (c *Config) validate(m *Model) error {
+	switch {
+	case c.Method == MethodFull && !m.trainable:
+		return fmt.Errorf("method %s needs the model loaded with ModelOptions.Trainable", MethodFull)
+	case c.Method != MethodLoRA && c.Method != MethodFull:
+		return fmt.Errorf("method %q is not %s or %s", c.Method, MethodLoRA, MethodFull)
+	}
 	if c.Steps < 1 {
 		return fmt.Errorf("steps %d must be at least 1", c.Steps)
 	}

@@ -13,6 +13,9 @@ import (
 type ModelOptions struct {
 	Threads int  // CPU threads; 0 means runtime.NumCPU()
 	GPU     bool // keep weights and compute on GPU 0 (a CUDA build); the CPU remains the fallback
+	// Trainable loads every weight as F32 and marks it trainable, for full fine-tuning
+	// (Config.Method MethodFull). The file must hold F32, F16 or BF16 weights.
+	Trainable bool
 }
 
 // Model is a GGUF causal language model loaded into a ggml weights buffer. It owns its
@@ -32,6 +35,8 @@ type Model struct {
 	kvType     ggml.Type // type K and V are rounded to in attention: F32, or F16 to mimic llama.cpp's cache
 	globals    map[string]*ggml.Tensor
 	blocks     []map[string]*ggml.Tensor
+	trainable  bool
+	order      []*ggml.Tensor // every weight, in file order
 }
 
 // LoadModel reads path, validates its architecture, hyper-parameters and tensor shapes
@@ -56,7 +61,7 @@ func LoadModel(path string, opts ModelOptions) (m *Model, err error) {
 	}
 	hp.Vocab = int(te.Dims[1])
 
-	m = &Model{Arch: arch, HP: hp, Path: path, BOS: -1, EOS: -1, kvType: ggml.TypeF32}
+	m = &Model{Arch: arch, HP: hp, Path: path, BOS: -1, EOS: -1, kvType: ggml.TypeF32, trainable: opts.Trainable}
 	defer func() {
 		if err != nil {
 			m.Close()
@@ -96,6 +101,15 @@ func LoadModel(path string, opts ModelOptions) (m *Model, err error) {
 		if len(spec.Dims) == 1 && typ != ggml.TypeF32 {
 			return nil, fmt.Errorf("tensor %s is %s; norm weights and biases must be f32", name, typ)
 		}
+		if opts.Trainable {
+			switch typ {
+			case ggml.TypeF32, ggml.TypeF16, ggml.TypeBF16:
+				// AdamW updates F32 parameters in place.
+				typ = ggml.TypeF32
+			default:
+				return nil, fmt.Errorf("tensor %s is %s; full fine-tuning needs F32, F16 or BF16 weights (LoRA trains on quantized ones)", name, typ)
+			}
+		}
 		if typ == ggml.TypeBF16 && len(spec.Dims) == 2 {
 			// ggml's CPU out_prod (the backward of mul_mat) has no BF16 kernel; F16
 			// holds every BF16 value of a weight matrix exactly (see toF16).
@@ -106,9 +120,15 @@ func LoadModel(path string, opts ModelOptions) (m *Model, err error) {
 			ne[i] = int(d)
 		}
 		var t *ggml.Tensor
-		if err := ggml.Build(func() { t = m.ctx.NewTensor(typ, ne...).SetName(name) }); err != nil {
+		if err := ggml.Build(func() {
+			t = m.ctx.NewTensor(typ, ne...).SetName(name)
+			if opts.Trainable {
+				t.SetParam()
+			}
+		}); err != nil {
 			return nil, fmt.Errorf("tensor %s: %w", name, err)
 		}
+		m.order = append(m.order, t)
 		todo = append(todo, pending{t, name})
 		return t, nil
 	}
@@ -158,7 +178,7 @@ func LoadModel(path string, opts ModelOptions) (m *Model, err error) {
 			return nil, fmt.Errorf("trainer: load model %s: %w", path, err)
 		}
 		if info, _ := f.Tensor(p.name); ggml.Type(info.Type) != p.t.Type() {
-			if data, err = toF16(data, p.t); err != nil {
+			if data, err = convertWeights(data, ggml.Type(info.Type), p.t); err != nil {
 				return nil, fmt.Errorf("trainer: load model %s: tensor %s: %w", path, p.name, err)
 			}
 		}
@@ -226,6 +246,19 @@ func (m *Model) SetThreads(n int) error {
 		n = runtime.NumCPU()
 	}
 	return m.cpu.SetThreads(n)
+}
+
+// convertWeights converts data of type from for t: to F32 (full fine-tuning) or BF16
+// to F16 (see toF16).
+func convertWeights(data []byte, from ggml.Type, t *ggml.Tensor) ([]byte, error) {
+	if t.Type() == ggml.TypeF16 {
+		return toF16(data, t)
+	}
+	v, err := ggml.Dequantize(from, data, t.Elements())
+	if err != nil {
+		return nil, err
+	}
+	return ggml.Quantize(ggml.TypeF32, v, t.Ne(0))
 }
 
 // toF16 converts BF16 data for t (an F16 tensor). F16 represents every BF16 value

@@ -75,11 +75,15 @@ func Train(ctx context.Context, m *Model, cfg Config, train, val Dataset) (res R
 			}
 		}
 	}
-	lora, err := NewLoRA(m, cfg.LoRA)
-	if err != nil {
-		return res, err
+	var lora *LoRA
+	var tr trainable = fullWeights{m}
+	if cfg.Method == MethodLoRA {
+		if lora, err = NewLoRA(m, cfg.LoRA); err != nil {
+			return res, err
+		}
+		tr = lora
 	}
-	l := &loop{m: m, cfg: cfg, lora: lora, train: train, val: val, log: cfg.logger(), micro: cfg.BatchSize,
+	l := &loop{m: m, cfg: cfg, lora: lora, tr: tr, train: train, val: val, log: cfg.logger(), micro: cfg.BatchSize,
 		shuffle: rand.NewPCG(cfg.Seed, 0x7a1), drop: rand.NewPCG(cfg.Seed, 0xd40), best: EvalPoint{Step: -1}}
 	l.shuffleRng, l.dropRng = rand.New(l.shuffle), rand.New(l.drop)
 	l.start = time.Now()
@@ -91,7 +95,7 @@ func Train(ctx context.Context, m *Model, cfg Config, train, val Dataset) (res R
 			res.LoRA = nil
 		}
 	}()
-	if l.opt, err = newAdamW(m, lora, cfg.Optimizer); err != nil {
+	if l.opt, err = newAdamW(m, tr.params(), cfg.Optimizer); err != nil {
 		return res, err
 	}
 	first := 1
@@ -173,7 +177,8 @@ func Train(ctx context.Context, m *Model, cfg Config, train, val Dataset) (res R
 type loop struct {
 	m          *Model
 	cfg        Config
-	lora       *LoRA
+	lora       *LoRA     // nil with MethodFull
+	tr         trainable // lora, or the model's weights
 	opt        *adamW
 	train, val Dataset
 	log        *slog.Logger
@@ -268,7 +273,11 @@ func (l *loop) graphFor(b *Batch, train bool) (*stepGraph, error) {
 	if train {
 		accs, dropout = l.opt.accs, l.cfg.LoRA.Dropout
 	}
-	g, err := newStepGraph(l.m, l.lora, accs, b.B, b.T, key[2], dropout)
+	var params []*ggml.Tensor
+	if train {
+		params = l.tr.params()
+	}
+	g, err := newStepGraph(l.m, l.lora, params, accs, b.B, b.T, key[2], dropout)
 	if err != nil {
 		return nil, err
 	}
@@ -377,7 +386,7 @@ func (l *loop) evaluate(step int) error {
 	if l.best.Step < 0 || loss < l.best.Loss-l.cfg.MinDelta {
 		l.best, l.sinceBest = EvalPoint{Step: step, Loss: loss}, 0
 		if l.cfg.RunDir != "" {
-			if err := writeBest(l.cfg.RunDir, l.lora, l.best); err != nil {
+			if err := writeBest(l.cfg.RunDir, l.tr, l.best); err != nil {
 				return err
 			}
 		}
