@@ -24,14 +24,14 @@ type trainable interface {
 }
 
 func (l *LoRA) write(path string) error { return l.WriteAdapter(path) }
-func (l *LoRA) file() string             { return checkpointAdapter }
+func (l *LoRA) file() string            { return checkpointAdapter }
 
 // fullWeights trains every weight of a Model loaded with Trainable.
 type fullWeights struct{ m *Model }
 
-func (f fullWeights) params() []*ggml.Tensor   { return f.m.order }
+func (f fullWeights) params() []*ggml.Tensor  { return f.m.order }
 func (f fullWeights) write(path string) error { return f.m.WriteModel(path) }
-func (f fullWeights) file() string             { return checkpointModel }
+func (f fullWeights) file() string            { return checkpointModel }
 
 // WriteModel writes the model with its current weights: the source file's metadata
 // (tokenizer, chat template, hyper-parameters) and every tensor as the model holds it
