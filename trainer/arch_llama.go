@@ -29,7 +29,7 @@ func archLlama() *Arch {
 			{Name: "ffn_down.weight", Dims: []Dim{DimFF, DimEmbd}, LoRA: "ffn_down"},
 		},
 		Layer: func(b *builder, l int, x *ggml.Tensor) *ggml.Tensor {
-			x = b.c.Add(x, b.attention(l, b.norm(l, "attn_norm", x)))
+			x = b.c.Add(x, b.attention(l, b.norm(l, "attn_norm", x), attnOpts{}))
 			return b.c.Add(x, b.ffnSwiGLU(l, b.norm(l, "ffn_norm", x)))
 		},
 	}

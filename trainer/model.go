@@ -30,8 +30,12 @@ type Model struct {
 	sched      *ggml.Scheduler
 	graphNodes int
 	kvType     ggml.Type // type K and V are rounded to in attention: F32, or F16 to mimic llama.cpp's cache
-	globals    map[string]*ggml.Tensor
-	blocks     []map[string]*ggml.Tensor
+	// geluOp uses ggml's gelu op, which llama.cpp's CPU backend evaluates through an
+	// f16 table, instead of the differentiable exact GELU. ggml cannot differentiate
+	// the op: only forward passes compared with libllama set it.
+	geluOp  bool
+	globals map[string]*ggml.Tensor
+	blocks  []map[string]*ggml.Tensor
 }
 
 // LoadModel reads path, validates its architecture, hyper-parameters and tensor shapes
@@ -133,6 +137,12 @@ func LoadModel(path string, opts ModelOptions) (m *Model, err error) {
 			if t != nil {
 				m.blocks[l][s.Name] = t
 			}
+		}
+	}
+
+	if arch.Check != nil {
+		if err := arch.Check(m); err != nil {
+			return nil, fmt.Errorf("trainer: load model %s: %w", path, err)
 		}
 	}
 

@@ -1,0 +1,431 @@
+package trainer
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ecotune/ecotune/bindings"
+	"github.com/ecotune/ecotune/factory"
+	"github.com/ecotune/ecotune/ggml"
+	"github.com/ecotune/ecotune/gguf"
+)
+
+// archCase is a small random model of one architecture as factory writes it, with
+// two changes: norm weights and biases are random too (factory's 1 and 0 would hide a
+// bias added in the wrong place), and fuseQKV rewrites attn_q/k/v into one attn_qkv,
+// as llama.cpp's converter writes some Phi-2 checkpoints.
+type archCase struct {
+	name    string
+	spec    factory.Spec
+	vocab   string // third_party/llama.cpp/models/ggml-vocab-<vocab>.gguf
+	fuseQKV bool
+}
+
+var archCases = []archCase{
+	{name: "qwen2", vocab: "llama-spm",
+		spec: factory.Spec{Arch: "qwen2", Embd: 64, Layers: 2, Heads: 4, HeadsKV: 2, FF: 96, TiedEmbeddings: true}},
+	{name: "phi2", vocab: "gpt-2",
+		spec: factory.Spec{Arch: "phi2", Embd: 64, Layers: 2, Heads: 4, FF: 128}},
+	{name: "phi2-fused-qkv", vocab: "gpt-2", fuseQKV: true,
+		spec: factory.Spec{Arch: "phi2", Embd: 64, Layers: 2, Heads: 4, FF: 128}},
+	{name: "phi3", vocab: "phi-3",
+		spec: factory.Spec{Arch: "phi3", Embd: 64, Layers: 2, Heads: 4, HeadsKV: 2, FF: 96}},
+}
+
+// requireAsset skips the test when path is absent, or fails it with
+// ECOTUNE_REQUIRE_TOOLS=1.
+func requireAsset(t testing.TB, path string) string {
+	t.Helper()
+	if _, err := os.Stat(path); err != nil {
+		msg := fmt.Sprintf("%s is missing (%v): run make for llama.cpp's source and tools", path, err)
+		if os.Getenv("ECOTUNE_REQUIRE_TOOLS") == "1" {
+			t.Fatal("ECOTUNE_REQUIRE_TOOLS=1 but " + msg)
+		}
+		t.Skip(msg + " (set ECOTUNE_REQUIRE_TOOLS=1 to make this a failure)")
+	}
+	return path
+}
+
+func f32Bytes(v []float32) []byte {
+	out := make([]byte, 4*len(v))
+	for i, x := range v {
+		binary.LittleEndian.PutUint32(out[4*i:], math.Float32bits(x))
+	}
+	return out
+}
+
+// writeArchModel writes c's model into the test's temporary directory.
+func writeArchModel(t testing.TB, c archCase) string {
+	t.Helper()
+	spec := c.spec
+	spec.VocabFile = requireAsset(t, filepath.Join("..", "third_party", "llama.cpp", "models", "ggml-vocab-"+c.vocab+".gguf"))
+	spec.Seed, spec.Std = 11, 0.1
+	b, err := factory.Build(spec)
+	require.NoError(t, err)
+	r := rand.New(rand.NewPCG(12, 13))
+	byName := map[string]int{}
+	for i, ti := range b.Tensors {
+		byName[ti.Name] = i
+		if len(ti.Dims) != 1 {
+			continue
+		}
+		v := make([]float32, ti.Dims[0])
+		for j := range v {
+			v[j] = float32(0.2 * r.NormFloat64())
+			if strings.Contains(ti.Name, "norm") {
+				v[j]++
+			}
+		}
+		b.Tensors[i].Data = gguf.DataBytes(f32Bytes(v))
+	}
+	if c.fuseQKV {
+		var kept []gguf.Tensor
+		for _, ti := range b.Tensors {
+			base, kind, ok := strings.Cut(ti.Name, ".attn_q.")
+			if !ok {
+				if strings.Contains(ti.Name, ".attn_k.") || strings.Contains(ti.Name, ".attn_v.") {
+					continue
+				}
+				kept = append(kept, ti)
+				continue
+			}
+			// Q rows, then K, then V: ggml's ne[1] is the outer dimension, so the fused
+			// tensor's data is the three tensors' data one after another.
+			var data bytes.Buffer
+			dims := append([]int64(nil), ti.Dims...)
+			for _, p := range []string{".attn_q.", ".attn_k.", ".attn_v."} {
+				part := b.Tensors[byName[base+p+kind]]
+				require.NoError(t, part.Data(&data))
+				if p != ".attn_q." {
+					dims[len(dims)-1] += part.Dims[len(dims)-1]
+				}
+			}
+			kept = append(kept, gguf.Tensor{
+				TensorInfo: gguf.TensorInfo{Name: base + ".attn_qkv." + kind, Dims: dims, Type: ti.Type},
+				Data:       gguf.DataBytes(data.Bytes()),
+			})
+		}
+		b.Tensors = kept
+	}
+	path := filepath.Join(t.TempDir(), c.name+".gguf")
+	require.NoError(t, b.WriteFile(path))
+	return path
+}
+
+func loadArchModel(t testing.TB, path string) *Model {
+	t.Helper()
+	m, err := LoadModel(path, ModelOptions{Threads: 1})
+	require.NoError(t, err)
+	t.Cleanup(func() { m.Close() })
+	return m
+}
+
+// compareWithLibllama runs seqs right-padded in one batch through our forward pass
+// (adapted by lora unless nil) and each alone through ref, and checks every
+// position's logits to within tol × their range. It returns the worst
+// max|diff|/range and the largest logit range.
+func compareWithLibllama(t *testing.T, m *Model, ref *llamaRef, seqs [][]int32, lora *LoRA, tol float64) (worst, rng float64) {
+	t.Helper()
+	T := 0
+	for _, s := range seqs {
+		T = max(T, len(s))
+	}
+	tokens := make([]int32, len(seqs)*T)
+	for i, s := range seqs {
+		copy(tokens[i*T:], s)
+	}
+	m.kvType = ggml.TypeF16 // as libllama's default KV cache
+	defer func() { m.kvType = ggml.TypeF32 }()
+	got, err := m.Logits(tokens, len(seqs), T, lora)
+	require.NoError(t, err)
+	V := m.HP.Vocab
+	for s, seq := range seqs {
+		want := ref.logits(t, seq)
+		for i := range seq {
+			d, r := maxAbsDiff(got[(s*T+i)*V:(s*T+i+1)*V], want[i])
+			assert.LessOrEqualf(t, d, tol*r, "sequence %d position %d: max diff %g, range %g", s, i, d, r)
+			worst, rng = max(worst, d/r), max(rng, r)
+		}
+	}
+	return worst, rng
+}
+
+// TestArchForwardMatchesLibllama compares our logits with libllama's on each
+// architecture's factory model, first without an adapter, then with a LoRA on every
+// target module, written as an adapter file and loaded into libllama.
+//
+// libllama's CPU GELU reads an f16 table (input and output rounded to f16, a
+// relative error up to 2⁻¹¹), so these comparisons use ggml's gelu op as it does;
+// then the graph we train, with the exact differentiable GELU, is compared too, with a
+// tolerance that allows for the table.
+func TestArchForwardMatchesLibllama(t *testing.T) {
+	for _, ac := range archCases {
+		t.Run(ac.name, func(t *testing.T) {
+			path := writeArchModel(t, ac)
+			m := loadArchModel(t, path)
+			ref := newLlamaRef(t, path)
+			seqs := [][]int32{
+				ref.tokenize(t, "Rivers carry sediment from the mountains to the sea, building deltas over centuries."),
+				ref.tokenize(t, "Wetlands store carbon"),
+			}
+			m.geluOp = true
+			worst, rng := compareWithLibllama(t, m, ref, seqs, nil, 1e-4)
+			t.Logf("%s base: max |ours - libllama| / logit range = %.2e (range up to %.2f)", ac.name, worst, rng)
+
+			l := trainedLoRA(t, m, LoRAConfig{Rank: 4, Alpha: 8, Targets: []string{"all"}})
+			adapter := filepath.Join(t.TempDir(), "adapter.gguf")
+			require.NoError(t, l.WriteAdapter(adapter))
+			ad, err := bindings.LoadAdapter(ref.m, adapter)
+			require.NoError(t, err)
+			defer ad.Close()
+			require.NoError(t, ref.c.SetAdapters([]bindings.AdapterScale{{Adapter: ad, Scale: 1}}))
+			worst, _ = compareWithLibllama(t, m, ref, seqs, l, 1e-4)
+
+			// The adapter must move the logits for the comparison to mean anything.
+			base, err := m.Logits(seqs[0], 1, len(seqs[0]), nil)
+			require.NoError(t, err)
+			adapted, err := m.Logits(seqs[0], 1, len(seqs[0]), l)
+			require.NoError(t, err)
+			moved, _ := maxAbsDiff(base, adapted)
+			require.Greater(t, moved, 0.05*rng, "the adapter barely changes the logits")
+			t.Logf("%s with LoRA on %v: max |ours - libllama| / range = %.2e (the adapter moves logits by up to %.2f)",
+				ac.name, l.Config.Targets, worst, moved)
+
+			m.geluOp = false
+			worst, _ = compareWithLibllama(t, m, ref, seqs, l, 5e-4)
+			t.Logf("%s with LoRA, training graph (exact GELU): max |ours - libllama| / range = %.2e", ac.name, worst)
+		})
+	}
+}
+
+// TestArchLoRAGradients checks ∇A and ∇B of the masked loss of every adapter pair in
+// block 0 (whose gradients cross every later block, norms and activations included)
+// against central differences of a float64 loss computed from the forward logits.
+func TestArchLoRAGradients(t *testing.T) {
+	for _, ac := range archCases {
+		t.Run(ac.name, func(t *testing.T) {
+			m := loadArchModel(t, writeArchModel(t, ac))
+			l, err := NewLoRA(m, LoRAConfig{Rank: 2, Alpha: 4, Targets: []string{"all"}, Seed: 7})
+			require.NoError(t, err)
+			defer l.Close()
+			randomizeB(t, l, 8, 0.1)
+			b := testBatch(t)
+			_, grads := lossAndGrads(t, m, l, b)
+			lossAt := func() float64 {
+				logits, err := m.Logits(b.Tokens, b.B, b.T, l)
+				require.NoError(t, err)
+				return refLoss(logits, b, m.HP.Vocab)
+			}
+			const eps = 1e-2
+			worst, checked := 0.0, 0
+			for _, name := range l.Names() {
+				if !strings.HasPrefix(name, "blk.0.") {
+					continue
+				}
+				g := grads[name]
+				require.NotEmpty(t, g, name)
+				orig, err := l.Get(name)
+				require.NoError(t, err)
+				idx := make([]int, len(g))
+				for i := range idx {
+					idx[i] = i
+				}
+				sort.Slice(idx, func(i, j int) bool { return math.Abs(float64(g[idx[i]])) > math.Abs(float64(g[idx[j]])) })
+				for _, i := range idx[:2] {
+					v := append([]float32(nil), orig...)
+					v[i] = orig[i] + eps
+					require.NoError(t, l.Set(name, v))
+					up := lossAt()
+					v[i] = orig[i] - eps
+					require.NoError(t, l.Set(name, v))
+					down := lossAt()
+					require.NoError(t, l.Set(name, orig))
+					fd := (up - down) / (2 * eps)
+					rel := math.Abs(fd-float64(g[i])) / math.Max(math.Abs(fd), 1e-12)
+					worst = math.Max(worst, rel)
+					checked++
+					assert.LessOrEqualf(t, rel, 1e-2, "%s[%d]: analytic %g, finite difference %g", name, i, g[i], fd)
+				}
+			}
+			require.Positive(t, checked)
+			t.Logf("%s: worst relative error of %d LoRA gradients vs central differences: %.2e", ac.name, checked, worst)
+		})
+	}
+}
+
+// TestArchLoRATargets checks how module names resolve on each architecture, fused
+// weights included, and the adapter shapes that follow.
+func TestArchLoRATargets(t *testing.T) {
+	models := map[string]*Model{}
+	for _, ac := range archCases {
+		models[ac.name] = loadArchModel(t, writeArchModel(t, ac))
+	}
+	for _, tc := range []struct {
+		model   string
+		targets []string
+		want    []string
+		err     string
+	}{
+		{model: "qwen2", targets: []string{"all"}, want: []string{"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"}},
+		{model: "qwen2", targets: []string{"q_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}, want: []string{"attn_q", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"}},
+		{model: "qwen2", targets: []string{"qkv_proj"}, err: "no attn_qkv weight"},
+		{model: "qwen2", targets: []string{"gate_up_proj"}, err: "unknown LoRA target"},
+		{model: "phi2", targets: []string{"q_proj", "k_proj", "v_proj", "dense", "fc1", "fc2"}, want: []string{"attn_q", "attn_k", "attn_v", "attn_output", "ffn_up", "ffn_down"}},
+		{model: "phi2", targets: []string{"all"}, want: []string{"attn_q", "attn_k", "attn_v", "attn_output", "ffn_up", "ffn_down"}},
+		{model: "phi2", targets: []string{"gate_proj"}, err: "unknown LoRA target"},
+		{model: "phi2-fused-qkv", targets: []string{"all"}, want: []string{"attn_qkv", "attn_output", "ffn_up", "ffn_down"}},
+		{model: "phi2-fused-qkv", targets: DefaultTargets, want: []string{"attn_qkv", "attn_output"}},
+		{model: "phi2-fused-qkv", targets: []string{"Wqkv", "out_proj", "fc1"}, want: []string{"attn_qkv", "attn_output", "ffn_up"}},
+		{model: "phi3", targets: []string{"qkv_proj", "o_proj", "gate_up_proj", "down_proj"}, want: []string{"attn_qkv", "attn_output", "ffn_up", "ffn_down"}},
+		{model: "phi3", targets: DefaultTargets, want: []string{"attn_qkv", "attn_output"}},
+		{model: "phi3", targets: []string{"all"}, want: []string{"attn_qkv", "attn_output", "ffn_up", "ffn_down"}},
+		{model: "phi3", targets: []string{"ffn_gate"}, want: []string{"ffn_up"}},
+		{model: "phi3", targets: []string{"up_proj"}, err: "phi3 has no module \"up_proj\""},
+	} {
+		t.Run(tc.model+"/"+strings.Join(tc.targets, ","), func(t *testing.T) {
+			l, err := NewLoRA(models[tc.model], LoRAConfig{Rank: 4, Targets: tc.targets})
+			if tc.err != "" {
+				assert.ErrorContains(t, err, tc.err)
+				return
+			}
+			require.NoError(t, err)
+			defer l.Close()
+			assert.Equal(t, tc.want, l.Config.Targets)
+			assert.Len(t, l.Names(), 2*2*len(tc.want), "one A/B pair per target per block")
+		})
+	}
+
+	// Fused weights get one pair shaped like the fused matrix: Q, K and V rows for
+	// attn_qkv (4 heads and 2 KV heads of 16), gate and up rows for Phi-3's ffn_up.
+	l, err := NewLoRA(models["phi3"], LoRAConfig{Rank: 4, Targets: []string{"all"}})
+	require.NoError(t, err)
+	defer l.Close()
+	assert.Equal(t, []int{64, 4}, l.tensor("blk.1.attn_qkv.weight.lora_a").Shape())
+	assert.Equal(t, []int{4, (4 + 2*2) * 16}, l.tensor("blk.1.attn_qkv.weight.lora_b").Shape())
+	assert.Equal(t, []int{4, 2 * 96}, l.tensor("blk.1.ffn_up.weight.lora_b").Shape())
+	assert.Equal(t, []int{96, 4}, l.tensor("blk.1.ffn_down.weight.lora_a").Shape())
+}
+
+// TestDifferentiableOps checks the values and the backward pass of the ops rebuilt
+// from differentiable ones (autograd.go) against float64 formulas: L = Σ w·op(x) for
+// fixed random w, so ∇ₓL is the transposed Jacobian applied to w.
+func TestDifferentiableOps(t *testing.T) {
+	m := loadArchModel(t, writeArchModel(t, archCases[1])) // only its scheduler is used
+	const rowLen, rows = 16, 4
+	r := rand.New(rand.NewPCG(21, 22))
+	x, w := make([]float32, rowLen*rows), make([]float32, rowLen*rows)
+	for i := range x {
+		x[i] = float32(-6 + 12*float64(i)/float64(len(x)-1) + 0.1*r.NormFloat64())
+		w[i] = float32(r.NormFloat64())
+	}
+	const eps = 1e-5
+	geluRef := func(v float64) (float64, float64) {
+		const a, k = 0.044715, 0.7978845608028654 // √(2/π)
+		z := k * (v + a*v*v*v)
+		th := math.Tanh(z)
+		return 0.5 * v * (1 + th), 0.5*(1+th) + 0.5*v*(1-th*th)*k*(1+3*a*v*v)
+	}
+	for _, tc := range []struct {
+		name  string
+		build func(b *builder, x *ggml.Tensor) *ggml.Tensor
+		ref   func(x, w []float64) (y, grad []float64)
+	}{
+		{"gelu", (*builder).gelu, func(x, w []float64) (y, g []float64) {
+			for i, v := range x {
+				f, d := geluRef(v)
+				y, g = append(y, f), append(g, d*w[i])
+			}
+			return y, g
+		}},
+		{"sigmoid", (*builder).sigmoid, func(x, w []float64) (y, g []float64) {
+			for i, v := range x {
+				s := 1 / (1 + math.Exp(-v))
+				y, g = append(y, s), append(g, s*(1-s)*w[i])
+			}
+			return y, g
+		}},
+		{"layer_norm", func(b *builder, x *ggml.Tensor) *ggml.Tensor { return b.layerNorm(x, eps) }, func(x, w []float64) (y, g []float64) {
+			for row := 0; row < len(x); row += rowLen {
+				xs, ws := x[row:row+rowLen], w[row:row+rowLen]
+				mean, v := 0.0, 0.0
+				for _, e := range xs {
+					mean += e / rowLen
+				}
+				for _, e := range xs {
+					v += (e - mean) * (e - mean) / rowLen
+				}
+				sd := math.Sqrt(v + eps)
+				ys := make([]float64, rowLen)
+				mw, mwy := 0.0, 0.0
+				for i, e := range xs {
+					ys[i] = (e - mean) / sd
+					mw += ws[i] / rowLen
+					mwy += ws[i] * ys[i] / rowLen
+				}
+				for i := range xs {
+					g = append(g, (ws[i]-mw-ys[i]*mwy)/sd)
+				}
+				y = append(y, ys...)
+			}
+			return y, g
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := m.newComputeContext()
+			require.NoError(t, err)
+			defer c.Close()
+			b := &builder{c: c, m: m}
+			var xt, wt, y, grad *ggml.Tensor
+			var g *ggml.Graph
+			require.NoError(t, ggml.Build(func() {
+				xt = c.NewTensor(ggml.TypeF32, rowLen, rows).SetInput().SetParam()
+				wt = c.NewTensor(ggml.TypeF32, rowLen, rows).SetInput()
+				y = tc.build(b, xt).SetOutput()
+				loss := c.Sum(c.Mul(y, wt)).SetOutput().SetLoss()
+				g = c.NewGraph(m.graphNodes, true)
+				g.Expand(loss)
+				g.BuildBackward(c)
+				grad = g.Grad(xt)
+				require.NotNil(t, grad)
+				grad.SetOutput()
+				g.Expand(grad)
+			}))
+			require.NoError(t, m.sched.Alloc(g))
+			require.NoError(t, xt.SetF32(x))
+			require.NoError(t, wt.SetF32(w))
+			if b.firstOfPair != nil {
+				require.NoError(t, b.firstOfPair.SetF32([]float32{1, 0}))
+			}
+			g.Reset()
+			require.NoError(t, m.sched.Run(g))
+			gotY, err := y.F32()
+			require.NoError(t, err)
+			gotG, err := grad.F32()
+			require.NoError(t, err)
+			x64, w64 := make([]float64, len(x)), make([]float64, len(w))
+			for i := range x {
+				x64[i], w64[i] = float64(x[i]), float64(w[i])
+			}
+			wantY, wantG := tc.ref(x64, w64)
+			worstY, worstG := 0.0, 0.0
+			for i := range wantY {
+				worstY = max(worstY, math.Abs(float64(gotY[i])-wantY[i]))
+				worstG = max(worstG, math.Abs(float64(gotG[i])-wantG[i]))
+				assert.InDeltaf(t, wantY[i], gotY[i], 1e-5*(1+math.Abs(wantY[i])), "%s(%g)", tc.name, x[i])
+				assert.InDeltaf(t, wantG[i], gotG[i], 1e-4*(1+math.Abs(wantG[i])), "∇%s at %g", tc.name, x[i])
+			}
+			t.Logf("%s on [-6, 6]: max |value - float64| = %.1e, max |gradient - float64| = %.1e", tc.name, worstY, worstG)
+		})
+	}
+}
