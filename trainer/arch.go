@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/ecotune/ecotune/ggml"
+	"github.com/ecotune/ecotune/gguf"
 )
 
 // Dim names one dimension of a tensor in terms of a model's hyper-parameters.
@@ -79,6 +80,10 @@ type Arch struct {
 	// Check rejects files whose optional tensors make no model (neither fused nor
 	// separate Q/K/V); nil accepts every file that has the required tensors.
 	Check func(m *Model) error
+	// ReadHParams reads the architecture's own hyper-parameters into hp (nil: none).
+	ReadHParams func(meta *gguf.Metadata, hp *HParams) error
+	// EmbedScale multiplies the token embeddings by √Embd (Gemma).
+	EmbedScale bool
 	// Layer returns block l applied to the residual stream x.
 	Layer func(b *builder, l int, x *ggml.Tensor) *ggml.Tensor
 }

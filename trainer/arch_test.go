@@ -30,6 +30,7 @@ type archCase struct {
 	spec    factory.Spec
 	vocab   string // third_party/llama.cpp/models/ggml-vocab-<vocab>.gguf
 	fuseQKV bool
+	meta    map[string]float32 // metadata to override
 }
 
 var archCases = []archCase{
@@ -41,6 +42,11 @@ var archCases = []archCase{
 		spec: factory.Spec{Arch: "phi2", Embd: 64, Layers: 2, Heads: 4, FF: 128}},
 	{name: "phi3", vocab: "phi-3",
 		spec: factory.Spec{Arch: "phi3", Embd: 64, Layers: 2, Heads: 4, HeadsKV: 2, FF: 96}},
+	// A training context of 8 makes factory write a sliding window of 8, shorter than
+	// the test sequences; soft-caps small enough for tanh to bend the scores and logits.
+	{name: "gemma2", vocab: "llama-spm",
+		spec: factory.Spec{Arch: "gemma2", Embd: 64, Layers: 2, Heads: 4, HeadsKV: 2, FF: 96, Context: 8},
+		meta: map[string]float32{"gemma2.attn_logit_softcapping": 0.5, "gemma2.final_logit_softcapping": 3}},
 }
 
 // requireAsset skips the test when path is absent, or fails it with
@@ -73,6 +79,9 @@ func writeArchModel(t testing.TB, c archCase) string {
 	spec.Seed, spec.Std = 11, 0.1
 	b, err := factory.Build(spec)
 	require.NoError(t, err)
+	for k, v := range c.meta {
+		b.Meta.Set(k, gguf.ValueOf(v))
+	}
 	r := rand.New(rand.NewPCG(12, 13))
 	byName := map[string]int{}
 	for i, ti := range b.Tensors {
@@ -292,6 +301,7 @@ func TestArchLoRATargets(t *testing.T) {
 		{model: "phi3", targets: []string{"all"}, want: []string{"attn_qkv", "attn_output", "ffn_up", "ffn_down"}},
 		{model: "phi3", targets: []string{"ffn_gate"}, want: []string{"ffn_up"}},
 		{model: "phi3", targets: []string{"up_proj"}, err: "phi3 has no module \"up_proj\""},
+		{model: "gemma2", targets: []string{"all"}, want: []string{"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"}},
 	} {
 		t.Run(tc.model+"/"+strings.Join(tc.targets, ","), func(t *testing.T) {
 			l, err := NewLoRA(models[tc.model], LoRAConfig{Rank: 4, Targets: tc.targets})
@@ -428,4 +438,34 @@ func TestDifferentiableOps(t *testing.T) {
 			t.Logf("%s on [-6, 6]: max |value - float64| = %.1e, max |gradient - float64| = %.1e", tc.name, worstY, worstG)
 		})
 	}
+}
+
+func TestGemma2HParams(t *testing.T) {
+	m := loadArchModel(t, writeArchModel(t, archCases[len(archCases)-1]))
+	hp := m.HP
+	assert.Equal(t, 8, hp.SlidingWindow)
+	assert.Equal(t, []bool{true, false}, hp.SWA, "the first of every two layers slides")
+	assert.Equal(t, float32(0.5), hp.AttnSoftcap)
+	assert.Equal(t, float32(3), hp.FinalSoftcap)
+	assert.Equal(t, hp.RopeBase, hp.RopeBaseSWA)
+
+	meta := &gguf.Metadata{}
+	for _, tc := range []struct {
+		pattern gguf.Value
+		want    []bool
+	}{
+		{gguf.ValueOf(uint32(3)), []bool{true, true, false, true}},
+		{gguf.ValueOf(uint32(0)), []bool{true, true, true, true}},
+		{gguf.ArrayOf([]bool{false, true, true, false}), []bool{false, true, true, false}},
+	} {
+		meta.Set("gemma2.attention.sliding_window_pattern", tc.pattern)
+		got := HParams{Arch: "gemma2", Layers: 4, RopeBase: 10000}
+		require.NoError(t, readGemma2HParams(meta, &got))
+		assert.Equal(t, tc.want, got.SWA)
+		assert.Equal(t, 4096, got.SlidingWindow, "llama.cpp's default window")
+		assert.Equal(t, float32(50), got.AttnSoftcap)
+		assert.Equal(t, float32(30), got.FinalSoftcap)
+	}
+	meta.Set("gemma2.attention.sliding_window_pattern", gguf.ArrayOf([]bool{true}))
+	assert.ErrorContains(t, readGemma2HParams(meta, &HParams{Arch: "gemma2", Layers: 4}), "1 flags for 4 layers")
 }

@@ -8,5 +8,6 @@ func architectures() []*Arch {
 		archQwen2(),
 		archPhi2(),
 		archPhi3(),
+		archGemma2(),
 	}
 }

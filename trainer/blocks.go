@@ -15,9 +15,10 @@ type builder struct {
 	lora *LoRA // nil: the base model alone
 	B, T int
 
-	tokens *ggml.Tensor // I32 [B·T]
-	pos    *ggml.Tensor // I32 [T], shared by every sequence
-	mask   *ggml.Tensor // F32 [T, T] causal mask
+	tokens  *ggml.Tensor // I32 [B·T]
+	pos     *ggml.Tensor // I32 [T], shared by every sequence
+	mask    *ggml.Tensor // F32 [T, T] causal mask
+	swaMask *ggml.Tensor // F32 [T, T] causal sliding-window mask, made on first use when T exceeds the window
 
 	// dropout > 0 adds one input mask per adapted module, filled before each run.
 	dropout  float32
@@ -52,21 +53,39 @@ func (b *builder) setInputs(tokens []int32) error {
 			return err
 		}
 	}
-	return b.mask.SetF32(causalMask(b.T))
+	if b.swaMask != nil {
+		if err := b.swaMask.SetF32(causalMask(b.T, b.m.HP.SlidingWindow)); err != nil {
+			return err
+		}
+	}
+	return b.mask.SetF32(causalMask(b.T, b.T))
 }
 
-// causalMask is 0 where query i may see key j (j ≤ i) and -inf elsewhere. Padding needs
-// no mask of its own: batches are right-padded, so a padding key is only ever visible
-// to padding queries, whose loss weight is zero; nothing a real token computes, nor
-// any gradient, depends on padding.
-func causalMask(T int) []float32 {
+// causalMask is 0 where query i may see key j (i - window < j ≤ i) and -inf elsewhere.
+// Padding needs no mask of its own: batches are right-padded, so a padding key is only
+// ever visible to padding queries, whose loss weight is zero; nothing a real token
+// computes, nor any gradient, depends on padding.
+func causalMask(T, window int) []float32 {
 	m := make([]float32, T*T)
 	for i := 0; i < T; i++ {
-		for j := i + 1; j < T; j++ {
-			m[i*T+j] = float32(math.Inf(-1))
+		for j := 0; j < T; j++ {
+			if j > i || i-j >= window {
+				m[i*T+j] = float32(math.Inf(-1))
+			}
 		}
 	}
 	return m
+}
+
+// attnMask is the mask of a layer with sliding-window attention or not.
+func (b *builder) attnMask(swa bool) *ggml.Tensor {
+	if !swa || b.m.HP.SlidingWindow <= 0 || b.T <= b.m.HP.SlidingWindow {
+		return b.mask
+	}
+	if b.swaMask == nil {
+		b.swaMask = b.c.NewTensor(ggml.TypeF32, b.T, b.T).SetName("swa_mask").SetInput()
+	}
+	return b.swaMask
 }
 
 func (b *builder) weight(l int, name string) *ggml.Tensor { return b.m.blocks[l][name] }
@@ -119,6 +138,11 @@ type attnOpts struct {
 	// the same product, but llama.cpp's Phi graphs round the scaled Q to f16, so
 	// matching it bit for bit needs the same order.
 	preScaleQ bool
+	// qScale, when not 0, replaces 1/√head_dim (and implies preScaleQ): Gemma 2.
+	qScale float32
+	// swa makes the layer attend through a sliding window (HParams.SlidingWindow),
+	// with RoPE at HParams.RopeBaseSWA when the file sets one.
+	swa bool
 }
 
 // qkv returns block l's query, key and value projections of x, [Heads·HeadDim, n] and
@@ -153,6 +177,9 @@ func (b *builder) attention(l int, x *ggml.Tensor, o attnOpts) *ggml.Tensor {
 	c, hp := b.c, b.m.HP
 	hd, B, T := hp.HeadDim, b.B, b.T
 	rope := ggml.RopeOptions{Dims: hp.RopeDims, Mode: b.m.Arch.RopeMode, FreqBase: hp.RopeBase, FreqScale: hp.RopeScale}
+	if o.swa && hp.RopeBaseSWA > 0 {
+		rope.FreqBase = hp.RopeBaseSWA
+	}
 
 	q, k, v := b.qkv(l, x)
 	q = c.Rope(c.Reshape(q, hd, hp.Heads, T, B), b.pos, nil, rope)
@@ -162,6 +189,9 @@ func (b *builder) attention(l int, x *ggml.Tensor, o attnOpts) *ggml.Tensor {
 	k = c.Reshape(c.Cont(c.Permute(k, 0, 2, 1, 3)), hd, T, hp.HeadsKV*B)   // [hd, T, KV·B]
 	vt := c.Reshape(c.Cont(c.Permute(v, 1, 2, 0, 3)), T, hd, hp.HeadsKV*B) // [T, hd, KV·B]
 	scale := float32(1 / math.Sqrt(float64(hd)))
+	if o.qScale != 0 {
+		scale, o.preScaleQ = o.qScale, true
+	}
 	if o.preScaleQ {
 		// After the copy: ggml's backward of scale needs a contiguous gradient, and
 		// the gradient arriving through a permute is not.
@@ -173,7 +203,12 @@ func (b *builder) attention(l int, x *ggml.Tensor, o attnOpts) *ggml.Tensor {
 		// q and the attention weights to f16. Only the libllama parity test asks for it.
 		k, vt = c.Cast(k, b.m.kvType), c.Cast(vt, b.m.kvType)
 	}
-	kq := c.SoftMax(c.MulMat(k, q), b.mask, scale, 0)               // [T_k, T_q, H·B]
+	kq := c.MulMat(k, q) // [T_k, T_q, H·B]
+	if sc := hp.AttnSoftcap; sc > 0 {
+		// c·tanh(s/c) = 2c·σ(2s/c) - c, and softmax ignores the constant.
+		kq = c.Scale(b.sigmoid(c.Scale(kq, 2/sc)), 2*sc)
+	}
+	kq = c.SoftMax(kq, b.attnMask(o.swa), scale, 0)
 	out := c.MulMat(vt, kq)                                         // [hd, T_q, H·B]
 	out = c.Permute(c.Reshape(out, hd, T, hp.Heads, B), 0, 2, 1, 3) // [hd, H, T, B]
 	out = c.Reshape(c.Cont(out), hd*hp.Heads, T*B)
@@ -198,6 +233,16 @@ func (b *builder) ffnSwiGLUFused(l int, x *ggml.Tensor) *ggml.Tensor {
 	return b.linear(l, "ffn_down", c.SwiGLU(g, u))
 }
 
+// ffnGEGLU is down(gelu(gate(x)) · up(x)) on block l (Gemma).
+func (b *builder) ffnGEGLU(l int, x *ggml.Tensor) *ggml.Tensor {
+	g := b.linear(l, "ffn_gate", x)
+	u := b.linear(l, "ffn_up", x)
+	if b.m.geluOp {
+		return b.linear(l, "ffn_down", b.c.Mul(b.c.GELU(g), u))
+	}
+	return b.linear(l, "ffn_down", b.c.Mul(b.gelu(g), u))
+}
+
 // ffnGELU is down(gelu(up(x))) on block l, biases included (Phi-2).
 func (b *builder) ffnGELU(l int, x *ggml.Tensor) *ggml.Tensor {
 	u := b.linear(l, "ffn_up", x)
@@ -210,6 +255,9 @@ func (b *builder) ffnGELU(l int, x *ggml.Tensor) *ggml.Tensor {
 // hidden returns the final-normed hidden states [Embd, B·T] of the whole stack.
 func (b *builder) hidden() *ggml.Tensor {
 	x := b.c.GetRows(b.m.globals[tokEmbd], b.tokens)
+	if b.m.Arch.EmbedScale {
+		x = b.c.Scale(x, float32(math.Sqrt(float64(b.m.HP.Embd))))
+	}
 	for l := 0; l < b.m.HP.Layers; l++ {
 		x = b.m.Arch.Layer(b, l, x)
 	}
@@ -226,6 +274,11 @@ func (b *builder) logits(h *ggml.Tensor) *ggml.Tensor {
 	y := b.c.MulMat(w, h)
 	if bias := b.m.globals[outputB]; bias != nil {
 		y = b.c.Add(y, bias)
+	}
+	if sc := b.m.HP.FinalSoftcap; sc > 0 {
+		// c·tanh(y/c) = 2c·σ(2y/c) - c.
+		one := b.c.View(b.pairSelector(), []int{1}, nil, 0)
+		y = b.c.Add(b.c.Scale(b.sigmoid(b.c.Scale(y, 2/sc)), 2*sc), b.c.Scale(one, -sc))
 	}
 	return y
 }

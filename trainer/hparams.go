@@ -22,6 +22,13 @@ type HParams struct {
 	RopeBase   float32 // rope.freq_base, 10000 if absent
 	RopeScale  float32 // 1 / rope.scale_linear, 1 if absent
 	ContextLen int     // context_length
+
+	// Read by the architectures that have them (Arch.ReadHParams); zero elsewhere.
+	SlidingWindow int     // attention.sliding_window: a SWA layer's query sees this many positions, itself included
+	SWA           []bool  // per layer: attention is sliding-window
+	RopeBaseSWA   float32 // rope.freq_base_swa: θ of the SWA layers
+	AttnSoftcap   float32 // attn_logit_softcapping: scores become c·tanh(score/c)
+	FinalSoftcap  float32 // final_logit_softcapping: logits become c·tanh(logit/c)
 }
 
 // maxDim bounds every dimension read from a file, so a hostile file cannot make us

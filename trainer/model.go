@@ -54,6 +54,11 @@ func LoadModel(path string, opts ModelOptions) (m *Model, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("trainer: load model %s: %w", path, err)
 	}
+	if arch.ReadHParams != nil {
+		if err := arch.ReadHParams(f.Meta, &hp); err != nil {
+			return nil, fmt.Errorf("trainer: load model %s: %w", path, err)
+		}
+	}
 	te, ok := f.Tensor(tokEmbd)
 	if !ok || len(te.Dims) != 2 || te.Dims[1] < 1 || te.Dims[1] > maxDim {
 		return nil, fmt.Errorf("trainer: load model %s: missing or malformed %s", path, tokEmbd)
