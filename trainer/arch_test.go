@@ -30,13 +30,21 @@ type archCase struct {
 	spec    factory.Spec
 	vocab   string // third_party/llama.cpp/models/ggml-vocab-<vocab>.gguf
 	fuseQKV bool
-	meta    map[string]float32 // metadata to override
-	weights ggml.Type          // type of the weight matrices; F32 (the zero value) keeps factory's
+	// splitBiases keeps Q, K and V biases apart beside a fused attn_qkv weight, a
+	// layout llama.cpp's loader accepts from older converters.
+	splitBiases bool
+	meta        map[string]float32 // metadata to override
+	weights     ggml.Type          // type of the weight matrices; F32 (the zero value) keeps factory's
+	// outputBias adds a random output.bias, which llama.cpp's qwen2 loader takes
+	// when present.
+	outputBias bool
 }
 
 var archCases = []archCase{
-	{name: "qwen2", vocab: "llama-spm",
+	{name: "qwen2", vocab: "llama-spm", outputBias: true,
 		spec: factory.Spec{Arch: "qwen2", Embd: 64, Layers: 2, Heads: 4, HeadsKV: 2, FF: 96, TiedEmbeddings: true}},
+	{name: "qwen2-fused-qkv-split-biases", vocab: "llama-spm", fuseQKV: true, splitBiases: true,
+		spec: factory.Spec{Arch: "qwen2", Embd: 64, Layers: 2, Heads: 4, HeadsKV: 2, FF: 96}},
 	{name: "phi2", vocab: "gpt-2",
 		spec: factory.Spec{Arch: "phi2", Embd: 64, Layers: 2, Heads: 4, FF: 128}},
 	{name: "phi2-fused-qkv", vocab: "gpt-2", fuseQKV: true,
@@ -103,6 +111,10 @@ func writeArchModel(t testing.TB, c archCase) string {
 		var kept []gguf.Tensor
 		for _, ti := range b.Tensors {
 			base, kind, ok := strings.Cut(ti.Name, ".attn_q.")
+			if c.splitBiases && strings.HasSuffix(ti.Name, ".bias") {
+				kept = append(kept, ti)
+				continue
+			}
 			if !ok {
 				if strings.Contains(ti.Name, ".attn_k.") || strings.Contains(ti.Name, ".attn_v.") {
 					continue
@@ -127,6 +139,17 @@ func writeArchModel(t testing.TB, c archCase) string {
 			})
 		}
 		b.Tensors = kept
+	}
+	if c.outputBias {
+		te := b.Tensors[byName["token_embd.weight"]]
+		v := make([]float32, te.Dims[1])
+		for i := range v {
+			v[i] = float32(r.NormFloat64())
+		}
+		b.Tensors = append(b.Tensors, gguf.Tensor{
+			TensorInfo: gguf.TensorInfo{Name: "output.bias", Dims: []int64{te.Dims[1]}, Type: gguf.TypeF32},
+			Data:       gguf.DataBytes(f32Bytes(v)),
+		})
 	}
 	if c.weights != ggml.TypeF32 {
 		for i, ti := range b.Tensors {
@@ -305,6 +328,7 @@ func TestArchLoRATargets(t *testing.T) {
 		{model: "qwen2", targets: []string{"q_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}, want: []string{"attn_q", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"}},
 		{model: "qwen2", targets: []string{"qkv_proj"}, err: "no attn_qkv weight"},
 		{model: "qwen2", targets: []string{"gate_up_proj"}, err: "unknown LoRA target"},
+		{model: "qwen2-fused-qkv-split-biases", targets: []string{"q_proj", "o_proj"}, want: []string{"attn_qkv", "attn_output"}},
 		{model: "phi2", targets: []string{"q_proj", "k_proj", "v_proj", "dense", "fc1", "fc2"}, want: []string{"attn_q", "attn_k", "attn_v", "attn_output", "ffn_up", "ffn_down"}},
 		{model: "phi2", targets: []string{"all"}, want: []string{"attn_q", "attn_k", "attn_v", "attn_output", "ffn_up", "ffn_down"}},
 		{model: "phi2", targets: []string{"gate_proj"}, err: "unknown LoRA target"},

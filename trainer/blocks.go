@@ -155,9 +155,9 @@ func (b *builder) qkv(l int, x *ggml.Tensor) (q, k, v *ggml.Tensor) {
 	c, hp := b.c, b.m.HP
 	y := b.linear(l, "attn_qkv", x)
 	nq, nkv := hp.Heads*hp.HeadDim, hp.HeadsKV*hp.HeadDim
-	row := y.Nb(0) // bytes per element of y (F32)
+	elem := y.Nb(0) // bytes per value of y (F32)
 	part := func(off, n int, bias string) *ggml.Tensor {
-		t := c.Cont(c.View(y, []int{n, y.Ne(1)}, []int{y.Nb(1)}, off*row))
+		t := c.Cont(c.View(y, []int{n, y.Ne(1)}, []int{y.Nb(1)}, off*elem))
 		// Some converters fuse the weights but keep Q, K and V biases apart.
 		if bb := b.weight(l, bias); bb != nil {
 			t = c.Add(t, bb)
