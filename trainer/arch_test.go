@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -38,6 +39,8 @@ type archCase struct {
 	// outputBias adds a random output.bias, which llama.cpp's qwen2 loader takes
 	// when present.
 	outputBias bool
+	// edit changes the file last.
+	edit func(b *gguf.Builder)
 }
 
 var archCases = []archCase{
@@ -56,6 +59,13 @@ var archCases = []archCase{
 	{name: "gemma2", vocab: "llama-spm",
 		spec: factory.Spec{Arch: "gemma2", Embd: 64, Layers: 2, Heads: 4, HeadsKV: 2, FF: 96, Context: 8},
 		meta: map[string]float32{"gemma2.attn_logit_softcapping": 0.5, "gemma2.final_logit_softcapping": 3}},
+}
+
+func archCaseNamed(t testing.TB, name string) archCase {
+	t.Helper()
+	i := slices.IndexFunc(archCases, func(c archCase) bool { return c.name == name })
+	require.GreaterOrEqual(t, i, 0, "no arch case %q", name)
+	return archCases[i]
 }
 
 // requireAsset skips the test when path is absent, or fails it with
@@ -164,6 +174,9 @@ func writeArchModel(t testing.TB, c archCase) string {
 			require.NoError(t, err)
 			b.Tensors[i].Type, b.Tensors[i].Data = gguf.Type(c.weights), gguf.DataBytes(q)
 		}
+	}
+	if c.edit != nil {
+		c.edit(b)
 	}
 	path := filepath.Join(t.TempDir(), c.name+".gguf")
 	require.NoError(t, b.WriteFile(path))
@@ -370,7 +383,7 @@ func TestArchLoRATargets(t *testing.T) {
 // from differentiable ones (autograd.go) against float64 formulas: L = Σ w·op(x) for
 // fixed random w, so ∇ₓL is the transposed Jacobian applied to w.
 func TestDifferentiableOps(t *testing.T) {
-	m := loadArchModel(t, writeArchModel(t, archCases[1])) // only its scheduler is used
+	m := loadArchModel(t, writeArchModel(t, archCaseNamed(t, "phi2"))) // only its scheduler is used
 	const rowLen, rows = 16, 4
 	r := rand.New(rand.NewPCG(21, 22))
 	x, w := make([]float32, rowLen*rows), make([]float32, rowLen*rows)
@@ -480,7 +493,7 @@ func TestDifferentiableOps(t *testing.T) {
 }
 
 func TestGemma2HParams(t *testing.T) {
-	m := loadArchModel(t, writeArchModel(t, archCases[len(archCases)-1]))
+	m := loadArchModel(t, writeArchModel(t, archCaseNamed(t, "gemma2")))
 	hp := m.HP
 	assert.Equal(t, 8, hp.SlidingWindow)
 	assert.Equal(t, []bool{true, false}, hp.SWA, "the first of every two layers slides")
@@ -547,5 +560,41 @@ func TestArchQuantizedBase(t *testing.T) {
 			}
 			t.Logf("%s on Q8_0: logits with LoRA vs libllama %.2e of range; training step loss %.4f", ac.name, worst, loss)
 		})
+	}
+}
+
+// TestArchRejectsIncompleteFiles checks the per-architecture checks at load time.
+func TestArchRejectsIncompleteFiles(t *testing.T) {
+	without := func(name string) func(b *gguf.Builder) {
+		return func(b *gguf.Builder) {
+			b.Tensors = slices.DeleteFunc(b.Tensors, func(t gguf.Tensor) bool { return t.Name == name })
+		}
+	}
+	for _, tc := range []struct {
+		base string // archCase name
+		edit func(b *gguf.Builder)
+		err  string
+	}{
+		{"qwen2", without("blk.1.attn_k.weight"), "block 1 has neither attn_qkv.weight nor attn_k.weight"},
+		{"phi3", without("blk.0.attn_qkv.weight"), "block 0 has neither attn_qkv.weight nor attn_q.weight"},
+		{"phi3", func(b *gguf.Builder) {
+			// Phi-3.5's LongRoPE factors: one per rotated pair (16 dims of 16 here).
+			b.Tensors = append(b.Tensors, gguf.Tensor{
+				TensorInfo: gguf.TensorInfo{Name: "rope_factors_short.weight", Dims: []int64{8}, Type: gguf.TypeF32},
+				Data:       gguf.DataBytes(f32Bytes(make([]float32, 8))),
+			})
+		}, "LongRoPE"},
+		{"qwen2-fused-qkv-split-biases", without("blk.0.attn_v.bias"), ""}, // biases are optional
+	} {
+		ac := archCaseNamed(t, tc.base)
+		ac.edit = tc.edit
+		path := writeArchModel(t, ac)
+		m, err := LoadModel(path, ModelOptions{Threads: 1})
+		if tc.err == "" {
+			require.NoError(t, err)
+			m.Close()
+			continue
+		}
+		assert.ErrorContainsf(t, err, tc.err, "%s", ac.name)
 	}
 }
