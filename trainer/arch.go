@@ -95,6 +95,7 @@ const (
 	outputW    = "output.weight"
 	outputB    = "output.bias"
 
+	ropeFreqs        = "rope_freqs.weight"
 	ropeFactorsLong  = "rope_factors_long.weight"
 	ropeFactorsShort = "rope_factors_short.weight"
 )

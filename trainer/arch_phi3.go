@@ -1,16 +1,13 @@
 package trainer
 
 import (
-	"fmt"
-
 	"github.com/ecotune/ecotune/ggml"
 )
 
 // archPhi3 is Phi-3 (and Phi-3.5/Phi-4 dense) as llama.cpp converts it: Llama's
 // pre-norm blocks with one fused attn_qkv, one fused ffn_up holding the gate half then
-// the up half, RoPE in NeoX order, Q scaled before Q·Kᵀ, an output matrix or tied
-// embeddings. LongRoPE files (rope_factors_long/short) are refused: their frequency
-// and attention factors depend on the context size, which training does not fix yet.
+// the up half, RoPE in NeoX order (with LongRoPE's short and long frequency factors
+// when the file has them), Q scaled before Q·Kᵀ, an output matrix or tied embeddings.
 func archPhi3() *Arch {
 	return &Arch{
 		Name:     "phi3",
@@ -37,12 +34,7 @@ func archPhi3() *Arch {
 		Fused: map[string]string{
 			"attn_q": "attn_qkv", "attn_k": "attn_qkv", "attn_v": "attn_qkv", "ffn_gate": "ffn_up",
 		},
-		Check: func(m *Model) error {
-			if m.globals[ropeFactorsLong] != nil || m.globals[ropeFactorsShort] != nil {
-				return fmt.Errorf("phi3 with LongRoPE factors (%s) is not supported yet", ropeFactorsLong)
-			}
-			return checkQKV(m)
-		},
+		Check: checkQKV,
 		Layer: func(b *builder, l int, x *ggml.Tensor) *ggml.Tensor {
 			x = b.c.Add(x, b.attention(l, b.norm(l, "attn_norm", x), attnOpts{preScaleQ: true}))
 			return b.c.Add(x, b.ffnSwiGLUFused(l, b.norm(l, "ffn_norm", x)))

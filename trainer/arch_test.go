@@ -34,8 +34,8 @@ type archCase struct {
 	// splitBiases keeps Q, K and V biases apart beside a fused attn_qkv weight, a
 	// layout llama.cpp's loader accepts from older converters.
 	splitBiases bool
-	meta        map[string]float32 // metadata to override
-	weights     ggml.Type          // type of the weight matrices; F32 (the zero value) keeps factory's
+	meta        map[string]gguf.Value // metadata to override
+	weights     ggml.Type             // type of the weight matrices; F32 (the zero value) keeps factory's
 	// outputBias adds a random output.bias, which llama.cpp's qwen2 loader takes
 	// when present.
 	outputBias bool
@@ -58,7 +58,48 @@ var archCases = []archCase{
 	// the test sequences; soft-caps small enough for tanh to bend the scores and logits.
 	{name: "gemma2", vocab: "llama-spm",
 		spec: factory.Spec{Arch: "gemma2", Embd: 64, Layers: 2, Heads: 4, HeadsKV: 2, FF: 96, Context: 8},
-		meta: map[string]float32{"gemma2.attn_logit_softcapping": 0.5, "gemma2.final_logit_softcapping": 3}},
+		meta: map[string]gguf.Value{
+			"gemma2.attn_logit_softcapping":  gguf.ValueOf(float32(0.5)),
+			"gemma2.final_logit_softcapping": gguf.ValueOf(float32(3)),
+		}},
+	// Llama 3.1's per-pair frequency divisors.
+	{name: "llama-rope-freqs", vocab: "llama-spm", edit: addRopeFactors(ropeFreqs, 8, 1, 8),
+		spec: factory.Spec{Arch: "llama", Embd: 64, Layers: 2, Heads: 4, HeadsKV: 2, FF: 96}},
+	// Phi-3.5's LongRoPE: short factors within the original context (512 here, the
+	// training context), long ones beyond it (8 here, shorter than the test
+	// sequences), and cos and sin scaled by the attention factor.
+	{name: "phi3-longrope-short", vocab: "phi-3",
+		edit: func(b *gguf.Builder) {
+			addRopeFactors(ropeFactorsShort, 8, 1, 1.5)(b)
+			addRopeFactors(ropeFactorsLong, 8, 2, 8)(b)
+		},
+		meta: map[string]gguf.Value{"phi3.rope.scaling.attn_factor": gguf.ValueOf(float32(1.19))},
+		spec: factory.Spec{Arch: "phi3", Embd: 64, Layers: 2, Heads: 4, HeadsKV: 2, FF: 96}},
+	{name: "phi3-longrope-long", vocab: "phi-3",
+		edit: func(b *gguf.Builder) {
+			addRopeFactors(ropeFactorsShort, 8, 1, 1.5)(b)
+			addRopeFactors(ropeFactorsLong, 8, 2, 8)(b)
+		},
+		meta: map[string]gguf.Value{
+			"phi3.rope.scaling.attn_factor":             gguf.ValueOf(float32(1.19)),
+			"phi3.rope.scaling.original_context_length": gguf.ValueOf(uint32(8)),
+		},
+		spec: factory.Spec{Arch: "phi3", Embd: 64, Layers: 2, Heads: 4, HeadsKV: 2, FF: 96}},
+}
+
+// addRopeFactors adds the global tensor name with n factors uniform in [lo, hi).
+func addRopeFactors(name string, n int, lo, hi float64) func(b *gguf.Builder) {
+	return func(b *gguf.Builder) {
+		r := rand.New(rand.NewPCG(uint64(n), uint64(hi)))
+		v := make([]float32, n)
+		for i := range v {
+			v[i] = float32(lo + (hi-lo)*r.Float64())
+		}
+		b.Tensors = append(b.Tensors, gguf.Tensor{
+			TensorInfo: gguf.TensorInfo{Name: name, Dims: []int64{int64(n)}, Type: gguf.TypeF32},
+			Data:       gguf.DataBytes(f32Bytes(v)),
+		})
+	}
 }
 
 func archCaseNamed(t testing.TB, name string) archCase {
@@ -99,7 +140,7 @@ func writeArchModel(t testing.TB, c archCase) string {
 	b, err := factory.Build(spec)
 	require.NoError(t, err)
 	for k, v := range c.meta {
-		b.Meta.Set(k, gguf.ValueOf(v))
+		b.Meta.Set(k, v)
 	}
 	r := rand.New(rand.NewPCG(12, 13))
 	byName := map[string]int{}
@@ -577,13 +618,9 @@ func TestArchRejectsIncompleteFiles(t *testing.T) {
 	}{
 		{"qwen2", without("blk.1.attn_k.weight"), "block 1 has neither attn_qkv.weight nor attn_k.weight"},
 		{"phi3", without("blk.0.attn_qkv.weight"), "block 0 has neither attn_qkv.weight nor attn_q.weight"},
-		{"phi3", func(b *gguf.Builder) {
-			// Phi-3.5's LongRoPE factors: one per rotated pair (16 dims of 16 here).
-			b.Tensors = append(b.Tensors, gguf.Tensor{
-				TensorInfo: gguf.TensorInfo{Name: "rope_factors_short.weight", Dims: []int64{8}, Type: gguf.TypeF32},
-				Data:       gguf.DataBytes(f32Bytes(make([]float32, 8))),
-			})
-		}, "LongRoPE"},
+		{"qwen2", func(b *gguf.Builder) { b.Meta.Set("qwen2.rope.scaling.type", gguf.ValueOf("yarn")) },
+			`qwen2.rope.scaling.type "yarn" is not supported`},
+		{"phi3", addRopeFactors(ropeFactorsShort, 7, 1, 2), "rope_factors_short.weight has shape [7]"},
 		{"qwen2-fused-qkv-split-biases", without("blk.0.attn_v.bias"), ""}, // biases are optional
 	} {
 		ac := archCaseNamed(t, tc.base)
@@ -597,4 +634,38 @@ func TestArchRejectsIncompleteFiles(t *testing.T) {
 		}
 		assert.ErrorContainsf(t, err, tc.err, "%s", ac.name)
 	}
+}
+
+func TestRopeScalingHParams(t *testing.T) {
+	read := func(kv map[string]gguf.Value) (HParams, error) {
+		meta := &gguf.Metadata{}
+		meta.Set("general.architecture", gguf.ValueOf("llama"))
+		for k, v := range map[string]uint32{"embedding_length": 64, "block_count": 2, "attention.head_count": 4, "feed_forward_length": 96} {
+			meta.Set("llama."+k, gguf.ValueOf(v))
+		}
+		for k, v := range kv {
+			meta.Set("llama."+k, v)
+		}
+		return readHParams(meta)
+	}
+	for _, tc := range []struct {
+		kv          map[string]gguf.Value
+		scale, attn float32
+		orig        int
+	}{
+		{nil, 1, 0, 0},
+		{map[string]gguf.Value{"rope.scale_linear": gguf.ValueOf(float32(2))}, 0.5, 0, 0},
+		{map[string]gguf.Value{"rope.scaling.factor": gguf.ValueOf(float32(4)), "rope.scale_linear": gguf.ValueOf(float32(2))}, 0.25, 0, 0},
+		{map[string]gguf.Value{"rope.scaling.type": gguf.ValueOf("none"), "rope.scaling.factor": gguf.ValueOf(float32(4))}, 1, 0, 0},
+		{map[string]gguf.Value{"rope.scaling.type": gguf.ValueOf("longrope"), "rope.scaling.attn_factor": gguf.ValueOf(float32(1.19)),
+			"rope.scaling.original_context_length": gguf.ValueOf(uint32(4096))}, 1, 1.19, 4096},
+	} {
+		hp, err := read(tc.kv)
+		require.NoError(t, err)
+		assert.Equal(t, tc.scale, hp.RopeScale, "%v", tc.kv)
+		assert.Equal(t, tc.attn, hp.RopeAttnFactor, "%v", tc.kv)
+		assert.Equal(t, tc.orig, hp.RopeOrigContext, "%v", tc.kv)
+	}
+	_, err := read(map[string]gguf.Value{"rope.scaling.type": gguf.ValueOf("yarn")})
+	assert.ErrorContains(t, err, "not supported")
 }

@@ -167,6 +167,26 @@ func (b *builder) qkv(l int, x *ggml.Tensor) (q, k, v *ggml.Tensor) {
 	return part(0, nq, "attn_q.bias"), part(nq, nkv, "attn_k.bias"), part(nq+nkv, nkv, "attn_v.bias")
 }
 
+// ropeFactors are the per-pair frequency divisors RoPE applies, or nil: Llama 3.1's
+// rope_freqs, or LongRoPE's short factors, or its long ones for sequences longer than
+// the original context. Hugging Face's Phi-3 chooses by sequence length as here;
+// llama.cpp chooses by its context size, so an adapter trained on short sequences
+// matches llama.cpp run with a context up to the original one.
+func (b *builder) ropeFactors() *ggml.Tensor {
+	g, hp := b.m.globals, b.m.HP
+	if f := g[ropeFreqs]; f != nil {
+		return f
+	}
+	orig := hp.RopeOrigContext
+	if orig == 0 {
+		orig = hp.ContextLen
+	}
+	if f := g[ropeFactorsLong]; f != nil && b.T > orig {
+		return f
+	}
+	return g[ropeFactorsShort]
+}
+
 // attention is causal grouped-query self-attention with RoPE on block l.
 //
 // The batch is folded into the head dimension ([head_dim, T, heads·B]) because ggml's
@@ -176,14 +196,16 @@ func (b *builder) qkv(l int, x *ggml.Tensor) (q, k, v *ggml.Tensor) {
 func (b *builder) attention(l int, x *ggml.Tensor, o attnOpts) *ggml.Tensor {
 	c, hp := b.c, b.m.HP
 	hd, B, T := hp.HeadDim, b.B, b.T
-	rope := ggml.RopeOptions{Dims: hp.RopeDims, Mode: b.m.Arch.RopeMode, FreqBase: hp.RopeBase, FreqScale: hp.RopeScale}
+	rope := ggml.RopeOptions{Dims: hp.RopeDims, Mode: b.m.Arch.RopeMode, FreqBase: hp.RopeBase, FreqScale: hp.RopeScale,
+		AttnFactor: hp.RopeAttnFactor}
 	if o.swa && hp.RopeBaseSWA > 0 {
 		rope.FreqBase = hp.RopeBaseSWA
 	}
+	ff := b.ropeFactors()
 
 	q, k, v := b.qkv(l, x)
-	q = c.Rope(c.Reshape(q, hd, hp.Heads, T, B), b.pos, nil, rope)
-	k = c.Rope(c.Reshape(k, hd, hp.HeadsKV, T, B), b.pos, nil, rope)
+	q = c.Rope(c.Reshape(q, hd, hp.Heads, T, B), b.pos, ff, rope)
+	k = c.Rope(c.Reshape(k, hd, hp.HeadsKV, T, B), b.pos, ff, rope)
 	v = c.Reshape(v, hd, hp.HeadsKV, T, B)
 	q = c.Reshape(c.Cont(c.Permute(q, 0, 2, 1, 3)), hd, T, hp.Heads*B)     // [hd, T, H·B]
 	k = c.Reshape(c.Cont(c.Permute(k, 0, 2, 1, 3)), hd, T, hp.HeadsKV*B)   // [hd, T, KV·B]
