@@ -57,7 +57,7 @@ type NormKind int
 
 // Normalisations.
 const (
-	NormRMS   NormKind = iota // x / rms(x) · w (Llama, Qwen2, Phi-3)
+	NormRMS   NormKind = iota // x / rms(x) · w (Llama, Qwen2, Phi-3, Gemma 2)
 	NormLayer                 // (x - mean) / std · w + b (Phi-2)
 )
 
