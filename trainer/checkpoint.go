@@ -477,7 +477,8 @@ func (c *Checkpoint) readTensors() error {
 		}
 		c.data[t.Role+"/"+t.Name] = b
 	}
-	if len(ad.Tensors) != adapterTensors {
+	// A model file also holds the tensors full fine-tuning keeps fixed (RoPE factors).
+	if len(ad.Tensors) != adapterTensors && filepath.Base(adPath) == checkpointAdapter {
 		return fmt.Errorf("%s: holds %d tensors, the index lists %d", adPath, len(ad.Tensors), adapterTensors)
 	}
 	return nil

@@ -2,7 +2,10 @@
 // quantized base) directly on ggml.
 //
 // A Model is a GGUF file loaded into a ggml weights buffer, described by an Arch (one
-// small declarative file per architecture, listed in the table in archs.go). A LoRA
+// small declarative file per architecture, listed in the table in archs.go: llama,
+// qwen2, phi2, phi3, gemma2). Where ggml has no backward rule for an op an
+// architecture needs (norm, gelu, tanh), the graph builds the same function from ops
+// it can differentiate (autograd.go), so LoRA trains on every architecture. A LoRA
 // holds trainable A/B pairs for chosen target modules in llama.cpp's adapter layout, so
 // WriteAdapter produces a file llama.cpp loads with --lora. Train runs the loop: batches
 // from a Dataset, masked cross-entropy, AdamW with a Go-computed learning-rate schedule,

@@ -26,7 +26,7 @@ func loadStoriesTrainable(t *testing.T) *Model {
 func TestFullGradientsMatchFiniteDifferences(t *testing.T) {
 	m := loadStoriesTrainable(t)
 	b := testBatch(t)
-	params := m.order
+	params := m.params
 	opt, err := newAdamW(m, params, OptimizerConfig{})
 	require.NoError(t, err)
 	defer opt.Close()

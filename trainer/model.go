@@ -33,10 +33,15 @@ type Model struct {
 	sched      *ggml.Scheduler
 	graphNodes int
 	kvType     ggml.Type // type K and V are rounded to in attention: F32, or F16 to mimic llama.cpp's cache
-	globals    map[string]*ggml.Tensor
-	blocks     []map[string]*ggml.Tensor
-	trainable  bool
-	order      []*ggml.Tensor // every weight, in file order
+	// geluOp uses ggml's gelu op, which llama.cpp's CPU backend evaluates through an
+	// f16 table, instead of the differentiable exact GELU. ggml cannot differentiate
+	// the op: only forward passes compared with libllama set it.
+	geluOp    bool
+	globals   map[string]*ggml.Tensor
+	blocks    []map[string]*ggml.Tensor
+	trainable bool
+	order     []*ggml.Tensor // every weight, in file order
+	params    []*ggml.Tensor // the weights full fine-tuning trains
 }
 
 // LoadModel reads path, validates its architecture, hyper-parameters and tensor shapes
@@ -54,6 +59,11 @@ func LoadModel(path string, opts ModelOptions) (m *Model, err error) {
 	arch, err := lookupArch(hp.Arch)
 	if err != nil {
 		return nil, fmt.Errorf("trainer: load model %s: %w", path, err)
+	}
+	if arch.ReadHParams != nil {
+		if err := arch.ReadHParams(f.Meta, &hp); err != nil {
+			return nil, fmt.Errorf("trainer: load model %s: %w", path, err)
+		}
 	}
 	te, ok := f.Tensor(tokEmbd)
 	if !ok || len(te.Dims) != 2 || te.Dims[1] < 1 || te.Dims[1] > maxDim {
@@ -122,13 +132,16 @@ func LoadModel(path string, opts ModelOptions) (m *Model, err error) {
 		var t *ggml.Tensor
 		if err := ggml.Build(func() {
 			t = m.ctx.NewTensor(typ, ne...).SetName(name)
-			if opts.Trainable {
-				t.SetParam()
-			}
 		}); err != nil {
 			return nil, fmt.Errorf("tensor %s: %w", name, err)
 		}
 		m.order = append(m.order, t)
+		// RoPE frequency factors are constants of the position encoding, with no
+		// gradient through ggml's rope: they stay fixed in full fine-tuning.
+		if opts.Trainable && name != ropeFreqs && name != ropeFactorsLong && name != ropeFactorsShort {
+			t.SetParam()
+			m.params = append(m.params, t)
+		}
 		todo = append(todo, pending{t, name})
 		return t, nil
 	}
@@ -153,6 +166,12 @@ func LoadModel(path string, opts ModelOptions) (m *Model, err error) {
 			if t != nil {
 				m.blocks[l][s.Name] = t
 			}
+		}
+	}
+
+	if arch.Check != nil {
+		if err := arch.Check(m); err != nil {
+			return nil, fmt.Errorf("trainer: load model %s: %w", path, err)
 		}
 	}
 
