@@ -56,6 +56,7 @@ Example:
 			&cli.BoolFlag{Name: "print-config", Usage: "print the resolved configuration and exit"},
 			&cli.StringFlag{Name: "model", Aliases: []string{"m"}, Usage: "base GGUF model (required unless --resume)"},
 			&cli.StringFlag{Name: "model-name", Usage: "a label for the base model, recorded in train_config.json"},
+			&cli.StringFlag{Name: "method", Value: trainer.MethodLoRA, Usage: "lora (adapters on a frozen base) or full (every weight of an F32/F16/BF16 model; writes DIR/model.gguf)"},
 			&cli.StringFlag{Name: "dtype", Usage: "train on the base quantized to this type first (QLoRA): q4_k, q4_0, iq4_nl, nf4, q8_0, f16, bf16"},
 			&cli.StringFlag{Name: "data", Usage: "training data: text file or prepared .jsonl (required unless --resume)"},
 			&cli.StringFlag{Name: "val", Usage: "validation data (same formats); default: hold out --val-split of --data"},
@@ -146,6 +147,7 @@ func runTrain(c *cli.Context) error {
 		{"data", func() { rs.Data = c.String("data") }},
 		{"val", func() { rs.Val = c.String("val") }},
 		{"val-split", func() { rs.ValSplit = c.Float64("val-split") }},
+		{"method", func() { cfg.Method = c.String("method") }},
 		{"lora.r", func() { cfg.LoRA.Rank = c.Int("lora.r") }},
 		{"lora.alpha", func() { cfg.LoRA.Alpha = float32(c.Float64("lora.alpha")) }},
 		{"lora.dropout", func() { cfg.LoRA.Dropout = float32(c.Float64("lora.dropout")) }},
@@ -232,7 +234,10 @@ func runTrain(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	m, err := trainer.LoadModel(basePath, trainer.ModelOptions{Threads: c.Int("threads"), GPU: c.Bool("gpu")})
+	if cfg.Method != trainer.MethodLoRA && cfg.Method != trainer.MethodFull {
+		return usagef("--method %q: want %s or %s", cfg.Method, trainer.MethodLoRA, trainer.MethodFull)
+	}
+	m, err := trainer.LoadModel(basePath, trainer.ModelOptions{Threads: c.Int("threads"), GPU: c.Bool("gpu"), Trainable: cfg.Method == trainer.MethodFull})
 	if err != nil {
 		return err
 	}
@@ -253,8 +258,12 @@ func runTrain(c *cli.Context) error {
 
 	w := c.App.ErrWriter
 	cfg.Logger = slog.New(slog.NewTextHandler(w, nil))
-	fmt.Fprintf(w, "ecotune: %s (%s, %d layers), %d training / %d validation examples, LoRA r=%d on %s\n",
-		rs.Model, m.HP.Arch, m.HP.Layers, trainSet.Len(), dsLen(valSet), cfg.LoRA.Rank, strings.Join(cfg.LoRA.Targets, ","))
+	what := fmt.Sprintf("LoRA r=%d on %s", cfg.LoRA.Rank, strings.Join(cfg.LoRA.Targets, ","))
+	if cfg.Method == trainer.MethodFull {
+		what = "full fine-tuning of every weight"
+	}
+	fmt.Fprintf(w, "ecotune: %s (%s, %d layers), %d training / %d validation examples, %s\n",
+		rs.Model, m.HP.Arch, m.HP.Layers, trainSet.Len(), dsLen(valSet), what)
 	var bar *progressbar.ProgressBar
 	if !c.Bool("quiet") {
 		bar = progressbar.NewOptions(max(cfg.Steps, 1), progressbar.OptionSetWriter(w), progressbar.OptionShowCount(),
@@ -309,7 +318,12 @@ func runTrain(c *cli.Context) error {
 		return settingsErr
 	}
 	adapter := filepath.Join(out, "adapter.gguf")
-	if err := res.LoRA.WriteAdapter(adapter); err != nil {
+	if cfg.Method == trainer.MethodFull {
+		adapter = filepath.Join(out, "model.gguf")
+		if err := m.WriteModel(adapter); err != nil {
+			return err
+		}
+	} else if err := res.LoRA.WriteAdapter(adapter); err != nil {
 		return err
 	}
 	if res.ResumedFrom > 0 {

@@ -78,3 +78,25 @@ func TestTrainResume(t *testing.T) {
 	}
 	assert.Equal(t, []int{1, 2, 3, 4, 5, 6, 7, 8}, steps)
 }
+
+// TestTrainFull fine-tunes every weight and checks the written model generates in
+// libllama through ecotune generate.
+func TestTrainFull(t *testing.T) {
+	requireModel(t)
+	dir := t.TempDir()
+	data := filepath.Join("..", "..", "trainer", "testdata", "stories.txt")
+	code, _, stderr := runCLI(t, "train", "--method", "full", "--model", storiesModel, "--data", data, "--out", dir,
+		"--seq-len", "32", "--steps", "4", "--batch", "2", "--eval-every", "2", "--lr", "1e-3", "--threads", "1", "-q")
+	require.Equal(t, 0, code, stderr)
+	require.Contains(t, stderr, "full fine-tuning of every weight")
+	model := filepath.Join(dir, "model.gguf")
+	require.FileExists(t, model)
+	assert.NoFileExists(t, filepath.Join(dir, "adapter.gguf"))
+	code, out, stderr := runCLI(t, "generate", "-m", model, "-p", "Once upon a time", "-n", "8", "--threads", "1")
+	require.Equal(t, 0, code, stderr)
+	assert.Contains(t, out, "Once upon a time")
+
+	code, _, stderr = runCLI(t, "train", "--method", "qlora", "--model", storiesModel, "--data", data, "--out", t.TempDir())
+	assert.Equal(t, exitUsage, code)
+	assert.Contains(t, stderr, `--method "qlora"`)
+}

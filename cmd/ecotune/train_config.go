@@ -22,7 +22,7 @@ func trainFlagOf() map[string]string {
 		"data.train": "data", "data.val": "val", "data.val_split": "val-split", "data.seq_len": "seq-len",
 		"lora.r": "lora.r", "lora.lora_alpha": "lora.alpha", "lora.lora_dropout": "lora.dropout",
 		"lora.target_modules": "lora.targets", "lora.use_rslora": "lora.rslora",
-		"training.learning_rate": "lr", "training.min_learning_rate": "min-lr", "training.scheduler": "schedule",
+		"training.method": "method", "training.learning_rate": "lr", "training.min_learning_rate": "min-lr", "training.scheduler": "schedule",
 		"training.warmup_steps": "warmup", "training.max_steps": "steps", "training.epochs": "epochs",
 		"training.batch_size": "batch", "training.gradient_accumulation": "grad-accum",
 		"training.max_grad_norm": "clip", "training.weight_decay": "weight-decay", "training.eval_steps": "eval-every",
