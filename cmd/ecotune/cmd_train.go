@@ -60,6 +60,7 @@ Example:
 			&cli.StringFlag{Name: "dtype", Usage: "train on the base quantized to this type first (QLoRA): q4_k, q4_0, iq4_nl, nf4, q8_0, f16, bf16"},
 			&cli.StringFlag{Name: "data", Usage: "training data: text file or prepared .jsonl (required unless --resume)"},
 			&cli.StringFlag{Name: "val", Usage: "validation data (same formats); default: hold out --val-split of --data"},
+			&cli.BoolFlag{Name: "train-on-inputs", Usage: "with prepared .jsonl data, the loss covers prompts too, not only answers"},
 			&cli.Float64Flag{Name: "val-split", Value: 0.1, Usage: "fraction of --data held out when --val is not given"},
 			&cli.StringFlag{Name: "out", Aliases: []string{"o"}, Usage: "output directory (required unless --resume)"},
 			&cli.StringFlag{Name: "resume", Usage: "continue the run in this output directory from its newest checkpoint"},
@@ -97,13 +98,15 @@ Example:
 
 // runSettings is DIR/train_config.json: everything --resume needs to restart a run.
 type runSettings struct {
-	Model    string         `json:"model"`
-	Name     string         `json:"model_name,omitempty"`
-	Dtype    string         `json:"dtype,omitempty"`
-	Data     string         `json:"data"`
-	Val      string         `json:"val"`
-	ValSplit float64        `json:"val_split"`
-	Config   trainer.Config `json:"config"`
+	Model string `json:"model"`
+	Name  string `json:"model_name,omitempty"`
+	Dtype string `json:"dtype,omitempty"`
+	// TrainOnInputs makes every token of prepared examples a target (prompts too).
+	TrainOnInputs bool           `json:"train_on_inputs,omitempty"`
+	Data          string         `json:"data"`
+	Val           string         `json:"val"`
+	ValSplit      float64        `json:"val_split"`
+	Config        trainer.Config `json:"config"`
 }
 
 func runTrain(c *cli.Context) error {
@@ -147,6 +150,7 @@ func runTrain(c *cli.Context) error {
 		{"data", func() { rs.Data = c.String("data") }},
 		{"val", func() { rs.Val = c.String("val") }},
 		{"val-split", func() { rs.ValSplit = c.Float64("val-split") }},
+		{"train-on-inputs", func() { rs.TrainOnInputs = c.Bool("train-on-inputs") }},
 		{"method", func() { cfg.Method = c.String("method") }},
 		{"lora.r", func() { cfg.LoRA.Rank = c.Int("lora.r") }},
 		{"lora.alpha", func() { cfg.LoRA.Alpha = float32(c.Float64("lora.alpha")) }},
@@ -211,13 +215,13 @@ func runTrain(c *cli.Context) error {
 	}
 	defer vocab.Close()
 	tok := tokenizer{vocab}
-	trainSet, err := loadTrainData(rs.Data, tok, cfg.SeqLen)
+	trainSet, err := loadTrainData(rs.Data, tok, cfg.SeqLen, rs.TrainOnInputs)
 	if err != nil {
 		return err
 	}
 	var valSet trainer.Dataset
 	if rs.Val != "" {
-		if valSet, err = loadTrainData(rs.Val, tok, cfg.SeqLen); err != nil {
+		if valSet, err = loadTrainData(rs.Val, tok, cfg.SeqLen, rs.TrainOnInputs); err != nil {
 			return err
 		}
 	} else if rs.ValSplit > 0 {
@@ -361,9 +365,10 @@ func (t tokenizer) Tokenize(text string, addSpecial, parseSpecial bool) ([]int32
 
 func (t tokenizer) Detokenize(ids []int32) (string, error) { return t.m.Detokenize(ids, false, false) }
 
-// loadTrainData reads a prepared .jsonl file (answer tokens are targets) or plain text
+// loadTrainData reads a prepared .jsonl file (answer tokens are targets; every token
+// with allTargets, to continue pre-training on the whole text) or plain text
 // (windows of seqLen tokens, every token a target).
-func loadTrainData(path string, tok tokenizer, seqLen int) (trainer.Dataset, error) {
+func loadTrainData(path string, tok tokenizer, seqLen int, allTargets bool) (trainer.Dataset, error) {
 	if strings.HasSuffix(path, ".jsonl") {
 		prepared, err := data.LoadPrepared(path)
 		if err != nil {
@@ -376,6 +381,11 @@ func loadTrainData(path string, tok tokenizer, seqLen int) (trainer.Dataset, err
 			if err != nil {
 				skipped++
 				continue
+			}
+			if allTargets {
+				for i := range enc.Mask {
+					enc.Mask[i] = true
+				}
 			}
 			out = append(out, trainer.Example{IDs: enc.IDs, Mask: enc.Mask})
 		}
