@@ -201,4 +201,3 @@ func maxAbsDiff(a, b []float32) (diff, rng float64) {
 	}
 	return diff, hi - lo
 }
-
