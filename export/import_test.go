@@ -51,15 +51,30 @@ func TestImportRejects(t *testing.T) {
 		edit func(cfg map[string]any, ts []safetensors.Tensor) []safetensors.Tensor
 		want string
 	}{
-		"dora":        {func(c map[string]any, ts []safetensors.Tensor) []safetensors.Tensor { c["use_dora"] = true; return ts }, "use_dora"},
-		"fan in":      {func(c map[string]any, ts []safetensors.Tensor) []safetensors.Tensor { c["fan_in_fan_out"] = true; return ts }, "fan_in_fan_out"},
-		"bias":        {func(c map[string]any, ts []safetensors.Tensor) []safetensors.Tensor { c["bias"] = "all"; return ts }, "bias"},
-		"save":        {func(c map[string]any, ts []safetensors.Tensor) []safetensors.Tensor { c["modules_to_save"] = []string{"lm_head"}; return ts }, "modules_to_save"},
-		"not lora":    {func(c map[string]any, ts []safetensors.Tensor) []safetensors.Tensor { c["peft_type"] = "IA3"; return ts }, "peft_type"},
-		"zero alpha":  {func(c map[string]any, ts []safetensors.Tensor) []safetensors.Tensor { c["lora_alpha"] = 0; return ts }, "lora_alpha"},
-		"lone A":      {func(c map[string]any, ts []safetensors.Tensor) []safetensors.Tensor { return ts[:1] }, "lacks its lora_A or lora_B"},
-		"stray":       {func(c map[string]any, ts []safetensors.Tensor) []safetensors.Tensor { ts[0].Name = "model.layers.0.weight"; return ts }, "not a PEFT LoRA weight"},
-		"unknown mod": {func(c map[string]any, ts []safetensors.Tensor) []safetensors.Tensor { ts[0].Name = "base_model.model.model.layers.0.self_attn.zz_proj.lora_A.weight"; return ts }, "zz_proj"},
+		"dora": {func(c map[string]any, ts []safetensors.Tensor) []safetensors.Tensor { c["use_dora"] = true; return ts }, "use_dora"},
+		"fan in": {func(c map[string]any, ts []safetensors.Tensor) []safetensors.Tensor {
+			c["fan_in_fan_out"] = true
+			return ts
+		}, "fan_in_fan_out"},
+		"bias": {func(c map[string]any, ts []safetensors.Tensor) []safetensors.Tensor { c["bias"] = "all"; return ts }, "bias"},
+		"save": {func(c map[string]any, ts []safetensors.Tensor) []safetensors.Tensor {
+			c["modules_to_save"] = []string{"lm_head"}
+			return ts
+		}, "modules_to_save"},
+		"not lora": {func(c map[string]any, ts []safetensors.Tensor) []safetensors.Tensor {
+			c["peft_type"] = "IA3"
+			return ts
+		}, "peft_type"},
+		"zero alpha": {func(c map[string]any, ts []safetensors.Tensor) []safetensors.Tensor { c["lora_alpha"] = 0; return ts }, "lora_alpha"},
+		"lone A":     {func(c map[string]any, ts []safetensors.Tensor) []safetensors.Tensor { return ts[:1] }, "lacks its lora_A or lora_B"},
+		"stray": {func(c map[string]any, ts []safetensors.Tensor) []safetensors.Tensor {
+			ts[0].Name = "model.layers.0.weight"
+			return ts
+		}, "not a PEFT LoRA weight"},
+		"unknown mod": {func(c map[string]any, ts []safetensors.Tensor) []safetensors.Tensor {
+			ts[0].Name = "base_model.model.model.layers.0.self_attn.zz_proj.lora_A.weight"
+			return ts
+		}, "zz_proj"},
 		"no layer": {func(c map[string]any, ts []safetensors.Tensor) []safetensors.Tensor {
 			for i := range ts {
 				ts[i].Name = "base_model.model.model.layers.7." + ts[i].Name[len("base_model.model.model.layers.0."):]
