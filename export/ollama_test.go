@@ -92,13 +92,13 @@ func TestDetectChatFormat(t *testing.T) {
 		vocabTemplate("phi-3"): "phi3",
 		vocabTemplate("qwen2"): "chatml",
 		"{% for message in messages %}{{ '<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n' + message['content'] | trim + '<|eot_id|>' }}{% endfor %}": "llama3",
-		"{{ bos_token }}{% for message in messages %}{{ '<start_of_turn>' + role + '\n' + message['content'] | trim + '<end_of_turn>\n' }}{% endfor %}":          "gemma",
-		"{% if system %}<<SYS>>\n{{ system }}\n<</SYS>>\n\n{% endif %}[INST] {{ content }} [/INST]":                                                          "llama2",
-		"{{ instruction }}\n\n### Instruction:\n{{ prompt }}\n\n### Response:\n":                                                                            "alpaca",
-		"ChatML": "chatml",
-		vocabTemplate("command-r"):                         "",
-		"[INST] {{ content }} [/INST]":                     "", // Mistral, not Llama 2
-		"<|im_start|>user<|im_sep|>hi<|im_end|>":           "", // Phi-4
+		"{{ bos_token }}{% for message in messages %}{{ '<start_of_turn>' + role + '\n' + message['content'] | trim + '<end_of_turn>\n' }}{% endfor %}":               "gemma",
+		"{% if system %}<<SYS>>\n{{ system }}\n<</SYS>>\n\n{% endif %}[INST] {{ content }} [/INST]":                                                                   "llama2",
+		"{{ instruction }}\n\n### Instruction:\n{{ prompt }}\n\n### Response:\n":                                                                                      "alpaca",
+		"ChatML":                                            "chatml",
+		vocabTemplate("command-r"):                          "",
+		"[INST] {{ content }} [/INST]":                      "", // Mistral, not Llama 2
+		"<|im_start|>user<|im_sep|>hi<|im_end|>":            "", // Phi-4
 		"### Instruction:\n{{ x }}\n### Response:\n<|EOT|>": "", // DeepSeek coder
 	} {
 		f, ok := export.DetectChatFormat(tmpl)
