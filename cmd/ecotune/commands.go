@@ -15,5 +15,8 @@ func commands() []*cli.Command {
 		quantizeCommand(),
 		initCommand(),
 		trainCommand(),
+		mergeCommand(),
+		exportCommand(),
+		importCommand(),
 	}
 }
