@@ -147,6 +147,9 @@ func Merge(ctx context.Context, opts MergeOptions) (*MergeSummary, error) {
 				updates = append(updates, update{a: a, p: p, s: a.Scale(p, opts.Adapters[i].Scale)})
 			}
 		}
+		if len(updates) > 0 && ot.info.Type != gguf.TypeF32 && !ggml.CanQuantize(ggml.Type(ot.info.Type)) {
+			return nil, fmt.Errorf("export: merge: tensor %s: its type %s cannot be written again without an importance matrix; merge into another type with --type (e.g. q4_k)", ot.info.Name, ot.info.Type)
+		}
 		b.Tensors = append(b.Tensors, gguf.Tensor{
 			TensorInfo: ot.info,
 			Data: func(w io.Writer) error {

@@ -302,3 +302,54 @@ func TestMergeWeights(t *testing.T) {
 		mf.Close()
 	}
 }
+
+// TestMergeQuantizedBase: a Q8_0 base keeps Q8_0 for every weight; adapted
+// weights are the float64 sum quantized again, so they differ from the
+// reference by Q8_0's rounding only, while the update itself is far larger.
+func TestMergeQuantizedBase(t *testing.T) {
+	f32 := initModel(t, factory.Spec{Arch: "llama", Embd: 64, Layers: 1, Heads: 4, FF: 128, VocabSize: 100, Seed: 3})
+	base := filepath.Join(t.TempDir(), "q8.gguf")
+	_, err := quant.QuantizeModel(context.Background(), f32, base, quant.Options{Type: quant.FileTypeQ8_0, Pure: true})
+	require.NoError(t, err)
+	a := writeAdapter(t, base, adapterSpec{targets: []string{"attn_v.weight"}, rank: 4, alpha: 4, seed: 9, stdB: 0.02})
+	merged := merge(t, base, "", export.AdapterScale{Path: a, Scale: 1})
+
+	bf, err := gguf.Open(base)
+	require.NoError(t, err)
+	defer bf.Close()
+	mf, err := gguf.Open(merged)
+	require.NoError(t, err)
+	defer mf.Close()
+	af, err := gguf.Open(a)
+	require.NoError(t, err)
+	defer af.Close()
+	for _, info := range bf.Tensors {
+		out, _ := mf.Tensor(info.Name)
+		assert.Equal(t, info.Type, out.Type, info.Name)
+	}
+	name := "blk.0.attn_v.weight"
+	w, got := tensorF32(t, bf, name), tensorF32(t, mf, name)
+	A, B := tensorF32(t, af, name+".lora_a"), tensorF32(t, af, name+".lora_b")
+	const r, cols = 4, 64
+	ref := make([]float32, len(w))
+	for i := range len(w) / cols {
+		for j := range cols {
+			var s float64
+			for k := range r {
+				s += float64(B[i*r+k]) * float64(A[k*cols+j])
+			}
+			ref[i*cols+j] = float32(float64(w[i*cols+j]) + s)
+		}
+	}
+	requant, err := quant.RoundTrip(ggml.TypeQ8_0, ref, cols)
+	require.NoError(t, err)
+	errGot, err := quant.MeasureError(ref, got)
+	require.NoError(t, err)
+	errQ8, err := quant.MeasureError(ref, requant)
+	require.NoError(t, err)
+	errDelta, err := quant.MeasureError(ref, w)
+	require.NoError(t, err)
+	t.Logf("relative RMS vs float64 merge: ours %.2e, Q8_0 of the reference %.2e; the update itself %.2e", errGot.RelRMS, errQ8.RelRMS, errDelta.RelRMS)
+	assert.InDelta(t, errQ8.RelRMS, errGot.RelRMS, 0.05*errQ8.RelRMS)
+	assert.Greater(t, errDelta.RelRMS, 10*errGot.RelRMS)
+}
