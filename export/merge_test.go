@@ -1,6 +1,7 @@
 package export_test
 
 import (
+	"bytes"
 	"context"
 	"math"
 	"path/filepath"
@@ -352,4 +353,37 @@ func TestMergeQuantizedBase(t *testing.T) {
 	t.Logf("relative RMS vs float64 merge: ours %.2e, Q8_0 of the reference %.2e; the update itself %.2e", errGot.RelRMS, errQ8.RelRMS, errDelta.RelRMS)
 	assert.InDelta(t, errQ8.RelRMS, errGot.RelRMS, 0.05*errQ8.RelRMS)
 	assert.Greater(t, errDelta.RelRMS, 10*errGot.RelRMS)
+}
+
+// TestMergeZeroScaleIsLlamaQuantize: with scale 0 a merge to q4_k only
+// requantizes, so every tensor (order, type, bytes) must equal what
+// llama-quantize writes for Q4_K_M: the --type rules are llama-quantize's.
+func TestMergeZeroScaleIsLlamaQuantize(t *testing.T) {
+	llamaQuantize := tool(t, "llama-quantize")
+	base := initModel(t, factory.Spec{Arch: "llama", Embd: 256, Layers: 2, Heads: 4, HeadsKV: 2, FF: 512, VocabSize: 256, Type: gguf.TypeF16, Seed: 8})
+	a := writeAdapter(t, base, adapterSpec{targets: allTargets, rank: 4, alpha: 8, seed: 10, stdB: 0.05})
+	ours := merge(t, base, "q4_k", export.AdapterScale{Path: a, Scale: 0})
+	theirs := filepath.Join(t.TempDir(), "q4_k_m.gguf")
+	run(t, llamaQuantize, base, theirs, "Q4_K_M", "1")
+
+	of, err := gguf.Open(ours)
+	require.NoError(t, err)
+	defer of.Close()
+	tf, err := gguf.Open(theirs)
+	require.NoError(t, err)
+	defer tf.Close()
+	require.Equal(t, len(tf.Tensors), len(of.Tensors))
+	for i, want := range tf.Tensors {
+		got := of.Tensors[i]
+		require.Equal(t, want.Name, got.Name, "tensor %d", i)
+		assert.Equal(t, want.Type, got.Type, want.Name)
+		x, err := of.Data(got.Name)
+		require.NoError(t, err)
+		y, err := tf.Data(want.Name)
+		require.NoError(t, err)
+		assert.True(t, bytes.Equal(x, y), "%s: bytes differ from llama-quantize's", want.Name)
+	}
+	ft, err := of.Meta.Uint32("general.file_type")
+	require.NoError(t, err)
+	assert.Equal(t, uint32(quant.FileTypeQ4_K_M), ft)
 }
