@@ -11,6 +11,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ecotune/ecotune/export"
+	"github.com/ecotune/ecotune/factory"
+	"github.com/ecotune/ecotune/gguf"
 	"github.com/ecotune/ecotune/safetensors"
 )
 
@@ -155,4 +157,41 @@ func TestImportAlphaPattern(t *testing.T) {
 			assert.InDelta(t, c.factor, math.Sqrt(sGG/sHF), 1e-6)
 		})
 	}
+}
+
+// FuzzImportPEFT: whatever adapter_model.safetensors holds, ImportPEFT
+// returns an error or a valid adapter for the base; it never panics.
+func FuzzImportPEFT(f *testing.F) {
+	base := filepath.Join(f.TempDir(), "base.gguf")
+	require.NoError(f, factory.Init(permSpec, base))
+	a := make([]float32, 2*nEmbd)
+	ts := []safetensors.Tensor{
+		{Name: "base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight", DType: safetensors.F32, Shape: []int64{2, nEmbd}, Data: safetensors.Float32Bytes(a)},
+		{Name: "base_model.model.model.layers.0.self_attn.q_proj.lora_B.weight", DType: safetensors.F16, Shape: []int64{nEmbd, 2}, Data: make([]byte, 2*2*nEmbd)},
+	}
+	seedPath := filepath.Join(f.TempDir(), "seed.safetensors")
+	require.NoError(f, safetensors.WriteFile(seedPath, ts, nil))
+	seed, err := os.ReadFile(seedPath)
+	require.NoError(f, err)
+	f.Add(seed)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		dir := t.TempDir()
+		require.NoError(t, os.WriteFile(filepath.Join(dir, export.PEFTWeightsFile), data, 0o644))
+		require.NoError(t, os.WriteFile(filepath.Join(dir, export.PEFTConfigFile), []byte(`{"peft_type":"LORA","r":2,"lora_alpha":4}`), 0o644))
+		out := filepath.Join(dir, "a.gguf")
+		if _, err := export.ImportPEFT(export.ImportOptions{Dir: dir, Base: base, Out: out}); err != nil {
+			return
+		}
+		a, err := export.OpenAdapter(out)
+		if err != nil {
+			t.Fatalf("imported adapter does not open: %v", err)
+		}
+		defer a.Close()
+		bf, err := gguf.Open(base)
+		require.NoError(t, err)
+		defer bf.Close()
+		if err := a.CheckBase(bf); err != nil {
+			t.Fatalf("imported adapter does not fit its base: %v", err)
+		}
+	})
 }

@@ -152,16 +152,16 @@ func ggufTensors(t *testing.T, path string) (map[string]gguf.TensorInfo, map[str
 }
 
 // TestPEFTRoundTrip: GGUF → PEFT → GGUF gives back every tensor bit for bit
-// (names, shapes, types, bytes) and alpha, for F32 and F16 adapters and each
+// (names, shapes, types, bytes) and alpha, for F32, F16 and BF16 adapters and each
 // architecture; PEFT → GGUF → PEFT gives the same safetensors bytes.
 func TestPEFTRoundTrip(t *testing.T) {
 	for arch, spec := range peftSpecs {
-		for _, typ := range []gguf.Type{gguf.TypeF32, gguf.TypeF16} {
+		for _, typ := range []gguf.Type{gguf.TypeF32, gguf.TypeF16, gguf.TypeBF16} {
 			t.Run(arch+"/"+typ.String(), func(t *testing.T) {
 				base := initModel(t, spec)
 				a := writeAdapter(t, base, adapterSpec{targets: peftTargets, rank: 6, alpha: 7.3, seed: 2, stdB: 0.1})
-				if typ == gguf.TypeF16 {
-					a = toF16(t, a)
+				if typ != gguf.TypeF32 {
+					a = retype(t, a, typ)
 				}
 				dir := filepath.Join(t.TempDir(), "peft")
 				_, err := export.ExportPEFT(export.PEFTOptions{Adapter: a, Base: base, Dir: dir})
@@ -202,8 +202,8 @@ func TestPEFTRoundTrip(t *testing.T) {
 	}
 }
 
-// toF16 rewrites an adapter with F16 tensors.
-func toF16(t *testing.T, path string) string {
+// retype rewrites an adapter with tensors of type typ (F16 or BF16).
+func retype(t *testing.T, path string, typ gguf.Type) string {
 	t.Helper()
 	f, err := gguf.Open(path)
 	require.NoError(t, err)
@@ -211,12 +211,12 @@ func toF16(t *testing.T, path string) string {
 	b := f.Builder()
 	for i := range b.Tensors {
 		x := tensorF32(t, f, b.Tensors[i].Name)
-		h, err := quant.Quantize(ggml.TypeF16, x, int(b.Tensors[i].Dims[0]))
+		h, err := quant.Quantize(ggml.Type(typ), x, int(b.Tensors[i].Dims[0]))
 		require.NoError(t, err)
-		b.Tensors[i].Type = gguf.TypeF16
+		b.Tensors[i].Type = typ
 		b.Tensors[i].Data = gguf.DataBytes(h)
 	}
-	out := filepath.Join(t.TempDir(), "f16.gguf")
+	out := filepath.Join(t.TempDir(), typ.String()+".gguf")
 	require.NoError(t, b.WriteFile(out))
 	return out
 }
