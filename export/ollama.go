@@ -78,7 +78,11 @@ func WriteOllama(opts OllamaOptions) (*OllamaSummary, error) {
 		if strings.Contains(format.Template, `"""`) {
 			return nil, fmt.Errorf("export: ollama: the %s template contains \"\"\", which a Modelfile cannot quote", format.Name)
 		}
-		fmt.Fprintf(&b, "\n# %s chat template, translated from the model's tokenizer.chat_template\n", format.Name)
+		source := "translated from the model's tokenizer.chat_template"
+		if opts.Format != "" {
+			source = "chosen by the user"
+		}
+		fmt.Fprintf(&b, "\n# %s chat template, %s\n", format.Name, source)
 		fmt.Fprintf(&b, "TEMPLATE \"\"\"%s\"\"\"\n", format.Template)
 		for _, s := range format.Stops {
 			fmt.Fprintf(&b, "PARAMETER stop %s\n", strconv.Quote(s))
