@@ -387,3 +387,25 @@ func TestMergeZeroScaleIsLlamaQuantize(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, uint32(quant.FileTypeQ4_K_M), ft)
 }
+
+// TestMergeCancel: cancelling mid-merge returns the context's error and
+// leaves no output file behind.
+func TestMergeCancel(t *testing.T) {
+	base := requireAsset(t, storiesPath)
+	a := writeAdapter(t, base, adapterSpec{targets: allTargets, rank: 2, alpha: 2, seed: 1, stdB: 0.01})
+	out := filepath.Join(t.TempDir(), "merged.gguf")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	calls := 0
+	_, err := export.Merge(ctx, export.MergeOptions{Base: base, Adapters: []export.AdapterScale{{Path: a, Scale: 1}}, Out: out,
+		Progress: func(export.Progress) {
+			calls++
+			cancel()
+		}})
+	assert.ErrorIs(t, err, context.Canceled)
+	assert.Equal(t, 1, calls)
+	assert.NoFileExists(t, out)
+	left, err := filepath.Glob(filepath.Join(filepath.Dir(out), "*"))
+	require.NoError(t, err)
+	assert.Empty(t, left, "no temporary file is left")
+}

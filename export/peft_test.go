@@ -152,10 +152,18 @@ func ggufTensors(t *testing.T, path string) (map[string]gguf.TensorInfo, map[str
 }
 
 // TestPEFTRoundTrip: GGUF → PEFT → GGUF gives back every tensor bit for bit
-// (names, shapes, types, bytes) and alpha, for F32, F16 and BF16 adapters and each
-// architecture; PEFT → GGUF → PEFT gives the same safetensors bytes.
+// (names, shapes, types, bytes) and alpha, for F32, F16 and BF16 adapters and
+// llama, qwen2, gemma2, phi2 and phi3; PEFT → GGUF → PEFT gives the same safetensors bytes.
 func TestPEFTRoundTrip(t *testing.T) {
+	specs := map[string]factory.Spec{
+		// qwen2 and gemma2 share llama's module names but keep HF's q/k row order.
+		"qwen2":  {Arch: "qwen2", Embd: 64, Layers: 2, Heads: 4, HeadsKV: 2, FF: 96, VocabSize: 100, Seed: 1},
+		"gemma2": {Arch: "gemma2", Embd: 64, Layers: 2, Heads: 4, HeadsKV: 2, FF: 96, VocabSize: 100, Seed: 1},
+	}
 	for arch, spec := range peftSpecs {
+		specs[arch] = spec
+	}
+	for arch, spec := range specs {
 		for _, typ := range []gguf.Type{gguf.TypeF32, gguf.TypeF16, gguf.TypeBF16} {
 			t.Run(arch+"/"+typ.String(), func(t *testing.T) {
 				base := initModel(t, spec)
@@ -170,6 +178,11 @@ func TestPEFTRoundTrip(t *testing.T) {
 				sum, err := export.ImportPEFT(export.ImportOptions{Dir: dir, Base: base, Out: back})
 				require.NoError(t, err)
 				assert.Equal(t, 6, sum.Rank)
+				if arch == "llama" {
+					assert.Equal(t, 4, sum.Permuted)
+				} else {
+					assert.Zero(t, sum.Permuted, "only llama's converter permutes q and k")
+				}
 
 				wi, wd, wa := ggufTensors(t, a)
 				gi, gd, ga := ggufTensors(t, back)
