@@ -18,5 +18,8 @@ func commands() []*cli.Command {
 		quantizeCommand(),
 		initCommand(),
 		trainCommand(),
+		mergeCommand(),
+		exportCommand(),
+		importCommand(),
 	}
 }

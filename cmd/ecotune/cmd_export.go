@@ -1,0 +1,104 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/ecotune/ecotune/export"
+)
+
+func exportCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "export",
+		Usage: "export a LoRA adapter for other tools (PEFT, Ollama)",
+		Description: `Writes a LoRA adapter GGUF in another tool's format. See docs/export.md;
+"ecotune import peft" converts back, "ecotune merge" folds an adapter into the model.`,
+		Subcommands: []*cli.Command{exportPEFTCommand(), exportOllamaCommand()},
+	}
+}
+
+func exportPEFTCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "peft",
+		Usage:     "write a Hugging Face PEFT adapter directory",
+		ArgsUsage: " ",
+		Description: `Writes DIR/adapter_config.json and DIR/adapter_model.safetensors, loadable
+with PeftModel.from_pretrained(model, DIR): PEFT's key names
+(base_model.model.model.layers.N.self_attn.q_proj.lora_A.weight, ...),
+lora_A [r, in] and lora_B [out, r], and for llama models the rows of q and k
+put back in Hugging Face's order (llama.cpp's converter reorders them for
+its RoPE). base_model_name_or_path comes from the model's general metadata
+unless --base-name is given. Architectures: llama, qwen2, gemma2, phi2, phi3.
+
+Example:
+   ecotune export peft --adapter adapter.gguf --model base.gguf -o peft-adapter/`,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "adapter", Aliases: []string{"a"}, Required: true, Usage: "LoRA adapter GGUF"},
+			&cli.StringFlag{Name: "model", Aliases: []string{"m"}, Required: true, Usage: "base model GGUF the adapter was trained on"},
+			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Required: true, Usage: "output directory"},
+			&cli.StringFlag{Name: "base-name", Usage: "base_model_name_or_path (default: from the model's metadata)"},
+		},
+		Action: func(c *cli.Context) error {
+			if c.NArg() != 0 {
+				return usagef("export peft: unexpected arguments %v; the output goes to -o", c.Args().Slice())
+			}
+			sum, err := export.ExportPEFT(export.PEFTOptions{Adapter: c.String("adapter"), Base: c.String("model"), Dir: c.String("output"), BaseModelName: c.String("base-name")})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(c.App.Writer, "wrote %s: %d LoRA pairs, r %d, lora_alpha %g, target_modules %s",
+				c.String("output"), sum.Pairs, sum.Rank, sum.Alpha, strings.Join(sum.TargetModules, ","))
+			if sum.Permuted > 0 {
+				fmt.Fprintf(c.App.Writer, "; %d q/k lora_B put in Hugging Face row order", sum.Permuted)
+			}
+			if sum.BaseModelName == "" {
+				fmt.Fprintf(c.App.Writer, "\nnote: the model's metadata names no base model; set base_model_name_or_path with --base-name")
+			}
+			fmt.Fprintln(c.App.Writer)
+			return nil
+		},
+	}
+}
+
+func exportOllamaCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "ollama",
+		Usage:     "write an Ollama Modelfile for a model and adapter",
+		ArgsUsage: " ",
+		Description: `Writes DIR/Modelfile with FROM (the model), ADAPTER (the LoRA), the model's
+chat template translated to Ollama's template syntax when it is a known one
+(chatml, llama3, llama2, phi3, gemma, alpaca) with its stop markers, and
+SYSTEM. --copy puts the model and adapter into DIR (hard links where
+possible) so the directory is self-contained.
+
+Example:
+   ecotune export ollama --model base.gguf --adapter adapter.gguf -o ollama/
+   ollama create my-model -f ollama/Modelfile`,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "model", Aliases: []string{"m"}, Required: true, Usage: "base model GGUF"},
+			&cli.StringFlag{Name: "adapter", Aliases: []string{"a"}, Required: true, Usage: "LoRA adapter GGUF"},
+			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Required: true, Usage: "output directory"},
+			&cli.BoolFlag{Name: "copy", Usage: "link or copy the model and adapter into the directory"},
+			&cli.StringFlag{Name: "format", Usage: "chat format instead of detecting it: chatml, llama3, llama2, phi3, gemma, alpaca"},
+			&cli.StringFlag{Name: "system", Usage: "SYSTEM message"},
+		},
+		Action: func(c *cli.Context) error {
+			if c.NArg() != 0 {
+				return usagef("export ollama: unexpected arguments %v; the output goes to -o", c.Args().Slice())
+			}
+			sum, err := export.WriteOllama(export.OllamaOptions{Base: c.String("model"), Adapter: c.String("adapter"), Dir: c.String("output"),
+				Copy: c.Bool("copy"), Format: c.String("format"), System: c.String("system")})
+			if err != nil {
+				return err
+			}
+			format := sum.Format
+			if format == "" {
+				format = "not recognized; Ollama will detect it"
+			}
+			fmt.Fprintf(c.App.Writer, "wrote %s (chat template: %s)\nnext: ollama create NAME -f %s\n", sum.Path, format, sum.Path)
+			return nil
+		},
+	}
+}

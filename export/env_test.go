@@ -1,0 +1,203 @@
+package export_test
+
+import (
+	"encoding/binary"
+	"fmt"
+	"log/slog"
+	"math"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/ecotune/ecotune/bindings"
+	"github.com/ecotune/ecotune/gguf"
+)
+
+// Paths of the external test assets, relative to this package's directory.
+const (
+	toolDir     = "../build/cpu/bin"
+	vocabDir    = "../third_party/llama.cpp/models"
+	storiesPath = "../../shared/models/stories260K.gguf"
+)
+
+func TestMain(m *testing.M) {
+	bindings.SetLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})))
+	os.Exit(m.Run())
+}
+
+// requireAsset returns path made absolute, or skips the test when it is
+// absent; with ECOTUNE_REQUIRE_TOOLS=1 a missing asset fails the test instead.
+func requireAsset(t testing.TB, path string) string {
+	t.Helper()
+	abs, err := filepath.Abs(path)
+	require.NoError(t, err)
+	if _, err := os.Stat(abs); err != nil {
+		msg := fmt.Sprintf("%s is missing (%v): run `make native` for llama.cpp and its tools; ../shared holds the shared models", path, err)
+		if os.Getenv("ECOTUNE_REQUIRE_TOOLS") == "1" {
+			t.Fatal("ECOTUNE_REQUIRE_TOOLS=1 but " + msg)
+		}
+		t.Skip(msg + " (set ECOTUNE_REQUIRE_TOOLS=1 to make this a failure)")
+	}
+	return abs
+}
+
+func tool(t testing.TB, name string) string { return requireAsset(t, filepath.Join(toolDir, name)) }
+
+func vocab(t testing.TB, name string) string {
+	return requireAsset(t, filepath.Join(vocabDir, "ggml-vocab-"+name+".gguf"))
+}
+
+// run runs a tool and returns its combined output, failing the test on a non-zero exit.
+func run(t testing.TB, name string, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(name, args...).CombinedOutput()
+	require.NoError(t, err, "%s %v:\n%s", filepath.Base(name), args, out)
+	return string(out)
+}
+
+var finalPPL = regexp.MustCompile(`Final estimate: PPL = ([0-9.]+)`)
+
+// perplexity runs llama-perplexity with a 128-token context on quant's committed text.
+func perplexity(t testing.TB, model string) float64 {
+	t.Helper()
+	out := run(t, tool(t, "llama-perplexity"), "-m", model, "-f", "../quant/testdata/perplexity.txt", "-c", "128", "-t", "2", "--seed", "1")
+	m := finalPPL.FindStringSubmatch(out)
+	require.NotNil(t, m, "no final estimate in llama-perplexity's output:\n%s", out)
+	ppl, err := strconv.ParseFloat(m[1], 64)
+	require.NoError(t, err)
+	return ppl
+}
+
+// adapterSpec describes a random adapter written directly in llama.cpp's
+// LoRA GGUF format (not through the trainer).
+type adapterSpec struct {
+	targets []string // base tensor names, or suffixes such as "attn_q.weight"
+	rank    int
+	alpha   float32
+	seed    uint64
+	stdB    float64 // B's standard deviation (nonzero, so the adapter matters)
+}
+
+// writeAdapter writes a random adapter for the base model at basePath and returns its path.
+func writeAdapter(t testing.TB, basePath string, spec adapterSpec) string {
+	t.Helper()
+	base, err := gguf.Open(basePath)
+	require.NoError(t, err)
+	defer base.Close()
+	arch, err := base.Meta.String("general.architecture")
+	require.NoError(t, err)
+	meta := &gguf.Metadata{}
+	meta.Set("general.architecture", gguf.ValueOf(arch))
+	meta.Set("general.type", gguf.ValueOf("adapter"))
+	meta.Set("adapter.type", gguf.ValueOf("lora"))
+	meta.Set("adapter.lora.alpha", gguf.ValueOf(spec.alpha))
+	b := &gguf.Builder{Meta: meta}
+	r := rand.New(rand.NewPCG(spec.seed, 7))
+	randF32 := func(n int, std float64) []byte {
+		out := make([]byte, 4*n)
+		for i := range n {
+			binary.LittleEndian.PutUint32(out[4*i:], math.Float32bits(float32(r.NormFloat64()*std)))
+		}
+		return out
+	}
+	rank := int64(spec.rank)
+	for _, w := range base.Tensors {
+		if len(w.Dims) != 2 || !matches(w.Name, spec.targets) {
+			continue
+		}
+		var aDims, bDims []int64
+		var nIn int64
+		if strings.HasSuffix(w.Name, "token_embd.weight") {
+			aDims, bDims, nIn = []int64{rank, w.Dims[1]}, []int64{rank, w.Dims[0]}, rank
+		} else {
+			aDims, bDims, nIn = []int64{w.Dims[0], rank}, []int64{rank, w.Dims[1]}, w.Dims[0]
+		}
+		aData := randF32(int(aDims[0]*aDims[1]), 1/math.Sqrt(float64(nIn)))
+		bData := randF32(int(bDims[0]*bDims[1]), spec.stdB)
+		b.Tensors = append(b.Tensors,
+			gguf.Tensor{TensorInfo: gguf.TensorInfo{Name: w.Name + ".lora_a", Dims: aDims, Type: gguf.TypeF32}, Data: gguf.DataBytes(aData)},
+			gguf.Tensor{TensorInfo: gguf.TensorInfo{Name: w.Name + ".lora_b", Dims: bDims, Type: gguf.TypeF32}, Data: gguf.DataBytes(bData)})
+	}
+	require.NotEmpty(t, b.Tensors, "no base tensor matches %v", spec.targets)
+	path := filepath.Join(t.TempDir(), fmt.Sprintf("adapter-%d.gguf", spec.seed))
+	require.NoError(t, b.WriteFile(path))
+	return path
+}
+
+func matches(name string, targets []string) bool {
+	for _, s := range targets {
+		if name == s || strings.HasSuffix(name, "."+s) {
+			return true
+		}
+	}
+	return false
+}
+
+// libllama evaluates a model (and adapters) with llama.cpp itself.
+type libllama struct {
+	m *bindings.Model
+	c *bindings.Context
+}
+
+func newLibllama(t testing.TB, path string) *libllama {
+	t.Helper()
+	m, err := bindings.LoadModel(path, bindings.ModelOptions{NoRepack: true})
+	require.NoError(t, err)
+	t.Cleanup(func() { m.Close() })
+	c, err := bindings.NewContext(m, bindings.ContextOptions{NCtx: 256, NBatch: 256, Threads: 2, FlashAttn: bindings.FlashAttnDisabled})
+	require.NoError(t, err)
+	t.Cleanup(func() { c.Close() })
+	return &libllama{m: m, c: c}
+}
+
+// withAdapters applies adapters with their scales to the context.
+func (l *libllama) withAdapters(t testing.TB, paths []string, scales []float32) {
+	t.Helper()
+	var list []bindings.AdapterScale
+	for i, p := range paths {
+		a, err := bindings.LoadAdapter(l.m, p)
+		require.NoError(t, err)
+		t.Cleanup(func() { a.Close() })
+		list = append(list, bindings.AdapterScale{Adapter: a, Scale: scales[i]})
+	}
+	require.NoError(t, l.c.SetAdapters(list))
+}
+
+// logits decodes text from position 0 and returns every position's logits, concatenated.
+func (l *libllama) logits(t testing.TB, text string) []float32 {
+	t.Helper()
+	tokens, err := l.m.Tokenize(text, true, false)
+	require.NoError(t, err)
+	require.NoError(t, l.c.ClearMemory())
+	b, err := bindings.NewBatch(len(tokens), 1)
+	require.NoError(t, err)
+	defer b.Close()
+	for i, tok := range tokens {
+		require.NoError(t, b.Add(tok, int32(i), []int32{0}, true))
+	}
+	require.NoError(t, l.c.Decode(b))
+	var out []float32
+	for i := range tokens {
+		row, err := l.c.Logits(i)
+		require.NoError(t, err)
+		out = append(out, row...)
+	}
+	return out
+}
+
+// maxAbsDiff returns max |a-b| and the range max-min of b.
+func maxAbsDiff(a, b []float32) (diff, rng float64) {
+	lo, hi := math.Inf(1), math.Inf(-1)
+	for i := range a {
+		diff = math.Max(diff, math.Abs(float64(a[i])-float64(b[i])))
+		lo, hi = math.Min(lo, float64(b[i])), math.Max(hi, float64(b[i]))
+	}
+	return diff, hi - lo
+}
