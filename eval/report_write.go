@@ -256,6 +256,21 @@ func mdQuote(s string) string {
 	return b.String()
 }
 
+// codeSpans turns the Markdown `code` spans of a summary line into HTML, escaping
+// the rest.
+func codeSpans(s string) template.HTML {
+	parts := strings.Split(s, "`")
+	var b strings.Builder
+	for i, p := range parts {
+		if i%2 == 1 && i < len(parts)-1 {
+			b.WriteString("<code>" + template.HTMLEscapeString(p) + "</code>")
+		} else {
+			b.WriteString(template.HTMLEscapeString(p))
+		}
+	}
+	return template.HTML(b.String())
+}
+
 // HTML renders the report as one self-contained HTML page.
 func (r *Report) HTML() ([]byte, error) {
 	gains, regressions, same := r.sections()
@@ -287,11 +302,11 @@ func (r *Report) HTML() ([]byte, error) {
 		cols = append(cols, c.name)
 	}
 	data := map[string]any{
-		"R": r, "Summary": r.summaryLine(), "Columns": cols, "Rows": r.metricRows(),
+		"R": r, "Summary": codeSpans(r.summaryLine()), "Columns": cols, "Rows": r.metricRows(),
 		"Sections": secs, "Charts": charts, "Shown": ReportExamplesShown,
 	}
 	if r.Training != nil {
-		data["TrainingSummary"] = r.trainingSummary()
+		data["TrainingSummary"] = codeSpans(r.trainingSummary())
 	}
 	var b bytes.Buffer
 	if err := reportTemplate.Execute(&b, data); err != nil {
@@ -323,9 +338,12 @@ table.metrics td.name { text-align: left; }
 .better { color: #1a7f37; } .worse { color: #cf222e; }
 .delta { font-size: 0.85em; margin-left: 0.3em; }
 .charts { display: flex; flex-wrap: wrap; gap: 12px; }
+figure.chart { margin: 0; }
+code { background: #f4f4f4; padding: 0 3px; border-radius: 3px; }
 .example { border: 1px solid #ddd; border-radius: 6px; padding: 0.6em 1em; margin: 1em 0; }
 .example h3 { margin: 0.2em 0 0.5em; font-size: 1.05em; }
-.text { white-space: pre-wrap; font-family: monospace; font-size: 0.92em; }
+.text { white-space: pre-wrap; font-family: monospace; font-size: 0.92em; margin: 0.15em 0 0.6em; }
+td.text { margin: 0; }
 table.answers { width: 100%; table-layout: fixed; }
 .muted { color: #777; font-size: 0.9em; }
 </style>
