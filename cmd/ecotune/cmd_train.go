@@ -179,6 +179,7 @@ func runTrain(c *cli.Context) error {
 		fmt.Fprintf(w, ", validation loss %.4f → %.4f", res.Evals[0].Loss, res.Evals[n-1].Loss)
 	}
 	fmt.Fprintf(w, "\nwrote %s and %s\n", adapter, metrics)
+	writeLossChart(w, out) // loss.svg beside metrics.jsonl (cmd_eval.go)
 	return nil
 }
 
