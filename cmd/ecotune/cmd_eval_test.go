@@ -121,3 +121,47 @@ func TestEvalReportUsage(t *testing.T) {
 	assert.Equal(t, exitUsage, code)
 	assert.Contains(t, stderr, "eval score")
 }
+
+// TestEvalPreparedSplit evaluates the test split `ecotune prepare` writes for the
+// bundled environment Q&A: prompts come rendered by the template, references are the
+// original answers, and the loss covers the answer tokens.
+func TestEvalPreparedSplit(t *testing.T) {
+	requireStoriesModel(t)
+	dir := t.TempDir()
+	prep := filepath.Join(dir, "prep")
+	qa := filepath.Join("..", "..", "data", "environment", "qa.jsonl")
+	code, _, stderr := runCLI(t, "prepare", "-o", prep, "--template", "alpaca", "--test", "0.2", "--quiet", qa)
+	require.Equal(t, 0, code, stderr)
+
+	out := filepath.Join(dir, "report")
+	code, stdout, stderr := runCLI(t, "eval", "--model", storiesModel, "--data", filepath.Join(prep, "test.jsonl"),
+		"-o", out, "--limit", "4", "--max-tokens", "12", "--threads", "1", "--quiet")
+	require.Equal(t, 0, code, stderr)
+	assert.Contains(t, stdout, "| base |")
+
+	b, err := os.ReadFile(filepath.Join(out, "report.json"))
+	require.NoError(t, err)
+	var rep eval.Report
+	require.NoError(t, json.Unmarshal(b, &rep))
+	require.Len(t, rep.Examples, 4)
+	require.Len(t, rep.Systems, 1)
+	require.NotNil(t, rep.Systems[0].Loss)
+	assert.Greater(t, rep.Systems[0].Loss.Tokens, 40)
+
+	// Every reference is the answer of the source record, and every prompt ends with
+	// Alpaca's response header.
+	answers := map[string]bool{}
+	src, err := os.ReadFile(qa)
+	require.NoError(t, err)
+	for _, line := range strings.Split(strings.TrimSpace(string(src)), "\n") {
+		var rec struct{ Answer string }
+		require.NoError(t, json.Unmarshal([]byte(line), &rec))
+		answers[strings.Join(strings.Fields(rec.Answer), " ")] = true
+	}
+	for _, e := range rep.Examples {
+		require.Len(t, e.References, 1)
+		assert.True(t, answers[strings.Join(strings.Fields(e.References[0]), " ")], "reference %q is not a source answer", e.References[0])
+		assert.True(t, strings.HasSuffix(e.Prompt, "### Response:\n"), "prompt %q", e.Prompt)
+		assert.NotNil(t, e.Outputs[0].Loss)
+	}
+}
