@@ -182,7 +182,7 @@ func benchGenerate(b *testing.B, path string, parallel int) {
 	c := newContext(b, m, BatchContextOptions(parallel, 256, 1))
 	opts := GenerateOptions{MaxTokens: 32, Parallel: parallel}
 	tokens := 0
-	start := time.Now()
+	start, cpu0 := time.Now(), processCPU()
 	for b.Loop() {
 		got, err := Generate(context.Background(), c, storyPrompts, opts)
 		require.NoError(b, err)
@@ -191,14 +191,21 @@ func benchGenerate(b *testing.B, path string, parallel int) {
 		}
 	}
 	b.ReportMetric(float64(tokens)/time.Since(start).Seconds(), "tokens/s")
+	if cpu := processCPU() - cpu0; cpu > 0 {
+		b.ReportMetric(float64(tokens)/cpu.Seconds(), "tokens/cpu-s")
+	}
 }
 
-// benchModels are the models the generation benchmarks run on: the real stories260K,
-// whose tiny 8-wide heads make attention a large share of each token's cost, and a
-// random-weight 27M-parameter llama (dim 512, 8 layers, F32) written once per run,
-// where reading the weights dominates, as in real models.
-func benchModels(b *testing.B) map[string]string {
+// benchModel returns the path of a generation benchmark's model: the real
+// stories260K, whose tiny 8-wide heads make attention a large share of each token's
+// cost, or a random-weight 27M-parameter llama (dim 512, 8 layers, F32, stories260K's
+// vocabulary) written once per run, where reading the weights dominates, as in real
+// models.
+func benchModel(b *testing.B, name string) string {
 	requireAsset(b, storiesPath, "the stories260K model ("+storiesPath+")")
+	if name == "stories260K" {
+		return storiesPath
+	}
 	benchModelOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "ecotune-eval-bench-")
 		if err != nil {
@@ -210,7 +217,7 @@ func benchModels(b *testing.B) map[string]string {
 			Context: 2048, VocabFile: storiesPath, Seed: 1}, benchModelPath)
 	})
 	require.NoError(b, benchModelErr)
-	return map[string]string{"stories260K": storiesPath, "llama-27M": benchModelPath}
+	return benchModelPath
 }
 
 var (
@@ -222,13 +229,45 @@ var (
 // BenchmarkGenerate8Batched decodes the eight prompts together, one sequence each.
 func BenchmarkGenerate8Batched(b *testing.B) {
 	for _, name := range []string{"stories260K", "llama-27M"} {
-		b.Run(name, func(b *testing.B) { benchGenerate(b, benchModels(b)[name], 8) })
+		b.Run(name, func(b *testing.B) { benchGenerate(b, benchModel(b, name), 8) })
 	}
 }
 
 // BenchmarkGenerate8Sequential decodes the same eight prompts one after another.
 func BenchmarkGenerate8Sequential(b *testing.B) {
 	for _, name := range []string{"stories260K", "llama-27M"} {
-		b.Run(name, func(b *testing.B) { benchGenerate(b, benchModels(b)[name], 1) })
+		b.Run(name, func(b *testing.B) { benchGenerate(b, benchModel(b, name), 1) })
+	}
+}
+
+// BenchmarkGenerate8Speedup alternates the batched and the one-after-another runs of
+// the eight prompts and reports how many times faster batching is, in wall time and
+// in process CPU time (which the other jobs of a shared machine inflate less). Both
+// runs produce the same outputs (TestGenerateMatchesOneAtATime), so they do the same
+// work.
+func BenchmarkGenerate8Speedup(b *testing.B) {
+	for _, name := range []string{"stories260K", "llama-27M"} {
+		b.Run(name, func(b *testing.B) {
+			m, err := bindings.LoadModel(benchModel(b, name), bindings.ModelOptions{})
+			require.NoError(b, err)
+			defer m.Close()
+			batched := newContext(b, m, BatchContextOptions(8, 256, 1))
+			alone := newContext(b, m, BatchContextOptions(1, 256, 1))
+			opts := GenerateOptions{MaxTokens: 32}
+			var wall, cpu [2]time.Duration
+			for b.Loop() {
+				for k, c := range []*bindings.Context{batched, alone} {
+					t0, c0 := time.Now(), processCPU()
+					_, err := Generate(context.Background(), c, storyPrompts, opts)
+					require.NoError(b, err)
+					wall[k] += time.Since(t0)
+					cpu[k] += processCPU() - c0
+				}
+			}
+			b.ReportMetric(wall[1].Seconds()/wall[0].Seconds(), "x-wall")
+			if cpu[0] > 0 {
+				b.ReportMetric(cpu[1].Seconds()/cpu[0].Seconds(), "x-cpu")
+			}
+		})
 	}
 }
