@@ -14,6 +14,7 @@ import (
 
 	"github.com/ecotune/ecotune/bindings"
 	"github.com/ecotune/ecotune/factory"
+	"github.com/ecotune/ecotune/gguf"
 )
 
 // storiesGreedy is llama.cpp's own greedy output for "Once upon a time" (40 tokens),
@@ -270,4 +271,37 @@ func BenchmarkGenerate8Speedup(b *testing.B) {
 			}
 		})
 	}
+}
+
+func TestGenerateChatTemplate(t *testing.T) {
+	requireAsset(t, storiesPath, "the stories260K model ("+storiesPath+")")
+	// stories260K with a chat template: the name of llama.cpp's built-in ChatML.
+	path := filepath.Join(t.TempDir(), "stories-chatml.gguf")
+	f, err := gguf.Open(storiesPath)
+	require.NoError(t, err)
+	b := f.Builder()
+	b.Meta.Set("tokenizer.chat_template", gguf.ValueOf("chatml"))
+	require.NoError(t, b.WriteFile(path))
+	require.NoError(t, f.Close())
+	m, err := bindings.LoadModel(path, bindings.ModelOptions{})
+	require.NoError(t, err)
+	defer m.Close()
+
+	prompts := []string{"Once upon a time", "The dog ran to the park"}
+	c := newContext(t, m, BatchContextOptions(2, 256, 1))
+	got, err := Generate(context.Background(), c, prompts, GenerateOptions{MaxTokens: 20, Chat: true})
+	require.NoError(t, err)
+	// ChatML written out by hand: the text each prompt must have been turned into.
+	var chatml []string
+	for _, p := range prompts {
+		chatml = append(chatml, "<|im_start|>user\n"+p+"<|im_end|>\n<|im_start|>assistant\n")
+	}
+	want := generateAlone(t, m, chatml, GenerateOptions{MaxTokens: 20})
+	for i := range prompts {
+		assert.Equal(t, want[i].Text, got[i].Text, "prompt %d", i)
+		assert.Equal(t, want[i].PromptTokens, got[i].PromptTokens, "prompt %d", i)
+	}
+	plain, err := Generate(context.Background(), c, prompts, GenerateOptions{MaxTokens: 20})
+	require.NoError(t, err)
+	assert.NotEqual(t, plain[0].PromptTokens, got[0].PromptTokens, "the template changed the prompt")
 }

@@ -52,7 +52,7 @@ Example:
 			&cli.StringSliceFlag{Name: "stop", Usage: "stop string (repeatable)"},
 			&cli.BoolFlag{Name: "chat", Usage: "wrap each prompt of a prompt/reference file in the model's chat template"},
 			&cli.IntFlag{Name: "parallel", Value: 8, Usage: "prompts decoded together"},
-			&cli.IntFlag{Name: "seq-len", Value: 512, Usage: "most tokens per sequence (prompt + answer)"},
+			&cli.IntFlag{Name: "seq-len", Value: 512, Usage: "most tokens per sequence (prompt + answer); llama.cpp rounds --parallel × --seq-len up to a multiple of 256"},
 			&cli.IntFlag{Name: "limit", Usage: "evaluate only the first N examples; 0 all"},
 			&cli.BoolFlag{Name: "stem", Usage: "Porter-stem tokens for ROUGE"},
 			&cli.IntFlag{Name: "threads", Usage: "CPU threads (default: all)"},
@@ -150,6 +150,9 @@ func runEvalReport(c *cli.Context) error {
 	goctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	rep, err := eval.Evaluate(goctx, model, systems, items, opts)
+	if errors.Is(err, bindings.ErrKVCacheFull) {
+		return fmt.Errorf("%w (raise --seq-len, the tokens a prompt and its answer may hold)", err)
+	}
 	if err != nil {
 		return err
 	}

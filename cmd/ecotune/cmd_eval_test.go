@@ -165,3 +165,13 @@ func TestEvalPreparedSplit(t *testing.T) {
 		assert.NotNil(t, e.Outputs[0].Loss)
 	}
 }
+
+func TestEvalReportPromptTooLong(t *testing.T) {
+	requireStoriesModel(t)
+	items := filepath.Join(t.TempDir(), "items.jsonl")
+	require.NoError(t, os.WriteFile(items, []byte(`{"prompt":"`+strings.Repeat("the dog ran ", 120)+`","reference":"x"}`+"\n"), 0o644))
+	// llama.cpp rounds the context up to 256 tokens, so the 360-token prompt is too long for it.
+	code, _, stderr := runCLI(t, "eval", "-m", storiesModel, "--data", items, "-o", t.TempDir(), "--seq-len", "32", "--threads", "1", "-q")
+	assert.Equal(t, exitError, code)
+	assert.Contains(t, stderr, "raise --seq-len")
+}
