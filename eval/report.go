@@ -31,8 +31,11 @@ type System struct {
 
 // EvaluateOptions configures Evaluate.
 type EvaluateOptions struct {
+	// Generate configures the answers; its Parallel 0 means 8 here, and it is
+	// capped at the number of items.
 	Generate GenerateOptions
-	Score    ScoreOptions
+	// Score configures the metrics.
+	Score ScoreOptions
 	// SeqLen is the most tokens a sequence (prompt plus output, or an example
 	// for the loss) may hold; 0 means 512.
 	SeqLen int

@@ -39,12 +39,12 @@ var Palette = []string{"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#
 
 // LineChart is a chart of one or more series on shared linear axes.
 type LineChart struct {
-	Title  string
-	XLabel string
-	YLabel string
-	Width  int // pixels; 0 means DefaultWidth
-	Height int // pixels; 0 means DefaultHeight
-	Series []Series
+	Title  string   // drawn centred above the plot area
+	XLabel string   // drawn under the x axis
+	YLabel string   // drawn rotated left of the y axis
+	Width  int      // pixels; 0 means DefaultWidth
+	Height int      // pixels; 0 means DefaultHeight
+	Series []Series // drawn in order, later ones on top
 }
 
 // Default chart size in pixels.
@@ -300,16 +300,28 @@ func (c *LineChart) SVG() []byte {
 		}
 	}
 
-	// Legend, top right inside the plot area.
-	y := f.top + 14
+	// Legend: one row in the top margin, right-aligned, so it never hides a line.
+	// Text width is estimated at 7 px per character (11 px sans-serif).
+	type entry struct {
+		s     Series
+		color string
+		width float64
+	}
+	var legend []entry
+	total := 0.0
 	for i, s := range c.Series {
 		if s.Name == "" {
 			continue
 		}
-		x := f.right - 8 - 7*float64(len([]rune(s.Name))) - 24
+		e := entry{s: s, color: seriesColor(s, i), width: 22 + 7*float64(len([]rune(s.Name))) + 12}
+		legend = append(legend, e)
+		total += e.width
+	}
+	x, y := f.right-total+12, f.top-8
+	for _, e := range legend {
 		fmt.Fprintf(&b, `<g class="legend"><line x1="%s" y1="%s" x2="%s" y2="%s" stroke="%s" stroke-width="2"%s/><text x="%s" y="%s">%s</text></g>`+"\n",
-			num(x), num(y-4), num(x+18), num(y-4), esc(seriesColor(s, i)), dashAttr(s.Dashed), num(x+22), num(y), esc(s.Name))
-		y += 16
+			num(x), num(y-4), num(x+18), num(y-4), esc(e.color), dashAttr(e.s.Dashed), num(x+22), num(y), esc(e.s.Name))
+		x += e.width
 	}
 	b.WriteString("</svg>\n")
 	return b.Bytes()
