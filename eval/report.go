@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"fmt"
-	"math"
 	"slices"
 	"time"
 
@@ -249,7 +248,7 @@ func SortExamples(ex []ExampleResult) {
 		if c := cmp.Compare(b.Delta, a.Delta); c != 0 {
 			return c
 		}
-		if c := cmp.Compare(rougeDelta(b), rougeDelta(a)); c != 0 && !math.IsNaN(rougeDelta(a)) {
+		if c := cmp.Compare(rougeDelta(b), rougeDelta(a)); c != 0 {
 			return c
 		}
 		return cmp.Compare(a.Index, b.Index)

@@ -99,6 +99,18 @@ func ParseDims(s string, spec *Spec) error {
 	return nil
 }
 
+// Validate reports the first problem with s that needs no file to find: an
+// unknown architecture, inconsistent dimensions, an unsupported weight type or
+// no vocabulary at all. Init checks the vocabulary file itself.
+func (s Spec) Validate() error {
+	a, err := lookupArch(s.Arch)
+	if err != nil {
+		return err
+	}
+	_, err = s.resolve(a)
+	return err
+}
+
 // resolve fills defaults and checks s against a.
 func (s Spec) resolve(a *archDef) (Spec, error) {
 	if s.Embd <= 0 || s.Layers <= 0 || s.Heads <= 0 || s.FF <= 0 {

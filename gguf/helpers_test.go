@@ -15,6 +15,9 @@ const (
 	vocabDir      = "../third_party/llama.cpp/models"
 	storiesPath   = "../../shared/models/stories260K.gguf"
 	tinyLlamaPath = "../../shared/fixtures/llama2-tiny-random-gguf/llama-2-tiny-random.gguf"
+
+	sharedModelsDir   = "../../shared/models"
+	sharedFixturesDir = "../../shared/fixtures"
 )
 
 // requireFile skips the test when an optional asset is absent (a user's checkout).

@@ -14,6 +14,28 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
+// ggufsUnder returns every *.gguf file under dir (recursively), or none when
+// dir is absent.
+func ggufsUnder(t *testing.T, dir string) []string {
+	t.Helper()
+	if _, err := os.Stat(dir); err != nil {
+		t.Logf("%s absent: skipping its files", dir)
+		return nil
+	}
+	var out []string
+	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() && filepath.Ext(p) == ".gguf" {
+			out = append(out, p)
+		}
+		return nil
+	})
+	require.NoError(t, err)
+	return out
+}
+
 func sha256File(t *testing.T, path string) string {
 	t.Helper()
 	b, err := os.ReadFile(path)
@@ -25,6 +47,9 @@ func sha256File(t *testing.T, path string) string {
 // TestRoundTripFixtures reads every GGUF made by other tools and writes it back:
 // the exact copy must be byte-identical, and so must a fresh layout from
 // File.Builder, which shows the writer lays files out as llama.cpp's converter does.
+// The files are every *.gguf in llama.cpp's models/ and, found by walking,
+// everywhere under ../shared/models and ../shared/fixtures, so a file added
+// there is covered without editing this test.
 func TestRoundTripFixtures(t *testing.T) {
 	var files []string
 	if _, err := os.Stat(vocabDir); err != nil {
@@ -35,16 +60,15 @@ func TestRoundTripFixtures(t *testing.T) {
 		require.NotEmpty(t, vocab, "no *.gguf in %s", vocabDir)
 		files = append(files, vocab...)
 	}
-	for _, p := range []string{storiesPath, tinyLlamaPath} {
-		if _, err := os.Stat(p); err != nil {
-			t.Logf("%s absent: skipping it", p)
-			continue
-		}
-		files = append(files, p)
+	shared := append(ggufsUnder(t, sharedModelsDir), ggufsUnder(t, sharedFixturesDir)...)
+	if _, err := os.Stat(storiesPath); err == nil {
+		require.Contains(t, shared, filepath.Clean(storiesPath), "the walk must find the known shared model")
 	}
+	files = append(files, shared...)
 	if len(files) == 0 {
 		t.Skip("no GGUF fixtures present (need third_party/llama.cpp/models or ../shared)")
 	}
+	t.Logf("round-tripping %d GGUF files", len(files))
 
 	out := t.TempDir()
 	for _, src := range files {

@@ -111,13 +111,14 @@ func TestQuantizeModelMatchesLlamaQuantize(t *testing.T) {
 	}
 }
 
-// TestQuantizedPerplexity compares llama-perplexity on our Q8_0, Q4_0 and
-// Q4_K files with llama-quantize's, for a llama model with a real vocabulary.
+// TestQuantizedPerplexity compares llama-perplexity on our Q8_0, Q4_0, Q4_K
+// and nf4 (IQ4_NL) files with llama-quantize's, for a llama model with a real
+// vocabulary.
 func TestQuantizedPerplexity(t *testing.T) {
 	tool(t, "llama-quantize")
 	tool(t, "llama-perplexity")
 	in := initModel(t, factory.Spec{Arch: "llama", Embd: 256, Layers: 2, Heads: 4, HeadsKV: 2, FF: 768, VocabFile: vocab(t, "llama-spm")})
-	for _, name := range []string{"q8_0", "q4_0", "q4_k"} {
+	for _, name := range []string{"q8_0", "q4_0", "q4_k", "nf4"} {
 		ft, err := quant.ParseFileType(name)
 		require.NoError(t, err)
 		ours, theirs := quantizeBoth(t, in, ft)

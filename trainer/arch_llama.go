@@ -4,7 +4,7 @@ import (
 	"github.com/ecotune/ecotune/ggml"
 )
 
-// archLlama is Llama (1, 2, 3 without rope scaling factors) as llama.cpp converts it:
+// archLlama is Llama (1, 2, 3, 3.1 with its rope_freqs) as llama.cpp converts it:
 // pre-norm blocks of grouped-query attention with adjacent-pair RoPE and a SwiGLU
 // feed-forward, RMSNorm everywhere, an output matrix or tied embeddings.
 func archLlama() *Arch {
@@ -16,6 +16,9 @@ func archLlama() *Arch {
 			{Name: tokEmbd, Dims: []Dim{DimEmbd, DimVocab}},
 			{Name: outputNorm, Dims: []Dim{DimEmbd}},
 			{Name: outputW, Dims: []Dim{DimEmbd, DimVocab}, Optional: true},
+			{Name: ropeFreqs, Dims: []Dim{DimRopeHalf}, Optional: true},
+			{Name: ropeFactorsLong, Dims: []Dim{DimRopeHalf}, Optional: true},
+			{Name: ropeFactorsShort, Dims: []Dim{DimRopeHalf}, Optional: true},
 		},
 		Block: []TensorSpec{
 			{Name: "attn_norm.weight", Dims: []Dim{DimEmbd}},
@@ -29,7 +32,7 @@ func archLlama() *Arch {
 			{Name: "ffn_down.weight", Dims: []Dim{DimFF, DimEmbd}, LoRA: "ffn_down"},
 		},
 		Layer: func(b *builder, l int, x *ggml.Tensor) *ggml.Tensor {
-			x = b.c.Add(x, b.attention(l, b.norm(l, "attn_norm", x)))
+			x = b.c.Add(x, b.attention(l, b.norm(l, "attn_norm", x), attnOpts{}))
 			return b.c.Add(x, b.ffnSwiGLU(l, b.norm(l, "ffn_norm", x)))
 		},
 	}

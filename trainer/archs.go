@@ -5,5 +5,9 @@ package trainer
 func architectures() []*Arch {
 	return []*Arch{
 		archLlama(),
+		archQwen2(),
+		archPhi2(),
+		archPhi3(),
+		archGemma2(),
 	}
 }

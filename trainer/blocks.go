@@ -1,6 +1,7 @@
 package trainer
 
 import (
+	"fmt"
 	"math"
 
 	"github.com/ecotune/ecotune/ggml"
@@ -14,13 +15,17 @@ type builder struct {
 	lora *LoRA // nil: the base model alone
 	B, T int
 
-	tokens *ggml.Tensor // I32 [B·T]
-	pos    *ggml.Tensor // I32 [T], shared by every sequence
-	mask   *ggml.Tensor // F32 [T, T] causal mask
+	tokens  *ggml.Tensor // I32 [B·T]
+	pos     *ggml.Tensor // I32 [T], shared by every sequence
+	mask    *ggml.Tensor // F32 [T, T] causal mask
+	swaMask *ggml.Tensor // F32 [T, T] causal sliding-window mask, made on first use when T exceeds the window
 
 	// dropout > 0 adds one input mask per adapted module, filled before each run.
 	dropout  float32
 	dropMask []*ggml.Tensor
+
+	// firstOfPair is the F32 [2, 1] constant (1, 0) sigmoid needs, made on first use.
+	firstOfPair *ggml.Tensor
 }
 
 func newBuilder(c *ggml.Context, m *Model, lora *LoRA, B, T int, dropout float32) *builder {
@@ -43,27 +48,50 @@ func (b *builder) setInputs(tokens []int32) error {
 	if err := b.pos.SetI32(pos); err != nil {
 		return err
 	}
-	return b.mask.SetF32(causalMask(b.T))
+	if b.firstOfPair != nil {
+		if err := b.firstOfPair.SetF32([]float32{1, 0}); err != nil {
+			return err
+		}
+	}
+	if b.swaMask != nil {
+		if err := b.swaMask.SetF32(causalMask(b.T, b.m.HP.SlidingWindow)); err != nil {
+			return err
+		}
+	}
+	return b.mask.SetF32(causalMask(b.T, b.T))
 }
 
-// causalMask is 0 where query i may see key j (j ≤ i) and -inf elsewhere. Padding needs
-// no mask of its own: batches are right-padded, so a padding key is only ever visible
-// to padding queries, whose loss weight is zero; nothing a real token computes, nor
-// any gradient, depends on padding.
-func causalMask(T int) []float32 {
+// causalMask is 0 where query i may see key j (i - window < j ≤ i) and -inf elsewhere.
+// Padding needs no mask of its own: batches are right-padded, so a padding key is only
+// ever visible to padding queries, whose loss weight is zero; nothing a real token
+// computes, nor any gradient, depends on padding.
+func causalMask(T, window int) []float32 {
 	m := make([]float32, T*T)
 	for i := 0; i < T; i++ {
-		for j := i + 1; j < T; j++ {
-			m[i*T+j] = float32(math.Inf(-1))
+		for j := 0; j < T; j++ {
+			if j > i || i-j >= window {
+				m[i*T+j] = float32(math.Inf(-1))
+			}
 		}
 	}
 	return m
 }
 
+// attnMask is the mask of a layer with sliding-window attention or not.
+func (b *builder) attnMask(swa bool) *ggml.Tensor {
+	if !swa || b.m.HP.SlidingWindow <= 0 || b.T <= b.m.HP.SlidingWindow {
+		return b.mask
+	}
+	if b.swaMask == nil {
+		b.swaMask = b.c.NewTensor(ggml.TypeF32, b.T, b.T).SetName("swa_mask").SetInput()
+	}
+	return b.swaMask
+}
+
 func (b *builder) weight(l int, name string) *ggml.Tensor { return b.m.blocks[l][name] }
 
 // norm applies the architecture's normalisation with block l's weights name.weight
-// (and name.bias when present).
+// (and name.bias when present); l < 0 names a global norm.
 func (b *builder) norm(l int, name string, x *ggml.Tensor) *ggml.Tensor {
 	var w, bias *ggml.Tensor
 	if l < 0 {
@@ -73,7 +101,7 @@ func (b *builder) norm(l int, name string, x *ggml.Tensor) *ggml.Tensor {
 		w, bias = b.weight(l, name+".weight"), b.weight(l, name+".bias")
 	}
 	if b.m.Arch.Norm == NormLayer {
-		x = b.c.Norm(x, b.m.HP.NormEps)
+		x = b.layerNorm(x, b.m.HP.NormEps)
 	} else {
 		x = b.c.RMSNorm(x, b.m.HP.NormEps)
 	}
@@ -104,35 +132,109 @@ func (b *builder) linear(l int, name string, x *ggml.Tensor) *ggml.Tensor {
 	return y
 }
 
+// attnOpts are the ways architectures differ inside attention.
+type attnOpts struct {
+	// preScaleQ scales Q by 1/√head_dim before Q·Kᵀ rather than inside the softmax:
+	// the same product, but llama.cpp's Phi graphs round the scaled Q to f16, so
+	// matching it bit for bit needs the same order.
+	preScaleQ bool
+	// qScale, when not 0, replaces 1/√head_dim (and implies preScaleQ): Gemma 2.
+	qScale float32
+	// swa makes the layer attend through a sliding window (HParams.SlidingWindow),
+	// with RoPE at HParams.RopeBaseSWA when the file sets one.
+	swa bool
+}
+
+// qkv returns block l's query, key and value projections of x, [Heads·HeadDim, n] and
+// [HeadsKV·HeadDim, n] each, from separate attn_q/k/v weights or one fused attn_qkv
+// (rows Q, then K, then V) as llama.cpp's loader accepts either.
+func (b *builder) qkv(l int, x *ggml.Tensor) (q, k, v *ggml.Tensor) {
+	if b.weight(l, "attn_qkv.weight") == nil {
+		return b.linear(l, "attn_q", x), b.linear(l, "attn_k", x), b.linear(l, "attn_v", x)
+	}
+	c, hp := b.c, b.m.HP
+	y := b.linear(l, "attn_qkv", x)
+	nq, nkv := hp.Heads*hp.HeadDim, hp.HeadsKV*hp.HeadDim
+	elem := y.Nb(0) // bytes per value of y (F32)
+	part := func(off, n int, bias string) *ggml.Tensor {
+		t := c.Cont(c.View(y, []int{n, y.Ne(1)}, []int{y.Nb(1)}, off*elem))
+		// Some converters fuse the weights but keep Q, K and V biases apart.
+		if bb := b.weight(l, bias); bb != nil {
+			t = c.Add(t, bb)
+		}
+		return t
+	}
+	return part(0, nq, "attn_q.bias"), part(nq, nkv, "attn_k.bias"), part(nq+nkv, nkv, "attn_v.bias")
+}
+
+// ropeFactors are the per-pair frequency divisors RoPE applies, or nil: Llama 3.1's
+// rope_freqs, or LongRoPE's short factors, or its long ones for sequences longer than
+// the original context. Hugging Face's Phi-3 chooses by sequence length as here;
+// llama.cpp chooses by its context size, so an adapter trained on short sequences
+// matches llama.cpp run with a context up to the original one.
+func (b *builder) ropeFactors() *ggml.Tensor {
+	g, hp := b.m.globals, b.m.HP
+	if f := g[ropeFreqs]; f != nil {
+		return f
+	}
+	orig := hp.RopeOrigContext
+	if orig == 0 {
+		orig = hp.ContextLen
+	}
+	if f := g[ropeFactorsLong]; f != nil && b.T > orig {
+		return f
+	}
+	return g[ropeFactorsShort]
+}
+
 // attention is causal grouped-query self-attention with RoPE on block l.
 //
 // The batch is folded into the head dimension ([head_dim, T, heads·B]) because ggml's
 // backward pass of a broadcasting mul_mat (heads sharing a KV head) only handles 3-D
 // operands; with heads varying fastest, query head h of sequence s meets KV head
 // (h + heads·s)/group = h/group + kv_heads·s, which is exactly its own.
-func (b *builder) attention(l int, x *ggml.Tensor) *ggml.Tensor {
+func (b *builder) attention(l int, x *ggml.Tensor, o attnOpts) *ggml.Tensor {
 	c, hp := b.c, b.m.HP
 	hd, B, T := hp.HeadDim, b.B, b.T
-	rope := ggml.RopeOptions{Dims: hp.RopeDims, Mode: b.m.Arch.RopeMode, FreqBase: hp.RopeBase, FreqScale: hp.RopeScale}
+	rope := ggml.RopeOptions{Dims: hp.RopeDims, Mode: b.m.Arch.RopeMode, FreqBase: hp.RopeBase, FreqScale: hp.RopeScale,
+		AttnFactor: hp.RopeAttnFactor}
+	if o.swa && hp.RopeBaseSWA > 0 {
+		rope.FreqBase = hp.RopeBaseSWA
+	}
+	ff := b.ropeFactors()
 
-	q := c.Rope(c.Reshape(b.linear(l, "attn_q", x), hd, hp.Heads, T, B), b.pos, nil, rope)
-	k := c.Rope(c.Reshape(b.linear(l, "attn_k", x), hd, hp.HeadsKV, T, B), b.pos, nil, rope)
-	v := c.Reshape(b.linear(l, "attn_v", x), hd, hp.HeadsKV, T, B)
-
+	q, k, v := b.qkv(l, x)
+	q = c.Rope(c.Reshape(q, hd, hp.Heads, T, B), b.pos, ff, rope)
+	k = c.Rope(c.Reshape(k, hd, hp.HeadsKV, T, B), b.pos, ff, rope)
+	v = c.Reshape(v, hd, hp.HeadsKV, T, B)
 	q = c.Reshape(c.Cont(c.Permute(q, 0, 2, 1, 3)), hd, T, hp.Heads*B)     // [hd, T, H·B]
 	k = c.Reshape(c.Cont(c.Permute(k, 0, 2, 1, 3)), hd, T, hp.HeadsKV*B)   // [hd, T, KV·B]
 	vt := c.Reshape(c.Cont(c.Permute(v, 1, 2, 0, 3)), T, hd, hp.HeadsKV*B) // [T, hd, KV·B]
+	scale := float32(1 / math.Sqrt(float64(hd)))
+	if o.qScale != 0 {
+		scale, o.preScaleQ = o.qScale, true
+	}
+	if o.preScaleQ {
+		// After the copy: ggml's backward of scale needs a contiguous gradient, and
+		// the gradient arriving through a permute is not.
+		q, scale = c.Scale(q, scale), 1
+	}
 
 	if b.m.kvType != ggml.TypeF32 {
 		// llama.cpp keeps K and V in an f16 cache by default; mul_mat then also rounds
 		// q and the attention weights to f16. Only the libllama parity test asks for it.
 		k, vt = c.Cast(k, b.m.kvType), c.Cast(vt, b.m.kvType)
 	}
-	kq := c.SoftMax(c.MulMat(k, q), b.mask, float32(1/math.Sqrt(float64(hd))), 0) // [T_k, T_q, H·B]
-	o := c.MulMat(vt, kq)                                                         // [hd, T_q, H·B]
-	o = c.Permute(c.Reshape(o, hd, T, hp.Heads, B), 0, 2, 1, 3)                   // [hd, H, T, B]
-	o = c.Reshape(c.Cont(o), hd*hp.Heads, T*B)
-	return b.linear(l, "attn_output", o)
+	kq := c.MulMat(k, q) // [T_k, T_q, H·B]
+	if sc := hp.AttnSoftcap; sc > 0 {
+		// c·tanh(s/c) = 2c·σ(2s/c) - c, and softmax ignores the constant.
+		kq = c.Scale(b.sigmoid(c.Scale(kq, 2/sc)), 2*sc)
+	}
+	kq = c.SoftMax(kq, b.attnMask(o.swa), scale, 0)
+	out := c.MulMat(vt, kq)                                         // [hd, T_q, H·B]
+	out = c.Permute(c.Reshape(out, hd, T, hp.Heads, B), 0, 2, 1, 3) // [hd, H, T, B]
+	out = c.Reshape(c.Cont(out), hd*hp.Heads, T*B)
+	return b.linear(l, "attn_output", out)
 }
 
 // ffnSwiGLU is down(silu(gate(x)) · up(x)) on block l.
@@ -142,9 +244,42 @@ func (b *builder) ffnSwiGLU(l int, x *ggml.Tensor) *ggml.Tensor {
 	return b.linear(l, "ffn_down", b.c.SwiGLU(g, u))
 }
 
+// ffnSwiGLUFused is ffnSwiGLU with gate and up fused into one ffn_up of 2·FF rows, the
+// gate half first (Phi-3). The halves are split by views rather than by ggml's
+// one-operand swiglu, whose backward pass ggml lacks.
+func (b *builder) ffnSwiGLUFused(l int, x *ggml.Tensor) *ggml.Tensor {
+	c, ff := b.c, b.m.HP.FF
+	y := b.linear(l, "ffn_up", x)
+	g := c.Cont(c.View(y, []int{ff, y.Ne(1)}, []int{y.Nb(1)}, 0))
+	u := c.Cont(c.View(y, []int{ff, y.Ne(1)}, []int{y.Nb(1)}, ff*y.Nb(0)))
+	return b.linear(l, "ffn_down", c.SwiGLU(g, u))
+}
+
+// ffnGEGLU is down(gelu(gate(x)) · up(x)) on block l (Gemma).
+func (b *builder) ffnGEGLU(l int, x *ggml.Tensor) *ggml.Tensor {
+	g := b.linear(l, "ffn_gate", x)
+	u := b.linear(l, "ffn_up", x)
+	if b.m.geluOp {
+		return b.linear(l, "ffn_down", b.c.Mul(b.c.GELU(g), u))
+	}
+	return b.linear(l, "ffn_down", b.c.Mul(b.gelu(g), u))
+}
+
+// ffnGELU is down(gelu(up(x))) on block l, biases included (Phi-2).
+func (b *builder) ffnGELU(l int, x *ggml.Tensor) *ggml.Tensor {
+	u := b.linear(l, "ffn_up", x)
+	if b.m.geluOp {
+		return b.linear(l, "ffn_down", b.c.GELU(u))
+	}
+	return b.linear(l, "ffn_down", b.gelu(u))
+}
+
 // hidden returns the final-normed hidden states [Embd, B·T] of the whole stack.
 func (b *builder) hidden() *ggml.Tensor {
 	x := b.c.GetRows(b.m.globals[tokEmbd], b.tokens)
+	if b.m.Arch.EmbedScale {
+		x = b.c.Scale(x, float32(math.Sqrt(float64(b.m.HP.Embd))))
+	}
 	for l := 0; l < b.m.HP.Layers; l++ {
 		x = b.m.Arch.Layer(b, l, x)
 	}
@@ -158,5 +293,48 @@ func (b *builder) logits(h *ggml.Tensor) *ggml.Tensor {
 	if w == nil {
 		w = b.m.globals[tokEmbd]
 	}
-	return b.c.MulMat(w, h)
+	y := b.c.MulMat(w, h)
+	if bias := b.m.globals[outputB]; bias != nil {
+		y = b.c.Add(y, bias)
+	}
+	if sc := b.m.HP.FinalSoftcap; sc > 0 {
+		// c·tanh(y/c) = 2c·σ(2y/c) - c.
+		one := b.c.View(b.pairSelector(), []int{1}, nil, 0)
+		y = b.c.Add(b.c.Scale(b.sigmoid(b.c.Scale(y, 2/sc)), 2*sc), b.c.Scale(one, -sc))
+	}
+	return y
+}
+
+// qkvSpecs are the attention projections as llama.cpp's loader accepts them: one fused
+// attn_qkv or separate attn_q, attn_k, attn_v, each with an optional bias; checkQKV
+// makes sure a file has one of the two.
+func qkvSpecs() []TensorSpec {
+	return []TensorSpec{
+		{Name: "attn_qkv.weight", Dims: []Dim{DimEmbd, DimQKV}, Optional: true, LoRA: "attn_qkv"},
+		{Name: "attn_qkv.bias", Dims: []Dim{DimQKV}, Optional: true},
+		{Name: "attn_q.weight", Dims: []Dim{DimEmbd, DimQ}, Optional: true, LoRA: "attn_q"},
+		{Name: "attn_q.bias", Dims: []Dim{DimQ}, Optional: true},
+		{Name: "attn_k.weight", Dims: []Dim{DimEmbd, DimKV}, Optional: true, LoRA: "attn_k"},
+		{Name: "attn_k.bias", Dims: []Dim{DimKV}, Optional: true},
+		{Name: "attn_v.weight", Dims: []Dim{DimEmbd, DimKV}, Optional: true, LoRA: "attn_v"},
+		{Name: "attn_v.bias", Dims: []Dim{DimKV}, Optional: true},
+	}
+}
+
+// fusedQKV sends the separate projections' target names to the fused weight.
+var fusedQKV = map[string]string{"attn_q": "attn_qkv", "attn_k": "attn_qkv", "attn_v": "attn_qkv"}
+
+// checkQKV requires every block to have attn_qkv or all of attn_q, attn_k and attn_v.
+func checkQKV(m *Model) error {
+	for l, blk := range m.blocks {
+		if blk["attn_qkv.weight"] != nil {
+			continue
+		}
+		for _, n := range []string{"attn_q.weight", "attn_k.weight", "attn_v.weight"} {
+			if blk[n] == nil {
+				return fmt.Errorf("block %d has neither attn_qkv.weight nor %s", l, n)
+			}
+		}
+	}
+	return nil
 }

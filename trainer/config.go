@@ -1,23 +1,33 @@
 package trainer
 
-import "fmt"
+import (
+	"fmt"
+	"log/slog"
+	"math"
+)
 
 // Training defaults, used where a Config field is zero.
 const (
-	DefaultLR        = 2e-4
-	DefaultBatchSize = 4
-	DefaultSeqLen    = 256
-	DefaultEvalEvery = 50
+	DefaultLR              = 2e-4
+	DefaultBatchSize       = 4
+	DefaultSeqLen          = 256
+	DefaultEvalEvery       = 50
+	DefaultKeepCheckpoints = 3
 )
 
-// Config describes one training run.
+// Config describes one training run. Train resolves its defaults; the resolved copy is
+// what a checkpoint records and what a resumed run is checked against.
 type Config struct {
+	// Method is MethodLoRA (the default) or MethodFull, which trains every weight of a
+	// model loaded with ModelOptions.Trainable (LoRA is then ignored).
+	Method    string
 	LoRA      LoRAConfig
 	Optimizer OptimizerConfig
 	Schedule  Schedule // Steps defaults to Config.Steps, LR to DefaultLR
 
 	Steps       int    // optimizer steps
-	BatchSize   int    // sequences per micro-batch; DefaultBatchSize if 0
+	Epochs      int    // if > 0, replaces Steps: ⌈Epochs·examples / (BatchSize·GradAccum)⌉ steps
+	BatchSize   int    // sequences per micro-batch (halved on out-of-memory); DefaultBatchSize if 0
 	GradAccum   int    // micro-batches per optimizer step; 1 if 0
 	SeqLen      int    // longest sequence (tokens of input); longer examples are cut; DefaultSeqLen if 0
 	EvalEvery   int    // evaluate on the validation set every this many steps; DefaultEvalEvery if 0, <0 never
@@ -25,12 +35,38 @@ type Config struct {
 	Seed        uint64 // shuffling and dropout; LoRA.Seed is the initialisation's
 	Pad         int32  // token id padding positions hold (never a target)
 
+	// Patience, if > 0, stops training after this many evaluations in a row that do
+	// not lower the best validation loss by more than MinDelta.
+	Patience int
+	MinDelta float64
+
+	// RunDir, if set, receives checkpoint-<step>/ directories and best/adapter.gguf
+	// (the adapter of the lowest validation loss so far).
+	RunDir string
+	// SaveEvery writes a checkpoint every this many steps; one is also written at the
+	// end of the run, on early stopping and when ctx is cancelled. 0: only those.
+	SaveEvery int
+	// KeepCheckpoints is how many of the newest checkpoints stay; DefaultKeepCheckpoints
+	// if 0, every one if < 0.
+	KeepCheckpoints int
+	// Resume continues from the newest complete checkpoint in RunDir (an error wrapping
+	// ErrNoCheckpoint when there is none). Only Steps, Epochs, the evaluation, saving and
+	// early-stopping settings and the callbacks may differ from the checkpoint's config.
+	Resume bool
+
 	// MetricsPath, if set, is the metrics.jsonl file every record is appended to.
 	MetricsPath string
 	// OnStep, if set, is called after every optimizer step (for a progress bar).
 	OnStep func(StepInfo) `json:"-"`
 	// OnEval, if set, is called after every evaluation.
 	OnEval func(step int, loss float64) `json:"-"`
+	// Logger receives warnings (the out-of-memory fallback) and checkpoint notices;
+	// slog.Default() if nil.
+	Logger *slog.Logger `json:"-"`
+
+	// allocFail, set by tests only, makes the allocation of a micro-batch of n
+	// sequences fail as if the device were out of memory.
+	allocFail func(n int) bool
 }
 
 // StepInfo describes one finished optimizer step.
@@ -43,7 +79,8 @@ type StepInfo struct {
 	TokensPerSec float64 // over the run so far
 }
 
-// DefaultConfig returns a Config with every default filled in and 100 steps.
+// DefaultConfig returns a Config with every default filled in and 100 steps (the
+// schedule's length follows Steps unless set).
 func DefaultConfig() Config {
 	c := Config{Steps: 100}
 	c.resolve()
@@ -51,6 +88,9 @@ func DefaultConfig() Config {
 }
 
 func (c *Config) resolve() {
+	if c.Method == "" {
+		c.Method = MethodLoRA
+	}
 	c.LoRA = c.LoRA.withDefaults()
 	c.Optimizer = c.Optimizer.withDefaults()
 	if c.BatchSize == 0 {
@@ -65,8 +105,8 @@ func (c *Config) resolve() {
 	if c.EvalEvery == 0 {
 		c.EvalEvery = DefaultEvalEvery
 	}
-	if c.Schedule.Steps == 0 {
-		c.Schedule.Steps = c.Steps
+	if c.KeepCheckpoints == 0 {
+		c.KeepCheckpoints = DefaultKeepCheckpoints
 	}
 	if c.Schedule.LR == 0 {
 		c.Schedule.LR = DefaultLR
@@ -76,9 +116,31 @@ func (c *Config) resolve() {
 	}
 }
 
+// resolveSteps turns Epochs into Steps for a training set of n examples and lets the
+// schedule default to the run's length. It runs after resolve, once n is known, so
+// that a Config changed after DefaultConfig still gets a schedule of its own length.
+func (c *Config) resolveSteps(n int) {
+	if c.Epochs > 0 && c.BatchSize > 0 && c.GradAccum > 0 {
+		perStep := c.BatchSize * c.GradAccum
+		c.Steps = int(math.Ceil(float64(c.Epochs) * float64(n) / float64(perStep)))
+	}
+	if c.Schedule.Steps == 0 {
+		c.Schedule.Steps = c.Steps
+	}
+}
+
 func (c *Config) validate(m *Model) error {
+	switch {
+	case c.Method == MethodFull && !m.trainable:
+		return fmt.Errorf("method %s needs the model loaded with ModelOptions.Trainable", MethodFull)
+	case c.Method != MethodLoRA && c.Method != MethodFull:
+		return fmt.Errorf("method %q is not %s or %s", c.Method, MethodLoRA, MethodFull)
+	}
 	if c.Steps < 1 {
 		return fmt.Errorf("steps %d must be at least 1", c.Steps)
+	}
+	if c.Epochs < 0 {
+		return fmt.Errorf("epochs %d must not be negative", c.Epochs)
 	}
 	if c.BatchSize < 1 || c.GradAccum < 1 || c.SeqLen < 1 {
 		return fmt.Errorf("batch size %d, gradient accumulation %d and sequence length %d must be positive", c.BatchSize, c.GradAccum, c.SeqLen)
@@ -89,8 +151,24 @@ func (c *Config) validate(m *Model) error {
 	if c.Optimizer.ClipNorm < 0 || c.Optimizer.WeightDecay < 0 || c.Optimizer.WeightDecay > 1 {
 		return fmt.Errorf("clip norm %g must be ≥ 0 and weight decay %g in [0, 1]", c.Optimizer.ClipNorm, c.Optimizer.WeightDecay)
 	}
+	if c.Patience < 0 || c.MinDelta < 0 || math.IsNaN(c.MinDelta) {
+		return fmt.Errorf("patience %d and minimum improvement %g must not be negative", c.Patience, c.MinDelta)
+	}
+	if c.SaveEvery < 0 {
+		return fmt.Errorf("save-every %d must not be negative", c.SaveEvery)
+	}
+	if (c.Resume || c.SaveEvery > 0) && c.RunDir == "" {
+		return fmt.Errorf("resuming and saving checkpoints need a run directory (Config.RunDir)")
+	}
 	if err := c.Schedule.Validate(); err != nil {
 		return err
 	}
 	return nil
+}
+
+func (c *Config) logger() *slog.Logger {
+	if c.Logger != nil {
+		return c.Logger
+	}
+	return slog.Default()
 }

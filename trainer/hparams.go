@@ -20,8 +20,18 @@ type HParams struct {
 	NormEps    float32 // attention.layer_norm_rms_epsilon (or layer_norm_epsilon)
 	RopeDims   int     // rope.dimension_count, or HeadDim
 	RopeBase   float32 // rope.freq_base, 10000 if absent
-	RopeScale  float32 // 1 / rope.scale_linear, 1 if absent
+	RopeScale  float32 // 1 / rope.scaling.factor (or rope.scale_linear), 1 if absent or rope.scaling.type is none
 	ContextLen int     // context_length
+
+	RopeAttnFactor  float32 // rope.scaling.attn_factor: LongRoPE's scale of cos and sin; 0 if absent (meaning 1)
+	RopeOrigContext int     // rope.scaling.original_context_length: LongRoPE's long factors apply beyond it; 0 if absent (meaning ContextLen)
+
+	// Read by the architectures that have them (Arch.ReadHParams); zero elsewhere.
+	SlidingWindow int     // attention.sliding_window: a SWA layer's query sees this many positions, itself included
+	SWA           []bool  // per layer: attention is sliding-window
+	RopeBaseSWA   float32 // rope.freq_base_swa: θ of the SWA layers
+	AttnSoftcap   float32 // attn_logit_softcapping: scores become c·tanh(score/c)
+	FinalSoftcap  float32 // final_logit_softcapping: logits become c·tanh(logit/c)
 }
 
 // maxDim bounds every dimension read from a file, so a hostile file cannot make us
@@ -111,10 +121,42 @@ func readHParams(meta *gguf.Metadata) (HParams, error) {
 		return hp, err
 	}
 	hp.RopeBase = float32(base)
-	scale, err := getf("rope.scale_linear", 1)
+	scaling := "linear"
+	if meta.Has(key("rope.scaling.type")) {
+		if scaling, err = meta.String(key("rope.scaling.type")); err != nil {
+			return hp, fmt.Errorf("reading %s: %w", key("rope.scaling.type"), err)
+		}
+	}
+	switch scaling {
+	case "linear", "none", "longrope":
+	default:
+		// YaRN mixes interpolated and extrapolated frequencies and rescales attention
+		// by the context size; training on it silently unscaled would be wrong.
+		return hp, fmt.Errorf("%s %q is not supported (linear, none and longrope are)", key("rope.scaling.type"), scaling)
+	}
+	factorKey := "rope.scaling.factor"
+	if !meta.Has(key(factorKey)) {
+		factorKey = "rope.scale_linear"
+	}
+	scale, err := getf(factorKey, 1)
 	if err != nil {
 		return hp, err
 	}
+	if scaling == "none" {
+		scale = 1
+	}
 	hp.RopeScale = float32(1 / scale)
+	attnFactor, err := getf("rope.scaling.attn_factor", 1)
+	if err != nil {
+		return hp, err
+	}
+	if meta.Has(key("rope.scaling.attn_factor")) {
+		hp.RopeAttnFactor = float32(attnFactor)
+	}
+	if meta.Has(key("rope.scaling.original_context_length")) {
+		if err := geti("rope.scaling.original_context_length", &hp.RopeOrigContext, -1); err != nil {
+			return hp, err
+		}
+	}
 	return hp, nil
 }

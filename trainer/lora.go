@@ -21,9 +21,10 @@ const (
 // attention projections, as the original LoRA paper and PEFT's Llama default do.
 var DefaultTargets = []string{"attn_q", "attn_k", "attn_v", "attn_output"}
 
-// hfTargetNames maps Hugging Face module names to GGUF ones.
+// hfTargetNames maps Hugging Face module names to GGUF ones; Arch.HFNames adds and
+// overrides names per architecture.
 var hfTargetNames = map[string]string{
-	"q_proj": "attn_q", "k_proj": "attn_k", "v_proj": "attn_v", "o_proj": "attn_output",
+	"q_proj": "attn_q", "k_proj": "attn_k", "v_proj": "attn_v", "qkv_proj": "attn_qkv", "o_proj": "attn_output",
 	"gate_proj": "ffn_gate", "up_proj": "ffn_up", "down_proj": "ffn_down",
 }
 
@@ -71,7 +72,9 @@ type LoRA struct {
 }
 
 // ResolveTargets turns HF- or GGUF-style module names (or "all") into the GGUF-style
-// names arch supports, in block order, or says which name is unknown.
+// names arch supports, in block order, or says which name is unknown. A name the
+// architecture only has fused into another weight (Phi-3's ffn_gate) becomes that
+// weight's name; which of fused or separate Q/K/V a file has is settled by NewLoRA.
 func ResolveTargets(arch *Arch, names []string) ([]string, error) {
 	supported := arch.loraTargets()
 	want := map[string]bool{}
@@ -83,16 +86,56 @@ func ResolveTargets(arch *Arch, names []string) ([]string, error) {
 			}
 			continue
 		}
-		if g, ok := hfTargetNames[n]; ok {
+		if g, ok := arch.HFNames[n]; ok {
+			if g == "" {
+				return nil, fmt.Errorf("%s has no module %q (choose from %v or their HF names)", arch.Name, n, supported)
+			}
+			n = g
+		} else if g, ok := hfTargetNames[n]; ok {
 			n = g
 		}
 		if !slices.Contains(supported, n) {
-			return nil, fmt.Errorf("unknown LoRA target module %q for %s (choose from %v or their HF names)", n, arch.Name, supported)
+			if f, ok := arch.Fused[n]; ok && slices.Contains(supported, f) {
+				n = f
+			} else {
+				return nil, fmt.Errorf("unknown LoRA target module %q for %s (choose from %v or their HF names)", n, arch.Name, supported)
+			}
 		}
 		want[n] = true
 	}
 	var out []string
 	for _, s := range supported {
+		if want[s] {
+			out = append(out, s)
+		}
+	}
+	return out, nil
+}
+
+// modelTargets narrows arch-level targets to the weights m's file has: a projection
+// the file fuses (attn_q in attn_qkv) is adapted through the fused weight, the only
+// one llama.cpp's adapter format can name; with "all", absent alternatives are
+// dropped; otherwise a target the file lacks is an error.
+func modelTargets(m *Model, targets, asked []string) ([]string, error) {
+	all := slices.ContainsFunc(asked, func(n string) bool {
+		n = strings.TrimSpace(n)
+		return n == "all" || n == "all-linear"
+	})
+	has := func(t string) bool { return m.Weight(blockName(0, t+".weight")) != nil }
+	want := map[string]bool{}
+	for _, t := range targets {
+		switch f := m.Arch.Fused[t]; {
+		case has(t):
+			want[t] = true
+		case all:
+		case f != "" && has(f):
+			want[f] = true
+		default:
+			return nil, fmt.Errorf("the model has no %s weight (blk.0.%s.weight) to adapt", t, t)
+		}
+	}
+	var out []string
+	for _, s := range m.Arch.loraTargets() {
 		if want[s] {
 			out = append(out, s)
 		}
@@ -113,8 +156,12 @@ func NewLoRA(m *Model, cfg LoRAConfig) (l *LoRA, err error) {
 	if cfg.Alpha < 0 || math.IsNaN(float64(cfg.Alpha)) || math.IsInf(float64(cfg.Alpha), 0) {
 		return nil, fmt.Errorf("trainer: LoRA alpha %g must be a finite number ≥ 0", cfg.Alpha)
 	}
-	if cfg.Targets, err = ResolveTargets(m.Arch, cfg.Targets); err != nil {
+	asked := cfg.Targets
+	if cfg.Targets, err = ResolveTargets(m.Arch, asked); err != nil {
 		return nil, fmt.Errorf("trainer: %w", err)
+	}
+	if cfg.Targets, err = modelTargets(m, cfg.Targets, asked); err != nil {
+		return nil, fmt.Errorf("trainer: LoRA: %w", err)
 	}
 	l = &LoRA{Config: cfg, Arch: m.Arch.Name, byBase: map[string]*loraPair{}}
 	defer func() {

@@ -61,10 +61,10 @@ func refLoss(logits []float32, b *Batch, V int) float64 {
 // adapter tensor name.
 func lossAndGrads(t *testing.T, m *Model, l *LoRA, b *Batch) (float64, map[string][]float32) {
 	t.Helper()
-	opt, err := newAdamW(m, l, OptimizerConfig{})
+	opt, err := newAdamW(m, l.params(), OptimizerConfig{})
 	require.NoError(t, err)
 	defer opt.Close()
-	s, err := newStepGraph(m, l, opt.accs, b.B, b.T, b.Targets(), 0)
+	s, err := newStepGraph(m, l, l.params(), opt.accs, b.B, b.T, b.Targets(), 0)
 	require.NoError(t, err)
 	defer s.Close()
 	loss, err := s.run(b, 1, nil)

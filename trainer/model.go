@@ -13,6 +13,9 @@ import (
 type ModelOptions struct {
 	Threads int  // CPU threads; 0 means runtime.NumCPU()
 	GPU     bool // keep weights and compute on GPU 0 (a CUDA build); the CPU remains the fallback
+	// Trainable loads every weight as F32 and marks it trainable, for full fine-tuning
+	// (Config.Method MethodFull). The file must hold F32, F16 or BF16 weights.
+	Trainable bool
 }
 
 // Model is a GGUF causal language model loaded into a ggml weights buffer. It owns its
@@ -30,8 +33,15 @@ type Model struct {
 	sched      *ggml.Scheduler
 	graphNodes int
 	kvType     ggml.Type // type K and V are rounded to in attention: F32, or F16 to mimic llama.cpp's cache
-	globals    map[string]*ggml.Tensor
-	blocks     []map[string]*ggml.Tensor
+	// geluOp uses ggml's gelu op, which llama.cpp's CPU backend evaluates through an
+	// f16 table, instead of the differentiable exact GELU. ggml cannot differentiate
+	// the op: only forward passes compared with libllama set it.
+	geluOp    bool
+	globals   map[string]*ggml.Tensor
+	blocks    []map[string]*ggml.Tensor
+	trainable bool
+	order     []*ggml.Tensor // every weight, in file order
+	params    []*ggml.Tensor // the weights full fine-tuning trains
 }
 
 // LoadModel reads path, validates its architecture, hyper-parameters and tensor shapes
@@ -50,13 +60,18 @@ func LoadModel(path string, opts ModelOptions) (m *Model, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("trainer: load model %s: %w", path, err)
 	}
+	if arch.ReadHParams != nil {
+		if err := arch.ReadHParams(f.Meta, &hp); err != nil {
+			return nil, fmt.Errorf("trainer: load model %s: %w", path, err)
+		}
+	}
 	te, ok := f.Tensor(tokEmbd)
 	if !ok || len(te.Dims) != 2 || te.Dims[1] < 1 || te.Dims[1] > maxDim {
 		return nil, fmt.Errorf("trainer: load model %s: missing or malformed %s", path, tokEmbd)
 	}
 	hp.Vocab = int(te.Dims[1])
 
-	m = &Model{Arch: arch, HP: hp, Path: path, BOS: -1, EOS: -1, kvType: ggml.TypeF32}
+	m = &Model{Arch: arch, HP: hp, Path: path, BOS: -1, EOS: -1, kvType: ggml.TypeF32, trainable: opts.Trainable}
 	defer func() {
 		if err != nil {
 			m.Close()
@@ -96,6 +111,15 @@ func LoadModel(path string, opts ModelOptions) (m *Model, err error) {
 		if len(spec.Dims) == 1 && typ != ggml.TypeF32 {
 			return nil, fmt.Errorf("tensor %s is %s; norm weights and biases must be f32", name, typ)
 		}
+		if opts.Trainable {
+			switch typ {
+			case ggml.TypeF32, ggml.TypeF16, ggml.TypeBF16:
+				// AdamW updates F32 parameters in place.
+				typ = ggml.TypeF32
+			default:
+				return nil, fmt.Errorf("tensor %s is %s; full fine-tuning needs F32, F16 or BF16 weights (LoRA trains on quantized ones)", name, typ)
+			}
+		}
 		if typ == ggml.TypeBF16 && len(spec.Dims) == 2 {
 			// ggml's CPU out_prod (the backward of mul_mat) has no BF16 kernel; F16
 			// holds every BF16 value of a weight matrix exactly (see toF16).
@@ -106,8 +130,17 @@ func LoadModel(path string, opts ModelOptions) (m *Model, err error) {
 			ne[i] = int(d)
 		}
 		var t *ggml.Tensor
-		if err := ggml.Build(func() { t = m.ctx.NewTensor(typ, ne...).SetName(name) }); err != nil {
+		if err := ggml.Build(func() {
+			t = m.ctx.NewTensor(typ, ne...).SetName(name)
+		}); err != nil {
 			return nil, fmt.Errorf("tensor %s: %w", name, err)
+		}
+		m.order = append(m.order, t)
+		// RoPE frequency factors are constants of the position encoding, with no
+		// gradient through ggml's rope: they stay fixed in full fine-tuning.
+		if opts.Trainable && name != ropeFreqs && name != ropeFactorsLong && name != ropeFactorsShort {
+			t.SetParam()
+			m.params = append(m.params, t)
 		}
 		todo = append(todo, pending{t, name})
 		return t, nil
@@ -136,6 +169,12 @@ func LoadModel(path string, opts ModelOptions) (m *Model, err error) {
 		}
 	}
 
+	if arch.Check != nil {
+		if err := arch.Check(m); err != nil {
+			return nil, fmt.Errorf("trainer: load model %s: %w", path, err)
+		}
+	}
+
 	if m.cpu, err = ggml.NewCPUBackend(opts.Threads); err != nil {
 		return nil, fmt.Errorf("trainer: load model %s: %w", path, err)
 	}
@@ -158,7 +197,7 @@ func LoadModel(path string, opts ModelOptions) (m *Model, err error) {
 			return nil, fmt.Errorf("trainer: load model %s: %w", path, err)
 		}
 		if info, _ := f.Tensor(p.name); ggml.Type(info.Type) != p.t.Type() {
-			if data, err = toF16(data, p.t); err != nil {
+			if data, err = convertWeights(data, ggml.Type(info.Type), p.t); err != nil {
 				return nil, fmt.Errorf("trainer: load model %s: tensor %s: %w", path, p.name, err)
 			}
 		}
@@ -226,6 +265,19 @@ func (m *Model) SetThreads(n int) error {
 		n = runtime.NumCPU()
 	}
 	return m.cpu.SetThreads(n)
+}
+
+// convertWeights converts data of type from for t: to F32 (full fine-tuning) or BF16
+// to F16 (see toF16).
+func convertWeights(data []byte, from ggml.Type, t *ggml.Tensor) ([]byte, error) {
+	if t.Type() == ggml.TypeF16 {
+		return toF16(data, t)
+	}
+	v, err := ggml.Dequantize(from, data, t.Elements())
+	if err != nil {
+		return nil, err
+	}
+	return ggml.Quantize(ggml.TypeF32, v, t.Ne(0))
 }
 
 // toF16 converts BF16 data for t (an F16 tensor). F16 represents every BF16 value

@@ -61,9 +61,9 @@ type adamW struct {
 	t      int // updates applied
 }
 
-func newAdamW(m *Model, lora *LoRA, cfg OptimizerConfig) (o *adamW, err error) {
+func newAdamW(m *Model, params []*ggml.Tensor, cfg OptimizerConfig) (o *adamW, err error) {
 	cfg = cfg.withDefaults()
-	o = &adamW{m: m, cfg: cfg, params: lora.params()}
+	o = &adamW{m: m, cfg: cfg, params: params}
 	defer func() {
 		if err != nil {
 			o.Close()

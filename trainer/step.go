@@ -32,9 +32,10 @@ type stepGraph struct {
 	train   bool
 }
 
-// newStepGraph builds the graph for batches of B×T with K targets. accs (training
-// only) are the gradient accumulators of lora's parameters, in lora.params() order.
-func newStepGraph(m *Model, lora *LoRA, accs []*ggml.Tensor, B, T, K int, dropout float32) (s *stepGraph, err error) {
+// newStepGraph builds the graph for batches of B×T with K targets, with lora's
+// adapters (nil: the model alone). params and accs (training only) are the trained
+// tensors and their gradient accumulators, in the same order.
+func newStepGraph(m *Model, lora *LoRA, params, accs []*ggml.Tensor, B, T, K int, dropout float32) (s *stepGraph, err error) {
 	s = &stepGraph{m: m, B: B, T: T, K: K, train: accs != nil}
 	if s.c, err = m.newComputeContext(); err != nil {
 		return nil, err
@@ -54,7 +55,7 @@ func newStepGraph(m *Model, lora *LoRA, accs []*ggml.Tensor, B, T, K int, dropou
 		s.loss.SetLoss()
 		s.g.BuildBackward(c)
 		s.weight = c.NewTensor(ggml.TypeF32, 1).SetName("acc_weight").SetInput()
-		for i, p := range lora.params() {
+		for i, p := range params {
 			grad := s.g.Grad(p)
 			if grad == nil {
 				opErr(fmt.Sprintf("%s gets no gradient from the loss", p.Name()))

@@ -35,11 +35,17 @@ Example:
 			&cli.Uint64Flag{Name: "seed", Value: 1, Usage: "random seed"},
 			&cli.Float64Flag{Name: "std", Value: factory.DefaultStd, Usage: "standard deviation of the weights"},
 			&cli.StringFlag{Name: "name", Usage: "general.name (default ecotune-ARCH-random)"},
-			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Required: true, Usage: "output GGUF path"},
+			// Not Required: urfave/cli reports a missing required flag as a plain
+			// error (exit 1); the Action reports it as a usage error (exit 2).
+			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "output GGUF path (required)"},
 		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 0 {
 				return usagef("init: unexpected arguments %v; the output goes to -o", c.Args().Slice())
+			}
+			out := c.String("output")
+			if out == "" {
+				return usagef("init: give the output path with -o FILE.gguf")
 			}
 			spec := factory.Spec{
 				Arch:           c.String("arch"),
@@ -64,7 +70,11 @@ Example:
 			default:
 				return usagef("init: --type %q: want f32 or f16 (then `ecotune quantize` for smaller types)", c.String("type"))
 			}
-			out := c.String("output")
+			// A spec that cannot work is a usage error; a vocabulary file
+			// that cannot be read is found by Init, an error like any I/O one.
+			if err := spec.Validate(); err != nil {
+				return usageError{err}
+			}
 			if err := factory.Init(spec, out); err != nil {
 				return err
 			}

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -33,15 +35,36 @@ and DIR/train_config.json.
 a target) or a prepared .jsonl file from ` + "`ecotune prepare`" + ` (only answer tokens are
 targets). Without --val, --val-split of the examples is held out for evaluation.
 
+Checkpoints go to DIR/checkpoint-<step>/ every --save-every steps, at the end and on
+Ctrl-C (the newest --keep-checkpoints are kept); DIR/best/adapter.gguf is the adapter of
+the lowest validation loss. --resume DIR continues the run in DIR from its newest
+checkpoint exactly as if it had never stopped, with the settings it was started with
+(flags given again override them; only the length, evaluation, saving and patience
+may change). --epochs replaces --steps; --patience stops after that many evaluations
+without improvement. Out of memory, the micro-batch is halved and accumulation doubled.
+
+Settings can come from a TOML file (--config; see configs/) and ECOTUNE_* environment
+variables (ECOTUNE_LORA_R=32); flags typed on the command line win.
+
 Example:
+   ecotune train --config configs/qlora.toml --lora.r 32
    ecotune train --model base.gguf --data stories.txt --out run --lora.r 8 --lora.alpha 16 --lr 1e-3 --steps 200
-   ecotune train -m base.gguf --data prepared/train.jsonl --val prepared/val.jsonl --out run --lora.targets all`,
+   ecotune train -m base.gguf --data prepared/train.jsonl --val prepared/val.jsonl --out run --lora.targets all --epochs 3 --patience 3
+   ecotune train --resume run`,
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "model", Aliases: []string{"m"}, Usage: "base GGUF model", Required: true},
-			&cli.StringFlag{Name: "data", Usage: "training data: text file or prepared .jsonl", Required: true},
+			&cli.StringFlag{Name: "config", Aliases: []string{"c"}, Usage: "TOML run configuration (see configs/); flags override it"},
+			&cli.BoolFlag{Name: "print-config", Usage: "print the resolved configuration and exit"},
+			&cli.StringFlag{Name: "model", Aliases: []string{"m"}, Usage: "base GGUF model (required unless --resume)"},
+			&cli.StringFlag{Name: "model-name", Usage: "a label for the base model, recorded in train_config.json"},
+			&cli.StringFlag{Name: "method", Value: trainer.MethodLoRA, Usage: "lora (adapters on a frozen base) or full (every weight of an F32/F16/BF16 model; writes DIR/model.gguf)"},
+			&cli.StringFlag{Name: "dtype", Usage: "train on the base quantized to this type first (QLoRA): q4_k, q4_0, iq4_nl, nf4, q8_0, f16, bf16"},
+			&cli.StringFlag{Name: "data", Usage: "training data: text file or prepared .jsonl (required unless --resume)"},
 			&cli.StringFlag{Name: "val", Usage: "validation data (same formats); default: hold out --val-split of --data"},
 			&cli.Float64Flag{Name: "val-split", Value: 0.1, Usage: "fraction of --data held out when --val is not given"},
-			&cli.StringFlag{Name: "out", Aliases: []string{"o"}, Usage: "output directory", Required: true},
+			&cli.StringFlag{Name: "out", Aliases: []string{"o"}, Usage: "output directory (required unless --resume)"},
+			&cli.StringFlag{Name: "resume", Usage: "continue the run in this output directory from its newest checkpoint"},
+			&cli.IntFlag{Name: "save-every", Value: 50, Usage: "checkpoint every this many steps (0: only at the end and on interruption)"},
+			&cli.IntFlag{Name: "keep-checkpoints", Value: trainer.DefaultKeepCheckpoints, Usage: "newest checkpoints kept; -1 all"},
 			&cli.IntFlag{Name: "lora.r", Value: trainer.DefaultLoRARank, Usage: "LoRA rank"},
 			&cli.Float64Flag{Name: "lora.alpha", Value: trainer.DefaultLoRAAlpha, Usage: "LoRA alpha (scale alpha/r)"},
 			&cli.Float64Flag{Name: "lora.dropout", Usage: "dropout on the adapters' input"},
@@ -51,7 +74,11 @@ Example:
 			&cli.Float64Flag{Name: "min-lr", Usage: "final learning rate of the cosine/linear decay"},
 			&cli.StringFlag{Name: "schedule", Value: trainer.ScheduleCosine, Usage: "learning-rate decay: cosine, linear or constant"},
 			&cli.IntFlag{Name: "warmup", Usage: "linear warmup steps"},
+			&cli.IntFlag{Name: "schedule-steps", Usage: "length of the learning-rate schedule; default the run's steps (keep the original when extending a resumed run)"},
 			&cli.IntFlag{Name: "steps", Value: 100, Usage: "optimizer steps"},
+			&cli.IntFlag{Name: "epochs", Usage: "passes over the training data; replaces --steps"},
+			&cli.IntFlag{Name: "patience", Usage: "stop after this many evaluations without a lower validation loss; 0 never"},
+			&cli.Float64Flag{Name: "min-delta", Usage: "the validation loss must drop by more than this to count as lower"},
 			&cli.IntFlag{Name: "batch", Value: trainer.DefaultBatchSize, Usage: "sequences per micro-batch"},
 			&cli.IntFlag{Name: "grad-accum", Value: 1, Usage: "micro-batches per optimizer step"},
 			&cli.IntFlag{Name: "seq-len", Value: trainer.DefaultSeqLen, Usage: "longest sequence in tokens (text is cut into windows of this size)"},
@@ -68,79 +95,178 @@ Example:
 	}
 }
 
+// runSettings is DIR/train_config.json: everything --resume needs to restart a run.
+type runSettings struct {
+	Model    string         `json:"model"`
+	Name     string         `json:"model_name,omitempty"`
+	Dtype    string         `json:"dtype,omitempty"`
+	Data     string         `json:"data"`
+	Val      string         `json:"val"`
+	ValSplit float64        `json:"val_split"`
+	Config   trainer.Config `json:"config"`
+}
+
 func runTrain(c *cli.Context) error {
 	if c.NArg() > 0 {
 		return usagef("train takes no arguments (got %q)", c.Args().First())
 	}
-	cfg := trainer.Config{
-		LoRA: trainer.LoRAConfig{
-			Rank: c.Int("lora.r"), Alpha: float32(c.Float64("lora.alpha")), Dropout: float32(c.Float64("lora.dropout")),
-			RSLoRA: c.Bool("lora.rslora"), Targets: strings.Split(c.String("lora.targets"), ","), Seed: c.Uint64("seed"),
-		},
-		Optimizer: trainer.OptimizerConfig{ClipNorm: float32(c.Float64("clip")), WeightDecay: float32(c.Float64("weight-decay"))},
-		Schedule: trainer.Schedule{Kind: c.String("schedule"), LR: c.Float64("lr"), MinLR: c.Float64("min-lr"),
-			Warmup: c.Int("warmup"), Steps: c.Int("steps")},
-		Steps: c.Int("steps"), BatchSize: c.Int("batch"), GradAccum: c.Int("grad-accum"), SeqLen: c.Int("seq-len"),
-		EvalEvery: c.Int("eval-every"), EvalBatches: c.Int("eval-batches"), Seed: c.Uint64("seed"),
+	if err := applyTrainConfig(c); err != nil {
+		return err
 	}
-	if cfg.LoRA.Rank < 1 || cfg.Steps < 1 || cfg.BatchSize < 1 || cfg.GradAccum < 1 || cfg.SeqLen < 2 {
-		return usagef("--lora.r, --steps, --batch and --grad-accum must be ≥ 1 and --seq-len ≥ 2")
+	if c.Bool("print-config") {
+		printTrainConfig(c, c.App.Writer)
+		return nil
 	}
-	if err := cfg.Schedule.Validate(); err != nil {
+	var rs runSettings
+	out, resume := c.String("out"), c.String("resume")
+	settingsPath := ""
+	if resume != "" {
+		if out != "" && filepath.Clean(out) != filepath.Clean(resume) {
+			return usagef("--resume %s continues the run in that directory; leave out --out (it is %s)", resume, out)
+		}
+		out = resume
+		settingsPath = filepath.Join(out, "train_config.json")
+		raw, err := os.ReadFile(settingsPath)
+		if err != nil {
+			return fmt.Errorf("--resume %s: %w (it must be the --out directory of an ecotune train run)", out, err)
+		}
+		if err := json.Unmarshal(raw, &rs); err != nil {
+			return fmt.Errorf("--resume: %s: %w", settingsPath, err)
+		}
+	}
+	// A fresh run takes every flag; a resumed one only those given again.
+	given := func(name string) bool { return resume == "" || c.IsSet(name) }
+	cfg := &rs.Config
+	for _, f := range []struct {
+		name string
+		set  func()
+	}{
+		{"model", func() { rs.Model = c.String("model") }},
+		{"model-name", func() { rs.Name = c.String("model-name") }},
+		{"dtype", func() { rs.Dtype = c.String("dtype") }},
+		{"data", func() { rs.Data = c.String("data") }},
+		{"val", func() { rs.Val = c.String("val") }},
+		{"val-split", func() { rs.ValSplit = c.Float64("val-split") }},
+		{"method", func() { cfg.Method = c.String("method") }},
+		{"lora.r", func() { cfg.LoRA.Rank = c.Int("lora.r") }},
+		{"lora.alpha", func() { cfg.LoRA.Alpha = float32(c.Float64("lora.alpha")) }},
+		{"lora.dropout", func() { cfg.LoRA.Dropout = float32(c.Float64("lora.dropout")) }},
+		{"lora.rslora", func() { cfg.LoRA.RSLoRA = c.Bool("lora.rslora") }},
+		{"lora.targets", func() { cfg.LoRA.Targets = strings.Split(c.String("lora.targets"), ",") }},
+		{"clip", func() { cfg.Optimizer.ClipNorm = float32(c.Float64("clip")) }},
+		{"weight-decay", func() { cfg.Optimizer.WeightDecay = float32(c.Float64("weight-decay")) }},
+		{"schedule", func() { cfg.Schedule.Kind = c.String("schedule") }},
+		{"lr", func() { cfg.Schedule.LR = c.Float64("lr") }},
+		{"min-lr", func() { cfg.Schedule.MinLR = c.Float64("min-lr") }},
+		{"warmup", func() { cfg.Schedule.Warmup = c.Int("warmup") }},
+		{"schedule-steps", func() { cfg.Schedule.Steps = c.Int("schedule-steps") }},
+		{"steps", func() { cfg.Steps = c.Int("steps") }},
+		{"epochs", func() { cfg.Epochs = c.Int("epochs") }},
+		{"batch", func() { cfg.BatchSize = c.Int("batch") }},
+		{"grad-accum", func() { cfg.GradAccum = c.Int("grad-accum") }},
+		{"seq-len", func() { cfg.SeqLen = c.Int("seq-len") }},
+		{"eval-every", func() { cfg.EvalEvery = c.Int("eval-every") }},
+		{"eval-batches", func() { cfg.EvalBatches = c.Int("eval-batches") }},
+		{"seed", func() { cfg.Seed, cfg.LoRA.Seed = c.Uint64("seed"), c.Uint64("seed") }},
+		{"patience", func() { cfg.Patience = c.Int("patience") }},
+		{"min-delta", func() { cfg.MinDelta = c.Float64("min-delta") }},
+		{"save-every", func() { cfg.SaveEvery = c.Int("save-every") }},
+		{"keep-checkpoints", func() { cfg.KeepCheckpoints = c.Int("keep-checkpoints") }},
+	} {
+		if given(f.name) {
+			f.set()
+		}
+	}
+	if rs.Model == "" || rs.Data == "" || out == "" {
+		return usagef("--model, --data and --out are required (or --resume DIR)")
+	}
+	if cfg.LoRA.Rank < 1 || cfg.BatchSize < 1 || cfg.GradAccum < 1 || cfg.SeqLen < 2 || (cfg.Steps < 1 && cfg.Epochs < 1) {
+		return usagef("--lora.r, --steps (or --epochs), --batch and --grad-accum must be ≥ 1 and --seq-len ≥ 2")
+	}
+	if cfg.SaveEvery < 0 || cfg.Patience < 0 || cfg.Epochs < 0 {
+		return usagef("--save-every, --patience and --epochs must not be negative")
+	}
+	sched := cfg.Schedule
+	if sched.Steps == 0 {
+		// The schedule's length defaults to the run's, which --epochs fixes only once
+		// the data is read; check the rest now.
+		sched.Steps = max(cfg.Steps, sched.Warmup, 1)
+	}
+	if err := sched.Validate(); err != nil {
 		return usagef("%v", err)
 	}
-	out := c.String("out")
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return fmt.Errorf("creating the output directory: %w", err)
 	}
+	if resume == "" {
+		if dir, err := trainer.LatestCheckpoint(out); err == nil {
+			return usagef("%s holds checkpoints of an earlier run (%s): continue it with --resume %s, or choose another --out", out, filepath.Base(dir), out)
+		}
+	}
 
 	// The base model's own tokenizer (libllama, vocabulary only).
-	vocab, err := bindings.LoadModel(c.String("model"), bindings.ModelOptions{VocabOnly: true})
+	vocab, err := bindings.LoadModel(rs.Model, bindings.ModelOptions{VocabOnly: true})
 	if err != nil {
 		return err
 	}
 	defer vocab.Close()
 	tok := tokenizer{vocab}
-	trainSet, err := loadTrainData(c.String("data"), tok, cfg.SeqLen)
+	trainSet, err := loadTrainData(rs.Data, tok, cfg.SeqLen)
 	if err != nil {
 		return err
 	}
 	var valSet trainer.Dataset
-	if v := c.String("val"); v != "" {
-		if valSet, err = loadTrainData(v, tok, cfg.SeqLen); err != nil {
+	if rs.Val != "" {
+		if valSet, err = loadTrainData(rs.Val, tok, cfg.SeqLen); err != nil {
 			return err
 		}
-	} else if f := c.Float64("val-split"); f > 0 {
-		trainSet, valSet = trainer.Split(trainSet, f, cfg.Seed)
+	} else if rs.ValSplit > 0 {
+		trainSet, valSet = trainer.Split(trainSet, rs.ValSplit, cfg.Seed)
 	}
 	if trainSet.Len() == 0 {
-		return fmt.Errorf("%s gives no training examples", c.String("data"))
+		return fmt.Errorf("%s gives no training examples", rs.Data)
 	}
 	if eos := vocab.EOS(); eos >= 0 {
 		cfg.Pad = eos
 	}
 
-	m, err := trainer.LoadModel(c.String("model"), trainer.ModelOptions{Threads: c.Int("threads"), GPU: c.Bool("gpu")})
+	basePath, err := baseForDtype(c.Context, rs.Model, rs.Dtype, out, c.App.ErrWriter)
+	if err != nil {
+		return err
+	}
+	if cfg.Method != trainer.MethodLoRA && cfg.Method != trainer.MethodFull {
+		return usagef("--method %q: want %s or %s", cfg.Method, trainer.MethodLoRA, trainer.MethodFull)
+	}
+	m, err := trainer.LoadModel(basePath, trainer.ModelOptions{Threads: c.Int("threads"), GPU: c.Bool("gpu"), Trainable: cfg.Method == trainer.MethodFull})
 	if err != nil {
 		return err
 	}
 	defer m.Close()
 	metrics := filepath.Join(out, "metrics.jsonl")
-	if err := os.Remove(metrics); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return err
+	if resume == "" {
+		if err := os.Remove(metrics); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
 	}
-	cfg.MetricsPath = metrics
-	if err := writeJSON(filepath.Join(out, "train_config.json"), map[string]any{
-		"model": c.String("model"), "data": c.String("data"), "val": c.String("val"), "config": cfg}); err != nil {
-		return err
+	cfg.MetricsPath, cfg.RunDir, cfg.Resume = metrics, out, resume != ""
+	settingsPath = filepath.Join(out, "train_config.json")
+	if resume == "" {
+		if err := writeJSON(settingsPath, rs); err != nil {
+			return err
+		}
 	}
 
 	w := c.App.ErrWriter
-	fmt.Fprintf(w, "ecotune: %s (%s, %d layers), %d training / %d validation examples, LoRA r=%d on %s\n",
-		c.String("model"), m.HP.Arch, m.HP.Layers, trainSet.Len(), dsLen(valSet), cfg.LoRA.Rank, c.String("lora.targets"))
+	cfg.Logger = slog.New(slog.NewTextHandler(w, nil))
+	what := fmt.Sprintf("LoRA r=%d on %s", cfg.LoRA.Rank, strings.Join(cfg.LoRA.Targets, ","))
+	if cfg.Method == trainer.MethodFull {
+		what = "full fine-tuning of every weight"
+	}
+	fmt.Fprintf(w, "ecotune: %s (%s, %d layers), %d training / %d validation examples, %s\n",
+		rs.Model, m.HP.Arch, m.HP.Layers, trainSet.Len(), dsLen(valSet), what)
 	var bar *progressbar.ProgressBar
 	if !c.Bool("quiet") {
-		bar = progressbar.NewOptions(cfg.Steps, progressbar.OptionSetWriter(w), progressbar.OptionShowCount(),
+		bar = progressbar.NewOptions(max(cfg.Steps, 1), progressbar.OptionSetWriter(w), progressbar.OptionShowCount(),
 			progressbar.OptionSetPredictTime(true), progressbar.OptionSetElapsedTime(true), progressbar.OptionSetWidth(20),
 			progressbar.OptionThrottle(200*time.Millisecond), progressbar.OptionSetItsString("step"),
 			progressbar.OptionSetDescription("train"), progressbar.OptionOnCompletion(func() { fmt.Fprintln(w) }))
@@ -152,9 +278,19 @@ func runTrain(c *cli.Context) error {
 			fmt.Fprintf(w, "step %d: validation loss %.4f\n", step, loss)
 		}
 	}
+	first := true
+	var settingsErr error
 	cfg.OnStep = func(s trainer.StepInfo) {
+		if first && resume != "" {
+			// Trainer accepted the changed settings: they are the run's from now on.
+			settingsErr = writeJSON(settingsPath, rs)
+		}
+		first = false
 		if bar == nil {
 			return
+		}
+		if bar.GetMax() != s.Steps {
+			bar.ChangeMax(s.Steps) // --epochs: the step count is known now
 		}
 		bar.Describe(fmt.Sprintf("loss %.4f%s lr %.2e %.0f tok/s", s.Loss, lastEval, s.LR, s.TokensPerSec))
 		_ = bar.Set(s.Step)
@@ -162,23 +298,50 @@ func runTrain(c *cli.Context) error {
 
 	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	res, err := trainer.Train(ctx, m, cfg, trainSet, valSet)
+	res, err := trainer.Train(ctx, m, *cfg, trainSet, valSet)
 	if bar != nil {
-		_ = bar.Finish()
+		if err == nil {
+			_ = bar.Finish()
+		} else {
+			_ = bar.Exit() // a bar at 100% would say the run finished
+			fmt.Fprintln(w)
+		}
 	}
 	if err != nil {
+		if errors.Is(err, context.Canceled) && res.Checkpoint != "" {
+			return fmt.Errorf("%w (saved %s; continue with ecotune train --resume %s)", err, res.Checkpoint, out)
+		}
 		return err
 	}
 	defer res.LoRA.Close()
+	if settingsErr != nil {
+		return settingsErr
+	}
 	adapter := filepath.Join(out, "adapter.gguf")
-	if err := res.LoRA.WriteAdapter(adapter); err != nil {
+	if cfg.Method == trainer.MethodFull {
+		adapter = filepath.Join(out, "model.gguf")
+		if err := m.WriteModel(adapter); err != nil {
+			return err
+		}
+	} else if err := res.LoRA.WriteAdapter(adapter); err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "ecotune: %d steps in %s (%.0f tokens/s), final train loss %.4f", res.Steps, res.Elapsed.Round(time.Millisecond), res.TokensPerSec, res.TrainLoss)
-	if n := len(res.Evals); n > 0 {
-		fmt.Fprintf(w, ", validation loss %.4f → %.4f", res.Evals[0].Loss, res.Evals[n-1].Loss)
+	if res.ResumedFrom > 0 {
+		fmt.Fprintf(w, "ecotune: resumed at step %d; ", res.ResumedFrom)
+	} else {
+		fmt.Fprint(w, "ecotune: ")
 	}
-	fmt.Fprintf(w, "\nwrote %s and %s\n", adapter, metrics)
+	fmt.Fprintf(w, "%d steps in %s (%.0f tokens/s), final train loss %.4f", res.Steps, res.Elapsed.Round(time.Millisecond), res.TokensPerSec, res.TrainLoss)
+	if n := len(res.Evals); n > 0 {
+		fmt.Fprintf(w, ", validation loss %.4f → %.4f (best %.4f at step %d)", res.Evals[0].Loss, res.Evals[n-1].Loss, res.Best.Loss, res.Best.Step)
+	}
+	if res.EarlyStopped {
+		fmt.Fprintf(w, "; stopped early (patience %d)", cfg.Patience)
+	}
+	if res.MicroBatch < cfg.BatchSize {
+		fmt.Fprintf(w, "; out of memory: micro-batch reduced to %d", res.MicroBatch)
+	}
+	fmt.Fprintf(w, "\nwrote %s, %s and %s\n", adapter, metrics, res.Checkpoint)
 	writeLossChart(w, out) // loss.svg beside metrics.jsonl (cmd_eval.go)
 	return nil
 }

@@ -8,10 +8,13 @@ var version = "0.1.0-dev"
 // commands lists the subcommands; one file each.
 func commands() []*cli.Command {
 	return []*cli.Command{
+		completionCommand(),
+		demoCommand(),
 		devicesCommand(),
 		evalCommand(),
 		generateCommand(),
 		prepareCommand(),
+		pullCommand(),
 		quantizeCommand(),
 		initCommand(),
 		trainCommand(),

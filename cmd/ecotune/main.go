@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 )
@@ -44,11 +45,19 @@ func newApp(stdout, stderr io.Writer, notFound *bool) *cli.App {
 				level = slog.LevelDebug
 			}
 			slog.SetDefault(slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})))
+			if err := loadDotEnv(".env"); err != nil {
+				return usageError{err}
+			}
 			return nil
 		},
 		OnUsageError: func(_ *cli.Context, err error, _ bool) error { return usageError{err} },
 		Commands:     cmds,
 		CommandNotFound: func(c *cli.Context, name string) {
+			// urfave/cli also lands here when a subcommand misses a required flag and
+			// tries to show help for its first argument; that error is reported anyway.
+			if len(c.Lineage()) > 2 {
+				return
+			}
 			fmt.Fprintf(stderr, "ecotune: no command %q\nhint: run `ecotune --help` for the list\n", name)
 			*notFound = true
 		},
@@ -64,7 +73,8 @@ func main() {
 
 func run(args []string, stdout, stderr io.Writer) int {
 	notFound := false
-	err := newApp(stdout, stderr, &notFound).Run(args)
+	app := newApp(stdout, stderr, &notFound)
+	err := app.Run(flagsFirst(app, args))
 	if notFound {
 		return exitUsage
 	}
@@ -72,7 +82,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	var ue usageError
-	if errors.As(err, &ue) {
+	// urfave/cli's missing-required-flag error has no exported type.
+	if errors.As(err, &ue) || strings.HasPrefix(err.Error(), "Required flag") {
 		fmt.Fprintf(stderr, "ecotune: %v\nhint: run `ecotune --help` or `ecotune COMMAND --help`\n", err)
 		return exitUsage
 	}

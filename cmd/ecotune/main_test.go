@@ -31,6 +31,11 @@ func TestExitCodes(t *testing.T) {
 	assert.Contains(t, stderr, "missing.jsonl")
 	assert.NotContains(t, stderr, "goroutine", "errors are one line, not a stack trace")
 
+	code, _, stderr = runCLI(t, "prepare", "some/dir")
+	assert.Equal(t, exitUsage, code)
+	assert.Contains(t, stderr, `Required flag "out" not set`)
+	assert.NotContains(t, stderr, "no command")
+
 	code, out, _ := runCLI(t, "devices")
 	assert.Equal(t, 0, code)
 	assert.Contains(t, out, "CPU")

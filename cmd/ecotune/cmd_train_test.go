@@ -1,0 +1,102 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+var storiesModel = filepath.Join("..", "..", "..", "shared", "models", "stories260K.gguf")
+
+// requireModel skips without the shared stories260K model, unless ECOTUNE_REQUIRE_TOOLS=1
+// makes that a failure.
+func requireModel(t *testing.T) {
+	t.Helper()
+	if _, err := os.Stat(storiesModel); err != nil {
+		if os.Getenv("ECOTUNE_REQUIRE_TOOLS") == "1" {
+			t.Fatalf("ECOTUNE_REQUIRE_TOOLS=1 but the model is missing: %v", err)
+		}
+		t.Skipf("stories260K not found at %s: %v", storiesModel, err)
+	}
+}
+
+// TestTrainResume trains 8 steps, loses the last checkpoint (as if killed before
+// writing it), resumes with --resume alone, and expects the very same adapter file.
+func TestTrainResume(t *testing.T) {
+	requireModel(t)
+	dir := filepath.Join(t.TempDir(), "run")
+	data := filepath.Join("..", "..", "trainer", "testdata", "stories.txt")
+	args := []string{"train", "--model", storiesModel, "--data", data, "--out", dir, "--seq-len", "32",
+		"--batch", "3", "--grad-accum", "2", "--steps", "8", "--save-every", "2", "--keep-checkpoints", "2",
+		"--eval-every", "4", "--lora.r", "4", "--lr", "3e-3", "--warmup", "2", "--lora.dropout", "0.1",
+		"--val-split", "0.15", "--threads", "1", "--quiet"}
+	code, _, stderr := runCLI(t, args...)
+	require.Equal(t, 0, code, stderr)
+	want, err := os.ReadFile(filepath.Join(dir, "adapter.gguf"))
+	require.NoError(t, err)
+	for _, d := range []string{"checkpoint-6", "checkpoint-8", "best"} {
+		assert.DirExists(t, filepath.Join(dir, d))
+	}
+	assert.NoDirExists(t, filepath.Join(dir, "checkpoint-4"), "only the newest two are kept")
+
+	// The same command again would mix two runs in one directory.
+	code, _, stderr = runCLI(t, args...)
+	assert.Equal(t, exitUsage, code)
+	assert.Contains(t, stderr, "--resume "+dir)
+
+	require.NoError(t, os.RemoveAll(filepath.Join(dir, "checkpoint-8")))
+	code, _, stderr = runCLI(t, "train", "--resume", dir, "--lora.r", "8", "--quiet")
+	assert.Equal(t, exitError, code)
+	assert.Contains(t, stderr, "field config.LoRA.Rank is 4, this run asks for 8")
+
+	code, _, stderr = runCLI(t, "train", "--resume", dir, "--quiet", "--threads", "1")
+	require.Equal(t, 0, code, stderr)
+	assert.Contains(t, stderr, "resumed at step 6; 8 steps")
+	got, err := os.ReadFile(filepath.Join(dir, "adapter.gguf"))
+	require.NoError(t, err)
+	assert.Equal(t, want, got, "the resumed run's adapter is byte for byte the uninterrupted one's")
+
+	f, err := os.Open(filepath.Join(dir, "metrics.jsonl"))
+	require.NoError(t, err)
+	defer f.Close()
+	var steps []int
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		var r struct {
+			Kind string `json:"kind"`
+			Step int    `json:"step"`
+		}
+		require.NoError(t, json.Unmarshal(sc.Bytes(), &r))
+		if r.Kind == "train" {
+			steps = append(steps, r.Step)
+		}
+	}
+	assert.Equal(t, []int{1, 2, 3, 4, 5, 6, 7, 8}, steps)
+}
+
+// TestTrainFull fine-tunes every weight and checks the written model generates in
+// libllama through ecotune generate.
+func TestTrainFull(t *testing.T) {
+	requireModel(t)
+	dir := t.TempDir()
+	data := filepath.Join("..", "..", "trainer", "testdata", "stories.txt")
+	code, _, stderr := runCLI(t, "train", "--method", "full", "--model", storiesModel, "--data", data, "--out", dir,
+		"--seq-len", "32", "--steps", "4", "--batch", "2", "--eval-every", "2", "--lr", "1e-3", "--threads", "1", "-q")
+	require.Equal(t, 0, code, stderr)
+	require.Contains(t, stderr, "full fine-tuning of every weight")
+	model := filepath.Join(dir, "model.gguf")
+	require.FileExists(t, model)
+	assert.NoFileExists(t, filepath.Join(dir, "adapter.gguf"))
+	code, out, stderr := runCLI(t, "generate", "-m", model, "-p", "Once upon a time", "-n", "8", "--threads", "1")
+	require.Equal(t, 0, code, stderr)
+	assert.Contains(t, out, "Once upon a time")
+
+	code, _, stderr = runCLI(t, "train", "--method", "qlora", "--model", storiesModel, "--data", data, "--out", t.TempDir())
+	assert.Equal(t, exitUsage, code)
+	assert.Contains(t, stderr, `--method "qlora"`)
+}
