@@ -24,7 +24,7 @@ help:
 # Build tools: Debian packages when we are root, otherwise say what is missing.
 deps:
 	@missing=""; \
-	for t in cmake:cmake ninja:ninja-build ccache:ccache git:git npm:npm g++:g++; do \
+	for t in cmake:cmake ninja:ninja-build ccache:ccache git:git npm:npm g++:g++ chromium:chromium; do \
 	  command -v $${t%%:*} >/dev/null 2>&1 || missing="$$missing $${t##*:}"; \
 	done; \
 	if [ -n "$$missing" ]; then \

@@ -18,6 +18,16 @@
 // LoadExamples reads the JSONL files that "ecotune eval score" takes.
 // docs/metrics.md gives the formulas and the exact rules each metric follows.
 //
+// On top of the metrics, with a model loaded through the bindings package:
+//
+//   - Generate answers many prompts at once, as parallel sequences of one
+//     libllama context, with the outputs of one-at-a-time generation.
+//   - ReferenceLoss scores the reference answers' tokens, masked as in
+//     training, from libllama's logits.
+//   - Evaluate runs a base model and its adapters on the same items and
+//     WriteReport writes report.json, report.md and a self-contained
+//     report.html ("ecotune eval"; docs/eval.md).
+//
 // A typical use:
 //
 //	examples, err := eval.LoadExamples("predictions.jsonl", "references.jsonl")
@@ -30,6 +40,7 @@
 //	}
 //	fmt.Printf("EM %.2f  F1 %.2f  %s\n", table.ExactMatch, table.F1, table.BLEU)
 //
-// Everything here is pure Go, safe for concurrent use, and keeps no state
-// between calls.
+// The metric functions are pure Go, safe for concurrent use, and keep no
+// state between calls. Generate, ReferenceLoss and Evaluate drive a
+// bindings.Context, which serializes its callers.
 package eval

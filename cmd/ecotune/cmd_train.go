@@ -346,6 +346,7 @@ func runTrain(c *cli.Context) error {
 		fmt.Fprintf(w, "; out of memory: micro-batch reduced to %d", res.MicroBatch)
 	}
 	fmt.Fprintf(w, "\nwrote %s, %s and %s\n", adapter, metrics, res.Checkpoint)
+	writeLossChart(w, out) // loss.svg beside metrics.jsonl (cmd_eval.go)
 	return nil
 }
 

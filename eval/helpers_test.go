@@ -1,0 +1,62 @@
+package eval
+
+import (
+	"log/slog"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/ecotune/ecotune/bindings"
+)
+
+// storiesPath is the shared real model, relative to this package's directory.
+var storiesPath = filepath.Join("..", "..", "shared", "models", "stories260K.gguf")
+
+// TestMain keeps llama.cpp's load chatter out of the test output unless -v asks for it.
+func TestMain(m *testing.M) {
+	level := slog.LevelError // stories260K's metadata draws warnings nobody can act on
+	for _, a := range os.Args {
+		if a == "-test.v=true" || a == "-test.v" {
+			level = slog.LevelInfo
+		}
+	}
+	bindings.SetLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})))
+	os.Exit(m.Run())
+}
+
+// requireAsset skips the test when path is missing, or fails it when
+// ECOTUNE_REQUIRE_TOOLS=1 says every asset must be there.
+func requireAsset(t testing.TB, path, what string) {
+	t.Helper()
+	if _, err := os.Stat(path); err != nil {
+		if os.Getenv("ECOTUNE_REQUIRE_TOOLS") == "1" {
+			t.Fatalf("ECOTUNE_REQUIRE_TOOLS=1 but %s is missing: %v", what, err)
+		}
+		t.Skipf("%s not available (set ECOTUNE_REQUIRE_TOOLS=1 to make this a failure): %v", what, err)
+	}
+}
+
+// loadStories loads stories260K, closed when the test ends.
+func loadStories(t testing.TB) *bindings.Model {
+	t.Helper()
+	requireAsset(t, storiesPath, "the stories260K model ("+storiesPath+")")
+	m, err := bindings.LoadModel(storiesPath, bindings.ModelOptions{})
+	require.NoError(t, err)
+	t.Cleanup(func() { m.Close() })
+	return m
+}
+
+// newContext creates a context closed when the test ends. One thread: ggml's workers
+// spin-wait, and the test machine's two cores are shared.
+func newContext(t testing.TB, m *bindings.Model, opts bindings.ContextOptions) *bindings.Context {
+	t.Helper()
+	if opts.Threads == 0 {
+		opts.Threads = 1
+	}
+	c, err := bindings.NewContext(m, opts)
+	require.NoError(t, err)
+	t.Cleanup(func() { c.Close() })
+	return c
+}
