@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strings"
 
 	"github.com/ecotune/ecotune/ggml"
@@ -72,7 +73,64 @@ func Build(spec Spec) (*gguf.Builder, error) {
 		}
 		add(d.name, d)
 	}
+	if s.Weights != "" {
+		if err := useWeights(s.Weights, tensors); err != nil {
+			return nil, err
+		}
+	}
 	return &gguf.Builder{Version: gguf.Version, Meta: meta, Tensors: tensors}, nil
+}
+
+// useWeights points every tensor's data at the same-named tensor of the GGUF at
+// path, converted to the tensor's type when the writer asks for it.
+func useWeights(path string, tensors []gguf.Tensor) error {
+	// Checked up front, so a wrong file fails before anything is written.
+	f, err := gguf.Open(path)
+	if err != nil {
+		return fmt.Errorf("factory: weights: %w", err)
+	}
+	for _, t := range tensors {
+		src, ok := f.Tensor(t.Name)
+		if !ok {
+			f.Close()
+			return fmt.Errorf("factory: weights %s: no tensor %s", path, t.Name)
+		}
+		if !slices.Equal(src.Dims, t.Dims) {
+			f.Close()
+			return fmt.Errorf("factory: weights %s: tensor %s has shape %v, the spec needs %v", path, t.Name, src.Dims, t.Dims)
+		}
+	}
+	f.Close()
+	for i := range tensors {
+		dst := tensors[i].TensorInfo
+		// The file is opened per tensor: the writer calls these one after another, and
+		// a Builder holds no open files between calls.
+		tensors[i].Data = func(w io.Writer) error {
+			f, err := gguf.Open(path)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			src, _ := f.Tensor(dst.Name)
+			data, err := f.Data(dst.Name)
+			if err != nil {
+				return err
+			}
+			if src.Type != dst.Type {
+				n, _ := dst.Elements()
+				x, err := quant.Dequantize(ggml.Type(src.Type), data, int(n))
+				if err != nil {
+					return fmt.Errorf("factory: weights %s: tensor %s: %w", path, dst.Name, err)
+				}
+				if data, err = quant.Quantize(ggml.Type(dst.Type), x, int(dst.Dims[0])); err != nil {
+					return fmt.Errorf("factory: weights %s: tensor %s: %w", path, dst.Name, err)
+				}
+			}
+			_, err = w.Write(data)
+			return err
+		}
+	}
+	return nil
 }
 
 // fileType is general.file_type for the weight type: llama.cpp's

@@ -410,3 +410,44 @@ func ExampleArchitectures() {
 	fmt.Println(factory.Architectures())
 	// Output: [llama qwen2 phi2 phi3 gemma2]
 }
+
+// TestWeightsFromFile rebuilds a model from another one's tensors with a new
+// tokenizer and type: every tensor equals the source's, converted.
+func TestWeightsFromFile(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src.gguf")
+	spec := factory.Spec{Arch: "llama", Embd: 64, Layers: 2, Heads: 4, HeadsKV: 2, FF: 128, VocabSize: 300, TiedEmbeddings: true, Seed: 5}
+	require.NoError(t, factory.Init(spec, src))
+	out := filepath.Join(dir, "out.gguf")
+	spec.Seed, spec.Weights, spec.Type = 99, src, gguf.TypeF16
+	require.NoError(t, factory.Init(spec, out))
+	a, err := gguf.Open(src)
+	require.NoError(t, err)
+	defer a.Close()
+	b, err := gguf.Open(out)
+	require.NoError(t, err)
+	defer b.Close()
+	require.Len(t, b.Tensors, len(a.Tensors))
+	for _, ti := range a.Tensors {
+		got, ok := b.Tensor(ti.Name)
+		require.True(t, ok, ti.Name)
+		da, err := a.Data(ti.Name)
+		require.NoError(t, err)
+		db, err := b.Data(ti.Name)
+		require.NoError(t, err)
+		n, _ := ti.Elements()
+		want, err := quant.Dequantize(ggml.Type(ti.Type), da, int(n))
+		require.NoError(t, err)
+		have, err := quant.Dequantize(ggml.Type(got.Type), db, int(n))
+		require.NoError(t, err)
+		for i := range want {
+			require.InDelta(t, want[i], have[i], 1e-3*max(1, math.Abs(float64(want[i]))), "%s[%d]", ti.Name, i)
+		}
+	}
+
+	spec.Embd = 128
+	err = factory.Init(spec, filepath.Join(dir, "bad.gguf"))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "has shape")
+	assert.NoFileExists(t, filepath.Join(dir, "bad.gguf"))
+}

@@ -43,9 +43,14 @@ type Spec struct {
 	// TiedEmbeddings leaves out output.weight, so the model reuses
 	// token_embd.weight (llama, qwen2, phi3; gemma2 is always tied).
 	TiedEmbeddings bool
-	Seed           uint64
-	Std            float64
-	Name           string // general.name; default "ecotune-<arch>-random"
+	// Weights, if set, is a GGUF whose tensors replace the random ones: every tensor
+	// of the model must be there with the same name and shape (any type; converted
+	// to the spec's). It lets a trained model travel without its tokenizer, which
+	// VocabFile then supplies.
+	Weights string
+	Seed    uint64
+	Std     float64
+	Name    string // general.name; default "ecotune-<arch>-random"
 }
 
 // ParseDims sets the dimensions named in s, a comma-separated list of

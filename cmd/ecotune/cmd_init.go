@@ -22,6 +22,9 @@ one of llama.cpp's models/ggml-vocab-*.gguf). Architectures: ` + strings.Join(fa
 --dims takes llama.cpp's hyper-parameter names: n_embd, n_layer, n_head,
 n_head_kv, n_ff, n_ctx, head_dim, n_rot, rope_base.
 
+--weights takes the tensors from another GGUF of the same shape instead (converted to
+--type): a trained model stored without its tokenizer gets one back this way.
+
 Example:
    ecotune init --arch llama --dims n_embd=256,n_layer=2,n_head=4,n_head_kv=2,n_ff=768 \
        --vocab third_party/llama.cpp/models/ggml-vocab-llama-spm.gguf -o tiny.gguf`,
@@ -33,6 +36,7 @@ Example:
 			&cli.StringFlag{Name: "type", Value: "f32", Usage: "weight type: f32 or f16 (norms and biases stay f32)"},
 			&cli.BoolFlag{Name: "tied", Usage: "no output.weight: reuse the token embeddings (llama, qwen2, phi3)"},
 			&cli.Uint64Flag{Name: "seed", Value: 1, Usage: "random seed"},
+			&cli.StringFlag{Name: "weights", Usage: "take every tensor from this GGUF (same names and shapes) instead of random values"},
 			&cli.Float64Flag{Name: "std", Value: factory.DefaultStd, Usage: "standard deviation of the weights"},
 			&cli.StringFlag{Name: "name", Usage: "general.name (default ecotune-ARCH-random)"},
 			// Not Required: urfave/cli reports a missing required flag as a plain
@@ -53,6 +57,7 @@ Example:
 				VocabSize:      c.Int("vocab-size"),
 				TiedEmbeddings: c.Bool("tied"),
 				Seed:           c.Uint64("seed"),
+				Weights:        c.String("weights"),
 				Std:            c.Float64("std"),
 				Name:           c.String("name"),
 			}
