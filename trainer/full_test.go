@@ -2,6 +2,7 @@ package trainer
 
 import (
 	"context"
+	"math/rand/v2"
 	"path/filepath"
 	"testing"
 
@@ -172,4 +173,24 @@ func TestFullNeedsTrainableModel(t *testing.T) {
 	_, err = Train(context.Background(), m, Config{Method: "qlora", Steps: 1}, train, nil)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), `method "qlora"`)
+}
+
+// TestFullVaryingShapes trains on examples of many lengths, so each step builds a graph
+// of a new shape between the optimizer's own graphs.
+func TestFullVaryingShapes(t *testing.T) {
+	m := loadStoriesTrainable(t)
+	r := rand.New(rand.NewPCG(1, 2))
+	var exs Examples
+	for i := 0; i < 40; i++ {
+		n := 8 + r.IntN(120)
+		ex := Example{IDs: make([]int32, n), Mask: make([]bool, n)}
+		for j := range ex.IDs {
+			ex.IDs[j], ex.Mask[j] = int32(3+r.IntN(500)), true
+		}
+		exs = append(exs, ex)
+	}
+	res, err := Train(context.Background(), m, Config{Method: MethodFull, Steps: 20, BatchSize: 4, SeqLen: 128,
+		EvalEvery: -1, Schedule: Schedule{LR: 1e-3}}, exs, nil)
+	require.NoError(t, err)
+	assert.Equal(t, 20, res.Steps)
 }
