@@ -26,6 +26,7 @@ func (c *Context) AllocTensors(backend *Backend) (*Buffer, error) {
 	if b == nil {
 		return nil, fmt.Errorf("ggml: allocating tensors on %s (or nothing to allocate): %w", backend.Name(), ErrOutOfMemory)
 	}
+	c.own = append(c.own, b)
 	return &Buffer{b: b}, nil
 }
 

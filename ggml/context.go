@@ -5,6 +5,7 @@ package ggml
 /*
 #include <stdlib.h>
 #include "ggml.h"
+#include "ggml-backend.h"
 */
 import "C"
 
@@ -18,6 +19,9 @@ import (
 type Context struct {
 	ctx      *C.struct_ggml_context
 	nTensors int
+	// own are the buffers AllocTensors made for this context's tensors; any other
+	// buffer a tensor points at was given to it by a Scheduler.
+	own []C.ggml_backend_buffer_t
 }
 
 // NewContext returns a context with room for maxTensors tensors and one graph of up to

@@ -86,6 +86,7 @@ func (s *Scheduler) Alloc(g *Graph) error {
 		return ErrClosed
 	}
 	C.ggml_backend_sched_reset(s.s)
+	g.c.forgetPlacement()
 	if !C.ggml_backend_sched_alloc_graph(s.s, g.live()) {
 		return fmt.Errorf("ggml: allocating graph of %d nodes: %w", g.Len(), ErrOutOfMemory)
 	}
@@ -154,4 +155,32 @@ func (s *Scheduler) Close() error {
 	C.free(s.arr)
 	s.s, s.arr = nil, nil
 	return nil
+}
+
+// forgetPlacement clears the memory a scheduler gave c's tensors, so that allocating a
+// graph again places them anew. ggml's allocator treats a tensor with data as allocated
+// by someone else; after another graph grew the scheduler's compute buffer, the old
+// one is freed and those pointers dangle (computing a kept graph then wrote into freed
+// memory). Tensors in c's own buffers (AllocTensors) keep their memory; views are
+// re-derived from their source by the allocator.
+func (c *Context) forgetPlacement() {
+	if c == nil || c.ctx == nil {
+		return
+	}
+	for t := C.ggml_get_first_tensor(c.ctx); t != nil; t = C.ggml_get_next_tensor(c.ctx, t) {
+		if t.buffer == nil || c.owns(t.buffer) {
+			continue
+		}
+		t.buffer = nil
+		t.data = nil
+	}
+}
+
+func (c *Context) owns(b C.ggml_backend_buffer_t) bool {
+	for _, o := range c.own {
+		if o == b {
+			return true
+		}
+	}
+	return false
 }

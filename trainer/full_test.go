@@ -176,7 +176,8 @@ func TestFullNeedsTrainableModel(t *testing.T) {
 }
 
 // TestFullVaryingShapes trains on examples of many lengths, so each step builds a graph
-// of a new shape between the optimizer's own graphs.
+// of a new shape between the optimizer's own graphs (which once crashed: see
+// ggml.TestKeptGraphAfterBufferGrows).
 func TestFullVaryingShapes(t *testing.T) {
 	m := loadStoriesTrainable(t)
 	r := rand.New(rand.NewPCG(1, 2))

@@ -190,13 +190,7 @@ func LoadModel(path string, opts ModelOptions) (m *Model, err error) {
 	if m.buf, err = m.ctx.AllocTensors(weightsOn); err != nil {
 		return nil, fmt.Errorf("trainer: load model %s: weights: %w", path, err)
 	}
-	// A weights buffer tells ggml's scheduler its tensors never change. Full
-	// fine-tuning updates them in place every step, and with the mark, alternating
-	// graphs of different shapes crashed in the optimizer's graphs
-	// (TestFullVaryingShapes); without it they run cleanly.
-	if !opts.Trainable {
-		m.buf.MarkWeights()
-	}
+	m.buf.MarkWeights()
 	for _, p := range todo {
 		data, err := f.Data(p.name)
 		if err != nil {
