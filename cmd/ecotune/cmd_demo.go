@@ -1,11 +1,9 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
-	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +12,8 @@ import (
 	"time"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/ecotune/ecotune/eval"
 )
 
 func demoCommand() *cli.Command {
@@ -22,14 +22,19 @@ func demoCommand() *cli.Command {
 		Usage:     "run the whole pipeline on the bundled environmental-science data",
 		ArgsUsage: " ",
 		Description: `Runs, as ordinary ecotune commands printed before each step: prepare the bundled
-data/environment Q&A and chats, make the base model, train a LoRA adapter with a live
-progress bar, compare the base with and without the adapter, and check that llama.cpp's
-own llama-completion loads the base with the adapter. It ends with a summary: where
-the files are, the numbers, and the command to chat with the result.
+data/environment Q&A and chats; make the base model; train a LoRA adapter with a live
+progress bar; evaluate the base and the tuned model on the held-out test split (report
+with metrics, answers side by side and training curves); merge the adapter into the
+model; export an Ollama Modelfile and a PEFT adapter; check that llama.cpp's own
+llama-completion runs the merged model. It ends with a summary: where the files are,
+the metric table, and the command to chat with the result.
 
-The base model is a small llama-architecture model written by ` + "`ecotune init`" + ` with
-llama.cpp's Llama SentencePiece vocabulary (third_party/llama.cpp/models, fetched by
-make). Run it from the repository root after ` + "`make`" + `; ` + "`make demo`" + ` does both.
+The base model is ecotune's own: a 4.9M-parameter llama pre-trained by ecotune (full
+fine-tuning from random weights) on the training split, committed as
+models/ecotune-env-base.weights.gguf without a tokenizer; the demo attaches llama.cpp's
+Llama SentencePiece vocabulary (third_party/llama.cpp/models, fetched by make).
+scripts/pretrain-demo-base.sh reproduces it. Run the demo from the repository root
+after ` + "`make`" + `; ` + "`make demo`" + ` does both.
 
 Example:
    ecotune demo
@@ -37,15 +42,20 @@ Example:
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "out", Aliases: []string{"o"}, Value: filepath.Join("out", "demo"), Usage: "output directory"},
 			&cli.StringFlag{Name: "data", Value: filepath.Join("data", "environment"), Usage: "dataset to prepare"},
+			&cli.StringFlag{Name: "base", Value: filepath.Join("models", "ecotune-env-base.weights.gguf"), Usage: "weights of the base model (no tokenizer); empty: random weights"},
 			&cli.StringFlag{Name: "vocab", Value: filepath.Join("third_party", "llama.cpp", "models", "ggml-vocab-llama-spm.gguf"), Usage: "GGUF whose tokenizer the base model takes"},
 			&cli.StringFlag{Name: "tools", Value: filepath.Join("build", "cpu", "bin"), Usage: "directory of llama.cpp's tools (llama-completion)"},
 			&cli.StringFlag{Name: "config", Value: filepath.Join("configs", "demo.toml"), Usage: "training settings (paths and steps are the demo's)"},
-			&cli.IntFlag{Name: "steps", Value: 60, Usage: "LoRA training steps"},
+			&cli.IntFlag{Name: "steps", Value: 120, Usage: "LoRA training steps"},
+			&cli.IntFlag{Name: "limit", Usage: "evaluate only the first N test examples; 0 all"},
 			&cli.IntFlag{Name: "threads", Usage: "CPU threads (default: all)"},
 		},
 		Action: runDemo,
 	}
 }
+
+// demoDims are the base model's dimensions (scripts/pretrain-demo-base.sh uses the same).
+const demoDims = "n_embd=128,n_layer=4,n_head=4,n_head_kv=2,n_ff=384,n_ctx=512"
 
 // demoStep is one ecotune command of the demo.
 type demoStep struct {
@@ -58,11 +68,15 @@ func runDemo(c *cli.Context) error {
 		return usagef("demo takes no arguments (got %q)", c.Args().First())
 	}
 	out, w := c.String("out"), c.App.ErrWriter
-	for _, need := range []struct{ path, what string }{
+	needs := []struct{ path, what string }{
 		{c.String("data"), "the bundled dataset (run the demo from the repository root)"},
 		{c.String("vocab"), "llama.cpp's vocabulary files (run `make` first: it fetches llama.cpp)"},
 		{c.String("config"), "the demo's training settings"},
-	} {
+	}
+	if b := c.String("base"); b != "" {
+		needs = append(needs, struct{ path, what string }{b, "the demo's base model weights"})
+	}
+	for _, need := range needs {
 		if _, err := os.Stat(need.path); err != nil {
 			return fmt.Errorf("demo needs %s: %w", need.what, err)
 		}
@@ -74,91 +88,123 @@ func runDemo(c *cli.Context) error {
 	base := filepath.Join(out, "base.gguf")
 	runDir := filepath.Join(out, "run")
 	adapter := filepath.Join(runDir, "adapter.gguf")
-	threads := []string{}
+	reportDir := filepath.Join(out, "report")
+	merged := filepath.Join(out, "merged.gguf")
+	var threads []string
 	if n := c.Int("threads"); n > 0 {
 		threads = []string{"--threads", strconv.Itoa(n)}
 	}
-	question := "What is the greenhouse effect?"
-	prompt := "### Instruction:\n" + question + "\n\n### Response:\n"
-
+	initArgs := []string{"init", "--arch", "llama", "--dims", demoDims, "--tied", "--vocab", c.String("vocab"),
+		"--name", "ecotune-env-base", "-o", base}
+	baseTitle := "make the base model (random weights)"
+	if b := c.String("base"); b != "" {
+		initArgs = append(initArgs, "--weights", b)
+		baseTitle = "make the base model: ecotune's pre-trained weights + llama.cpp's vocabulary"
+	}
+	evalArgs := append([]string{"eval", "--model", base, "--adapter", adapter, "--data", filepath.Join(dataDir, "test.jsonl"),
+		"--metrics", filepath.Join(runDir, "metrics.jsonl"), "-o", reportDir, "--max-tokens", "48", "--stop", "\n###"}, threads...)
+	if n := c.Int("limit"); n > 0 {
+		evalArgs = append(evalArgs, "--limit", strconv.Itoa(n))
+	}
 	steps := []demoStep{
 		{"prepare the bundled data (Alpaca template, seeded split)", []string{"prepare", c.String("data"),
 			"-o", dataDir, "--template", "alpaca", "--seed", "42", "--quiet"}},
-		{"make the base model", []string{"init", "--arch", "llama",
-			"--dims", "n_embd=128,n_layer=4,n_head=4,n_head_kv=2,n_ff=384,n_ctx=512",
-			"--vocab", c.String("vocab"), "--seed", "1", "-o", base}},
+		{baseTitle, initArgs},
 		{"train a LoRA adapter on the answers (settings: " + c.String("config") + ")", append([]string{"train",
 			"--config", c.String("config"), "-m", base,
 			"--data", filepath.Join(dataDir, "train.jsonl"), "--val", filepath.Join(dataDir, "val.jsonl"),
 			"--out", runDir, "--steps", strconv.Itoa(c.Int("steps"))}, threads...)},
-		{"answer a question with the base model alone", append([]string{"generate", "-m", base,
-			"-p", prompt, "-n", "32", "--ctx", "512"}, threads...)},
-		{"the same question with the adapter", append([]string{"generate", "-m", base, "--lora", adapter,
-			"-p", prompt, "-n", "32", "--ctx", "512"}, threads...)},
+		{"evaluate base and tuned on the held-out test split", evalArgs},
+		{"merge the adapter into the model", []string{"merge", "--model", base, "--adapter", adapter, "-o", merged, "--quiet"}},
+		{"export an Ollama Modelfile (FROM the base, ADAPTER the LoRA)", []string{"export", "ollama", "--model", base,
+			"--adapter", adapter, "-o", filepath.Join(out, "ollama"), "--format", "alpaca"}},
+		{"export the adapter for Hugging Face PEFT", []string{"export", "peft", "--adapter", adapter, "--model", base,
+			"-o", filepath.Join(out, "peft")}},
 	}
+	// The demo owns its directory: a previous demo's run is replaced, not resumed.
+	for _, d := range []string{runDir, reportDir} {
+		if err := os.RemoveAll(d); err != nil {
+			return fmt.Errorf("demo: %w", err)
+		}
+	}
+	total := len(steps) + 1
 	start := time.Now()
 	for i, s := range steps {
-		fmt.Fprintf(w, "\n[%d/%d] %s\n$ ecotune %s\n", i+1, len(steps)+1, s.title, shellJoin(s.args))
+		fmt.Fprintf(w, "\n[%d/%d] %s\n$ ecotune %s\n", i+1, total, s.title, shellJoin(s.args))
 		if code := run(append([]string{"ecotune"}, s.args...), c.App.Writer, w); code != 0 {
 			return fmt.Errorf("demo: step %d (ecotune %s) failed with exit code %d", i+1, s.args[0], code)
 		}
 	}
 
+	prompt := "### Instruction:\nWhat is the greenhouse effect?\n\n### Response:\n"
 	tool := filepath.Join(c.String("tools"), "llama-completion")
-	llamaArgs := []string{"-m", base, "--lora", adapter, "-p", prompt, "-n", "16", "--temp", "0", "-no-cnv", "--no-warmup", "-v"}
-	fmt.Fprintf(w, "\n[%d/%d] check that llama.cpp loads the base with the adapter\n$ %s %s\n", len(steps)+1, len(steps)+1, tool, shellJoin(llamaArgs))
-	llamaOut, err := checkLlamaCompletion(c.Context, tool, llamaArgs)
+	llamaArgs := []string{"-m", merged, "-p", prompt, "-n", "32", "--temp", "0", "-no-cnv", "--no-warmup"}
+	fmt.Fprintf(w, "\n[%d/%d] check that llama.cpp runs the merged model\n$ %s %s\n", total, total, tool, shellJoin(llamaArgs))
+	answer, err := llamaCompletion(c.Context, tool, llamaArgs, prompt)
 	if err != nil {
 		return fmt.Errorf("demo: %w", err)
 	}
+	fmt.Fprintf(w, "%s\n", answer)
 
-	sum, err := readDemoSummary(dataDir, runDir)
+	sum, err := readDemoSummary(dataDir, reportDir)
 	if err != nil {
 		return fmt.Errorf("demo: reading the results: %w", err)
 	}
-	fmt.Fprintf(c.App.Writer, "\necotune demo finished in %s\n\n", time.Since(start).Round(time.Second))
-	fmt.Fprintf(c.App.Writer, "data      %s: %d train, %d validation, %d test examples (of %d records)\n", dataDir, sum.train, sum.val, sum.test, sum.records)
-	fmt.Fprintf(c.App.Writer, "base      %s\n", base)
-	fmt.Fprintf(c.App.Writer, "adapter   %s (metrics in %s)\n\n", adapter, filepath.Join(runDir, "metrics.jsonl"))
-	fmt.Fprintln(c.App.Writer, "| measure | base | with adapter |")
-	fmt.Fprintln(c.App.Writer, "| --- | ---: | ---: |")
-	fmt.Fprintf(c.App.Writer, "| validation loss (answer tokens) | %.4f | %.4f |\n", sum.valLoss[0], sum.valLoss[1])
-	fmt.Fprintf(c.App.Writer, "| validation perplexity | %.1f | %.1f |\n\n", math.Exp(sum.valLoss[0]), math.Exp(sum.valLoss[1]))
-	fmt.Fprintf(c.App.Writer, "llama.cpp (llama-completion) loaded the adapter: %s\n\n", firstLine(llamaOut))
-	fmt.Fprintf(c.App.Writer, "chat with the result:\n  bin/ecotune generate -m %s --lora %s -p %s\n", base, adapter, bashQuote(prompt))
+	o := c.App.Writer
+	fmt.Fprintf(o, "\necotune demo finished in %s\n\n", time.Since(start).Round(time.Second))
+	fmt.Fprintf(o, "data      %s: %d train, %d validation, %d test examples (of %d records)\n", dataDir, sum.train, sum.val, sum.test, sum.records)
+	fmt.Fprintf(o, "base      %s\n", base)
+	fmt.Fprintf(o, "adapter   %s (training curves: %s)\n", adapter, filepath.Join(runDir, "loss.svg"))
+	fmt.Fprintf(o, "report    %s\n", filepath.Join(reportDir, "report.html"))
+	fmt.Fprintf(o, "merged    %s (llama.cpp runs it)\n", merged)
+	fmt.Fprintf(o, "exports   %s, %s\n\n", filepath.Join(out, "ollama", "Modelfile"), filepath.Join(out, "peft"))
+	fmt.Fprintf(o, "held-out test split, %d examples:\n\n", sum.examples)
+	fmt.Fprintln(o, "| model | exact match | token F1 | BLEU | ROUGE-L | answer loss | perplexity |")
+	fmt.Fprintln(o, "| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+	for _, r := range sum.rows {
+		fmt.Fprintf(o, "| %s | %.2f | %.2f | %.2f | %.2f | %.4f | %.1f |\n", r.name, r.em, r.f1, r.bleu, r.rougeL, r.loss, r.ppl)
+	}
+	fmt.Fprintf(o, "\nchat with the result:\n  bin/ecotune generate -m %s -p %s\n", merged, bashQuote(prompt))
 	return nil
 }
 
-// checkLlamaCompletion runs llama.cpp's llama-completion and checks it applied the adapter.
-func checkLlamaCompletion(ctx context.Context, tool string, args []string) (string, error) {
+// llamaCompletion runs llama.cpp's llama-completion and returns its continuation of prompt.
+func llamaCompletion(ctx context.Context, tool string, args []string, prompt string) (string, error) {
 	if _, err := os.Stat(tool); err != nil {
 		return "", fmt.Errorf("llama.cpp's llama-completion is not built (%w): run `make native`", err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, tool, args...).CombinedOutput()
-	if err != nil {
-		return "", fmt.Errorf("llama-completion failed (%w):\n%s", err, lastLines(string(out), 15))
+	cmd := exec.CommandContext(ctx, tool, args...)
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("llama-completion failed (%w):\n%s", err, lastLines(stderr.String(), 15))
 	}
-	for _, line := range strings.Split(string(out), "\n") {
-		// With -v, llama_adapter_lora_init reports "loaded N tensors from lora file".
-		if strings.Contains(line, "tensors from lora file") {
-			_, msg, _ := strings.Cut(line, "llama_adapter_lora_init_impl: ")
-			return strings.TrimSpace(msg), nil
-		}
+	text := strings.TrimSpace(stdout.String())
+	if !strings.HasPrefix(text, strings.TrimSpace(prompt)[:10]) {
+		return "", fmt.Errorf("llama-completion printed no continuation of the prompt:\n%s", lastLines(stdout.String()+stderr.String(), 15))
 	}
-	return "", fmt.Errorf("llama-completion ran but did not report loading the adapter:\n%s", lastLines(string(out), 15))
+	return text, nil
 }
 
 // demoSummary holds the numbers the demo ends with.
 type demoSummary struct {
 	records, train, val, test int
-	valLoss                   [2]float64 // before the first step, after the last
+	examples                  int
+	rows                      []demoRow
 }
 
-func readDemoSummary(dataDir, runDir string) (demoSummary, error) {
+type demoRow struct {
+	name                 string
+	em, f1, bleu, rougeL float64
+	loss, ppl            float64
+}
+
+func readDemoSummary(dataDir, reportDir string) (demoSummary, error) {
 	var s demoSummary
-	b, err := os.ReadFile(filepath.Join(dataDir, "manifest.json"))
+	manPath := filepath.Join(dataDir, "manifest.json")
+	b, err := os.ReadFile(manPath)
 	if err != nil {
 		return s, err
 	}
@@ -167,38 +213,32 @@ func readDemoSummary(dataDir, runDir string) (demoSummary, error) {
 		Counts  struct{ Train, Val, Test int }
 	}
 	if err := json.Unmarshal(b, &man); err != nil {
-		return s, fmt.Errorf("%s: %w", filepath.Join(dataDir, "manifest.json"), err)
+		return s, fmt.Errorf("%s: %w", manPath, err)
 	}
 	s.records, s.train, s.val, s.test = man.Records, man.Counts.Train, man.Counts.Val, man.Counts.Test
 
-	path := filepath.Join(runDir, "metrics.jsonl")
-	f, err := os.Open(path)
-	if err != nil {
+	repPath := filepath.Join(reportDir, "report.json")
+	if b, err = os.ReadFile(repPath); err != nil {
 		return s, err
 	}
-	defer f.Close()
-	var evals []float64
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for line := 1; sc.Scan(); line++ {
-		var r struct {
-			Kind string  `json:"kind"`
-			Loss float64 `json:"loss"`
-		}
-		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
-			return s, fmt.Errorf("%s:%d: %w", path, line, err)
-		}
-		if r.Kind == "eval" {
-			evals = append(evals, r.Loss)
-		}
+	var rep eval.Report
+	if err := json.Unmarshal(b, &rep); err != nil {
+		return s, fmt.Errorf("%s: %w", repPath, err)
 	}
-	if err := sc.Err(); err != nil {
-		return s, fmt.Errorf("%s: %w", path, err)
+	if len(rep.Systems) < 2 {
+		return s, fmt.Errorf("%s holds %d systems; the demo evaluates the base and the tuned model", repPath, len(rep.Systems))
 	}
-	if len(evals) < 2 {
-		return s, fmt.Errorf("%s holds %d evaluations; the demo needs the first and the last", path, len(evals))
+	s.examples = len(rep.Examples)
+	for i, sys := range rep.Systems {
+		r := demoRow{name: "base", em: sys.Table.ExactMatch, f1: sys.Table.F1, bleu: sys.Table.BLEU.Score, rougeL: sys.Table.RougeL}
+		if i > 0 {
+			r.name = "tuned (LoRA)"
+		}
+		if sys.Loss != nil {
+			r.loss, r.ppl = sys.Loss.MeanNLL, sys.Loss.Perplexity
+		}
+		s.rows = append(s.rows, r)
 	}
-	s.valLoss = [2]float64{evals[0], evals[len(evals)-1]}
 	return s, nil
 }
 

@@ -1,16 +1,16 @@
 package main
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/ecotune/ecotune/eval"
 )
 
 // requireFile skips when path is absent (no `make native` yet), or fails with
@@ -25,19 +25,20 @@ func requireFile(t *testing.T, path string) {
 	}
 }
 
-// TestDemoRuns runs the demo with two training steps and checks its summary against
-// the files it wrote.
+// TestDemoRuns runs the demo with five training steps and four test examples, and
+// checks its summary against the files it wrote.
 func TestDemoRuns(t *testing.T) {
 	vocab := "../../third_party/llama.cpp/models/ggml-vocab-llama-spm.gguf"
 	tools := "../../build/cpu/bin"
 	requireFile(t, vocab)
 	requireFile(t, filepath.Join(tools, "llama-completion"))
 	out := t.TempDir()
-	code, stdout, stderr := runCLI(t, "demo", "--out", out, "--steps", "5", "--threads", "2",
-		"--data", "../../data/environment", "--vocab", vocab, "--tools", tools, "--config", "../../configs/demo.toml")
+	code, stdout, stderr := runCLI(t, "demo", "--out", out, "--steps", "5", "--limit", "4", "--threads", "2",
+		"--data", "../../data/environment", "--base", "../../models/ecotune-env-base.weights.gguf", "--vocab", vocab,
+		"--tools", tools, "--config", "../../configs/demo.toml")
 	require.Equal(t, 0, code, "stdout:\n%s\nstderr:\n%s", stdout, stderr)
-	for i := 1; i <= 6; i++ {
-		assert.Contains(t, stderr, fmt.Sprintf("[%d/6] ", i))
+	for i := 1; i <= 8; i++ {
+		assert.Contains(t, stderr, fmt.Sprintf("[%d/8] ", i))
 	}
 	assert.Contains(t, stderr, "$ ecotune train --config ../../configs/demo.toml")
 
@@ -51,26 +52,25 @@ func TestDemoRuns(t *testing.T) {
 	assert.Contains(t, stdout, fmt.Sprintf("%d train, %d validation, %d test examples (of %d records)",
 		man.Counts.Train, man.Counts.Val, man.Counts.Test, man.Records))
 
-	f, err := os.Open(filepath.Join(out, "run", "metrics.jsonl"))
+	var rep eval.Report
+	b, err = os.ReadFile(filepath.Join(out, "report", "report.json"))
 	require.NoError(t, err)
-	defer f.Close()
-	var evals []float64
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		var r struct {
-			Kind string
-			Loss float64
-		}
-		require.NoError(t, json.Unmarshal(sc.Bytes(), &r))
-		if r.Kind == "eval" {
-			evals = append(evals, r.Loss)
-		}
+	require.NoError(t, json.Unmarshal(b, &rep))
+	require.Len(t, rep.Systems, 2)
+	assert.Len(t, rep.Examples, 4)
+	assert.Contains(t, stdout, "held-out test split, 4 examples")
+	for i, name := range []string{"base", "tuned (LoRA)"} {
+		m := rep.Systems[i]
+		require.NotNil(t, m.Loss)
+		assert.Contains(t, stdout, fmt.Sprintf("| %s | %.2f | %.2f | %.2f | %.2f | %.4f | %.1f |", name,
+			m.Table.ExactMatch, m.Table.F1, m.Table.BLEU.Score, m.Table.RougeL, m.Loss.MeanNLL, m.Loss.Perplexity))
 	}
-	require.GreaterOrEqual(t, len(evals), 2)
-	assert.Contains(t, stdout, fmt.Sprintf("| validation loss (answer tokens) | %.4f | %.4f |", evals[0], evals[len(evals)-1]))
-	assert.Contains(t, stdout, "loaded 56 tensors from lora file", "4 layers × 7 modules × (A, B)")
-	assert.FileExists(t, filepath.Join(out, "run", "adapter.gguf"))
-	assert.True(t, strings.Contains(stdout, "bin/ecotune generate -m "+filepath.Join(out, "base.gguf")), stdout)
+	for _, f := range []string{"merged.gguf", "report/report.html", "ollama/Modelfile", "peft/adapter_config.json",
+		"peft/adapter_model.safetensors", "run/loss.svg"} {
+		assert.FileExists(t, filepath.Join(out, f))
+	}
+	assert.Contains(t, stderr, "### Response:", "llama-completion's continuation is shown")
+	assert.Contains(t, stdout, "bin/ecotune generate -m "+filepath.Join(out, "merged.gguf"))
 }
 
 func TestBashQuote(t *testing.T) {
