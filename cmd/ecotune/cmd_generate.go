@@ -26,55 +26,19 @@ within one token.
 Example:
    ecotune generate -m model.gguf -p "Once upon a time" -n 40
    ecotune generate -m base.gguf --lora run/adapter.gguf:0.8 --chat -p "What is albedo?"`,
-		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "model", Aliases: []string{"m"}, Usage: "GGUF model file", Required: true},
+		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "prompt", Aliases: []string{"p"}, Usage: "prompt text", Required: true},
-			&cli.StringSliceFlag{Name: "lora", Usage: "LoRA adapter GGUF, optionally FILE:SCALE (repeatable)"},
 			&cli.BoolFlag{Name: "chat", Usage: "apply the model's chat template to the prompt"},
-			&cli.IntFlag{Name: "max-tokens", Aliases: []string{"n"}, Value: 128, Usage: "most tokens to generate"},
-			&cli.Float64Flag{Name: "temp", Value: 0, Usage: "temperature; 0 is greedy"},
-			&cli.IntFlag{Name: "top-k", Value: 40, Usage: "top-k sampling (with --temp > 0)"},
-			&cli.Float64Flag{Name: "top-p", Value: 0.95, Usage: "top-p sampling (with --temp > 0)"},
-			&cli.Float64Flag{Name: "min-p", Value: 0.05, Usage: "min-p sampling (with --temp > 0)"},
-			&cli.Float64Flag{Name: "repeat-penalty", Value: 1, Usage: "repetition penalty; 1 is off"},
-			&cli.UintFlag{Name: "seed", Value: 42, Usage: "sampling seed"},
-			&cli.StringSliceFlag{Name: "stop", Usage: "stop string (repeatable)"},
-			&cli.IntFlag{Name: "ctx", Value: 2048, Usage: "context length"},
-			&cli.IntFlag{Name: "threads", Usage: "CPU threads (default: all)"},
-			&cli.IntFlag{Name: "gpu-layers", Value: -1, Usage: "layers to offload to a GPU (CUDA builds); -1 all"},
-		},
+		}, generationFlags()...),
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
 				return usagef("generate takes no arguments (got %q); pass the prompt with -p", c.Args().First())
 			}
-			model, err := bindings.LoadModel(c.String("model"), bindings.ModelOptions{GPULayers: c.Int("gpu-layers")})
+			model, lctx, done, err := openForGeneration(c)
 			if err != nil {
 				return err
 			}
-			defer model.Close()
-			lctx, err := bindings.NewContext(model, bindings.ContextOptions{NCtx: c.Int("ctx"), Threads: c.Int("threads")})
-			if err != nil {
-				return err
-			}
-			defer lctx.Close()
-			var scales []bindings.AdapterScale
-			for _, spec := range c.StringSlice("lora") {
-				path, scale, err := parseAdapterSpec(spec)
-				if err != nil {
-					return usageError{err}
-				}
-				a, err := bindings.LoadAdapter(model, path)
-				if err != nil {
-					return err
-				}
-				defer a.Close()
-				scales = append(scales, bindings.AdapterScale{Adapter: a, Scale: scale})
-			}
-			if len(scales) > 0 {
-				if err := lctx.SetAdapters(scales); err != nil {
-					return err
-				}
-			}
+			defer done()
 			prompt := c.String("prompt")
 			if c.Bool("chat") {
 				prompt, err = model.ApplyChatTemplate([]bindings.ChatMessage{{Role: "user", Content: prompt}}, true)
@@ -82,18 +46,7 @@ Example:
 					return fmt.Errorf("%w (the model may have no chat template; drop --chat)", err)
 				}
 			}
-			opts := bindings.GenerateOptions{
-				MaxTokens: c.Int("max-tokens"),
-				Stop:      c.StringSlice("stop"),
-				Sampler: bindings.SamplerOptions{
-					Temperature:   float32(c.Float64("temp")),
-					TopK:          c.Int("top-k"),
-					TopP:          float32(c.Float64("top-p")),
-					MinP:          float32(c.Float64("min-p")),
-					RepeatPenalty: float32(c.Float64("repeat-penalty")),
-					Seed:          uint32(c.Uint("seed")),
-				},
-			}
+			opts := generateOptions(c)
 			goctx, stop := signal.NotifyContext(c.Context, syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
 			w := c.App.Writer
@@ -131,4 +84,82 @@ func parseAdapterSpec(spec string) (string, float32, error) {
 		return "", 0, fmt.Errorf("--lora %q: no file before the scale", spec)
 	}
 	return spec[:i], float32(s), nil
+}
+
+// generationFlags are the model, adapter and sampling flags generate and chat share.
+func generationFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "model", Aliases: []string{"m"}, Usage: "GGUF model file", Required: true},
+		&cli.StringSliceFlag{Name: "lora", Usage: "LoRA adapter GGUF, optionally FILE:SCALE (repeatable)"},
+		&cli.IntFlag{Name: "max-tokens", Aliases: []string{"n"}, Value: 128, Usage: "most tokens to generate"},
+		&cli.Float64Flag{Name: "temp", Value: 0, Usage: "temperature; 0 is greedy"},
+		&cli.IntFlag{Name: "top-k", Value: 40, Usage: "top-k sampling (with --temp > 0)"},
+		&cli.Float64Flag{Name: "top-p", Value: 0.95, Usage: "top-p sampling (with --temp > 0)"},
+		&cli.Float64Flag{Name: "min-p", Value: 0.05, Usage: "min-p sampling (with --temp > 0)"},
+		&cli.Float64Flag{Name: "repeat-penalty", Value: 1, Usage: "repetition penalty; 1 is off"},
+		&cli.UintFlag{Name: "seed", Value: 42, Usage: "sampling seed"},
+		&cli.StringSliceFlag{Name: "stop", Usage: "stop string (repeatable)"},
+		&cli.IntFlag{Name: "ctx", Value: 2048, Usage: "context length"},
+		&cli.IntFlag{Name: "threads", Usage: "CPU threads (default: all)"},
+		&cli.IntFlag{Name: "gpu-layers", Value: -1, Usage: "layers to offload to a GPU (CUDA builds); -1 all"},
+	}
+}
+
+// openForGeneration loads --model with its --lora adapters applied to a new context;
+// done frees them all.
+func openForGeneration(c *cli.Context) (model *bindings.Model, lctx *bindings.Context, done func(), err error) {
+	var closers []func() error
+	done = func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			closers[i]()
+		}
+	}
+	defer func() {
+		if err != nil {
+			done()
+		}
+	}()
+	if model, err = bindings.LoadModel(c.String("model"), bindings.ModelOptions{GPULayers: c.Int("gpu-layers")}); err != nil {
+		return nil, nil, nil, err
+	}
+	closers = append(closers, model.Close)
+	if lctx, err = bindings.NewContext(model, bindings.ContextOptions{NCtx: c.Int("ctx"), Threads: c.Int("threads")}); err != nil {
+		return nil, nil, nil, err
+	}
+	closers = append(closers, lctx.Close)
+	var scales []bindings.AdapterScale
+	for _, spec := range c.StringSlice("lora") {
+		path, scale, err := parseAdapterSpec(spec)
+		if err != nil {
+			return nil, nil, nil, usageError{err}
+		}
+		a, err := bindings.LoadAdapter(model, path)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		closers = append(closers, a.Close)
+		scales = append(scales, bindings.AdapterScale{Adapter: a, Scale: scale})
+	}
+	if len(scales) > 0 {
+		if err := lctx.SetAdapters(scales); err != nil {
+			return nil, nil, nil, err
+		}
+	}
+	return model, lctx, done, nil
+}
+
+// generateOptions reads the sampling flags.
+func generateOptions(c *cli.Context) bindings.GenerateOptions {
+	return bindings.GenerateOptions{
+		MaxTokens: c.Int("max-tokens"),
+		Stop:      c.StringSlice("stop"),
+		Sampler: bindings.SamplerOptions{
+			Temperature:   float32(c.Float64("temp")),
+			TopK:          c.Int("top-k"),
+			TopP:          float32(c.Float64("top-p")),
+			MinP:          float32(c.Float64("min-p")),
+			RepeatPenalty: float32(c.Float64("repeat-penalty")),
+			Seed:          uint32(c.Uint("seed")),
+		},
+	}
 }
