@@ -52,8 +52,10 @@ test: native
 demo: build
 	bin/ecotune demo
 
-bench: native
+bench: build
 	$(GO) test $(GOTAGS) -run '^$$' -bench . -benchtime 1x -timeout 60m ./...
+	bin/ecotune bench --shape 24m --threads 2 --full
+	bin/ecotune bench --shape 143m --threads 2
 
 clean:
 	rm -rf bin build

@@ -296,3 +296,12 @@ func toF16(data []byte, t *ggml.Tensor) ([]byte, error) {
 	}
 	return ggml.Quantize(ggml.TypeF16, v, t.Ne(0))
 }
+
+// Params is the number of weights the model holds.
+func (m *Model) Params() int64 {
+	var n int64
+	for _, t := range m.order {
+		n += int64(t.Elements())
+	}
+	return n
+}

@@ -8,6 +8,7 @@ var version = "0.1.0-dev"
 // commands lists the subcommands; one file each.
 func commands() []*cli.Command {
 	return []*cli.Command{
+		benchCommand(),
 		chatCommand(),
 		completionCommand(),
 		demoCommand(),

@@ -1,0 +1,204 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/ecotune/ecotune/factory"
+	"github.com/ecotune/ecotune/trainer"
+)
+
+// benchShapes are the model shapes of the project's published figures (../shared/NOTES.md).
+func benchShapes() map[string]factory.Spec {
+	return map[string]factory.Spec{
+		"24m":  {Arch: "llama", Embd: 288, Layers: 6, Heads: 6, HeadsKV: 6, FF: 768},
+		"143m": {Arch: "llama", Embd: 576, Layers: 30, Heads: 9, HeadsKV: 3, FF: 1536},
+	}
+}
+
+func benchCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "bench",
+		Usage:     "measure LoRA training speed against llama.cpp's prompt processing on the same model",
+		ArgsUsage: " ",
+		Description: `Measures, in one run on the same model and threads: llama.cpp's llama-bench pp512
+(prompt processing, tokens/s: a forward pass, the ceiling of any trainer), ecotune's
+LoRA training throughput on 512-token sequences (forward, backward, AdamW; the first
+step, which builds the graph, is not counted) and, with --full, full fine-tuning. Ratios
+are ecotune's tokens/s over pp512's; a LoRA step costs about two forward passes, so 0.5
+is the ideal.
+
+--shape 24m or 143m writes the random-weight llama shapes of the project's published
+figures (llama.cpp's Llama vocabulary); --model measures any GGUF instead.
+
+Example:
+   ecotune bench --shape 24m --threads 2
+   ecotune bench --model my-model.gguf --steps 5 --json`,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "model", Aliases: []string{"m"}, Usage: "GGUF model to measure"},
+			&cli.StringFlag{Name: "shape", Usage: "instead of --model: 24m or 143m"},
+			&cli.StringFlag{Name: "vocab", Value: filepath.Join("third_party", "llama.cpp", "models", "ggml-vocab-llama-spm.gguf"), Usage: "tokenizer for --shape"},
+			&cli.StringFlag{Name: "tools", Value: filepath.Join("build", "cpu", "bin"), Usage: "directory of llama.cpp's tools (llama-bench)"},
+			&cli.IntFlag{Name: "steps", Value: 4, Usage: "timed training steps (after one untimed)"},
+			&cli.IntFlag{Name: "seq-len", Value: 512, Usage: "tokens per training sequence and prompt length of llama-bench"},
+			&cli.IntFlag{Name: "lora.r", Value: 8, Usage: "LoRA rank"},
+			&cli.StringFlag{Name: "lora.targets", Value: "all", Usage: "modules to adapt"},
+			&cli.BoolFlag{Name: "full", Usage: "also measure full fine-tuning (F32 weights)"},
+			&cli.IntFlag{Name: "threads", Value: runtime.NumCPU(), Usage: "CPU threads for both"},
+			&cli.BoolFlag{Name: "json", Usage: "print JSON"},
+		},
+		Action: runBench,
+	}
+}
+
+// benchResult is one measurement run.
+type benchResult struct {
+	Model          string  `json:"model"`
+	Params         int64   `json:"params"`
+	Threads        int     `json:"threads"`
+	SeqLen         int     `json:"seq_len"`
+	LlamaPP        float64 `json:"llama_bench_pp_tokens_per_sec"`
+	LoRA           float64 `json:"lora_tokens_per_sec"`
+	LoRARatio      float64 `json:"lora_ratio_to_pp"`
+	Full           float64 `json:"full_tokens_per_sec,omitempty"`
+	FullRatio      float64 `json:"full_ratio_to_pp,omitempty"`
+	LoRAStepSecond float64 `json:"lora_seconds_per_step"`
+}
+
+func runBench(c *cli.Context) error {
+	if c.NArg() > 0 {
+		return usagef("bench takes no arguments (got %q)", c.Args().First())
+	}
+	model, shape := c.String("model"), c.String("shape")
+	if (model == "") == (shape == "") {
+		return usagef("give --model FILE or --shape 24m|143m")
+	}
+	if c.Int("steps") < 1 || c.Int("seq-len") < 2 || c.Int("threads") < 1 {
+		return usagef("--steps, --threads must be ≥ 1 and --seq-len ≥ 2")
+	}
+	w := c.App.ErrWriter
+	if shape != "" {
+		spec, ok := benchShapes()[shape]
+		if !ok {
+			return usagef("--shape %q: want 24m or 143m", shape)
+		}
+		spec.VocabFile, spec.Seed = c.String("vocab"), 1
+		dir, err := os.MkdirTemp("", "ecotune-bench-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		model = filepath.Join(dir, shape+".gguf")
+		fmt.Fprintf(w, "bench: writing the %s shape\n", shape)
+		if err := factory.Init(spec, model); err != nil {
+			return err
+		}
+	}
+	res := benchResult{Model: model, Threads: c.Int("threads"), SeqLen: c.Int("seq-len")}
+	if shape != "" {
+		res.Model = shape
+	}
+	var err error
+	fmt.Fprintf(w, "bench: llama-bench pp%d, %d threads\n", res.SeqLen, res.Threads)
+	if res.LlamaPP, err = llamaBenchPP(c.Context, filepath.Join(c.String("tools"), "llama-bench"), model, res.SeqLen, res.Threads); err != nil {
+		return err
+	}
+	cfg := trainer.Config{LoRA: trainer.LoRAConfig{Rank: c.Int("lora.r"), Alpha: float32(2 * c.Int("lora.r")), Targets: []string{c.String("lora.targets")}}}
+	fmt.Fprintf(w, "bench: ecotune LoRA training, %d+1 steps of %d tokens\n", c.Int("steps"), res.SeqLen)
+	var perStep float64
+	if res.LoRA, perStep, res.Params, err = trainThroughput(c.Context, model, cfg, false, res.SeqLen, c.Int("steps"), res.Threads); err != nil {
+		return err
+	}
+	res.LoRAStepSecond = perStep
+	res.LoRARatio = res.LoRA / res.LlamaPP
+	if c.Bool("full") {
+		fmt.Fprintf(w, "bench: ecotune full fine-tuning, %d+1 steps of %d tokens\n", c.Int("steps"), res.SeqLen)
+		cfg.Method = trainer.MethodFull
+		if res.Full, _, _, err = trainThroughput(c.Context, model, cfg, true, res.SeqLen, c.Int("steps"), res.Threads); err != nil {
+			return err
+		}
+		res.FullRatio = res.Full / res.LlamaPP
+	}
+	if c.Bool("json") {
+		enc := json.NewEncoder(c.App.Writer)
+		enc.SetIndent("", "  ")
+		return enc.Encode(res)
+	}
+	o := c.App.Writer
+	fmt.Fprintf(o, "| model | params | threads | llama-bench pp%d tok/s | ecotune LoRA tok/s | ratio |", res.SeqLen)
+	if res.Full > 0 {
+		fmt.Fprint(o, " full FT tok/s | ratio |")
+	}
+	fmt.Fprint(o, "\n| --- | ---: | ---: | ---: | ---: | ---: |")
+	if res.Full > 0 {
+		fmt.Fprint(o, " ---: | ---: |")
+	}
+	fmt.Fprintf(o, "\n| %s | %.1fM | %d | %.1f | %.1f | %.3f |", res.Model, float64(res.Params)/1e6, res.Threads, res.LlamaPP, res.LoRA, res.LoRARatio)
+	if res.Full > 0 {
+		fmt.Fprintf(o, " %.1f | %.3f |", res.Full, res.FullRatio)
+	}
+	fmt.Fprintln(o)
+	return nil
+}
+
+// llamaBenchPP runs llama-bench's prompt-processing test and returns its mean tokens/s.
+func llamaBenchPP(ctx context.Context, tool, model string, n, threads int) (float64, error) {
+	if _, err := os.Stat(tool); err != nil {
+		return 0, fmt.Errorf("llama.cpp's llama-bench is not built (%w): run `make native`", err)
+	}
+	out, err := exec.CommandContext(ctx, tool, "-m", model, "-p", fmt.Sprint(n), "-n", "0", "-t", fmt.Sprint(threads),
+		"-r", "3", "-o", "json").Output()
+	if err != nil {
+		return 0, fmt.Errorf("llama-bench: %w", err)
+	}
+	var rows []struct {
+		NPrompt int     `json:"n_prompt"`
+		AvgTS   float64 `json:"avg_ts"`
+	}
+	if err := json.Unmarshal(out, &rows); err != nil || len(rows) == 0 {
+		return 0, fmt.Errorf("llama-bench printed no result (%v): %s", err, lastLines(string(out), 5))
+	}
+	return rows[0].AvgTS, nil
+}
+
+// trainThroughput trains on random sequences of seqLen tokens (every token a target)
+// and returns tokens/s over the steps after the first, seconds per step and the
+// model's parameter count.
+func trainThroughput(ctx context.Context, path string, cfg trainer.Config, full bool, seqLen, steps, threads int) (tps, perStep float64, params int64, err error) {
+	m, err := trainer.LoadModel(path, trainer.ModelOptions{Threads: threads, Trainable: full})
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	defer m.Close()
+	r := rand.New(rand.NewPCG(1, 2))
+	var data trainer.Examples
+	for range steps + 1 {
+		ids := make([]int32, seqLen+1)
+		mask := make([]bool, seqLen+1)
+		for i := range ids {
+			ids[i], mask[i] = int32(r.IntN(m.HP.Vocab)), true
+		}
+		data = append(data, trainer.Example{IDs: ids, Mask: mask})
+	}
+	cfg.Steps, cfg.BatchSize, cfg.SeqLen, cfg.EvalEvery = steps+1, 1, seqLen, -1
+	var first time.Time
+	cfg.OnStep = func(s trainer.StepInfo) {
+		if s.Step == 1 {
+			first = time.Now()
+		}
+	}
+	if _, err := trainer.Train(ctx, m, cfg, data, nil); err != nil {
+		return 0, 0, 0, err
+	}
+	elapsed := time.Since(first).Seconds()
+	return float64(steps*seqLen) / elapsed, elapsed / float64(steps), m.Params(), nil
+}
