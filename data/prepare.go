@@ -46,6 +46,13 @@ type Config struct {
 	Version string // tool version for the manifest; default "dev"
 }
 
+// ConfigError is a Config that cannot work (an unknown template, shape, fraction...),
+// as opposed to inputs that cannot be read.
+type ConfigError struct{ Err error }
+
+func (e *ConfigError) Error() string { return e.Err.Error() }
+func (e *ConfigError) Unwrap() error { return e.Err }
+
 // Prepare reads, cleans, de-duplicates, splits, (optionally) augments and
 // renders the inputs, streaming, and writes train.jsonl, val.jsonl,
 // test.jsonl, skipped.jsonl and manifest.json to OutputDir. Same inputs
@@ -55,7 +62,7 @@ type Config struct {
 func Prepare(ctx context.Context, cfg Config) (Manifest, error) {
 	tmpl, man, err := cfg.resolve()
 	if err != nil {
-		return man, err
+		return man, &ConfigError{Err: err}
 	}
 	if err := os.MkdirAll(cfg.OutputDir, 0o755); err != nil {
 		return man, fmt.Errorf("prepare: output directory: %w", err)

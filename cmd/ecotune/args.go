@@ -15,6 +15,11 @@ func flagsFirst(app *cli.App, args []string) []string {
 	if len(args) < 2 {
 		return args
 	}
+	// urfave/cli only completes when its flag is the very last argument.
+	const complete = "--generate-bash-completion"
+	if args[len(args)-1] == complete {
+		return append(flagsFirst(app, args[:len(args)-1]), complete)
+	}
 	out := []string{args[0]}
 	rest := args[1:]
 	// Global flags, then the command path (commands and subcommands).

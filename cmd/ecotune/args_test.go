@@ -20,6 +20,8 @@ func TestFlagsFirst(t *testing.T) {
 			[]string{"ecotune", "eval", "score", "--predictions", "x", "p.jsonl"}},
 		{[]string{"ecotune", "no-such", "x", "-y"}, []string{"ecotune", "no-such", "x", "-y"}},
 		{[]string{"ecotune"}, []string{"ecotune"}},
+		{[]string{"ecotune", "prepare", "data", "--te", "--generate-bash-completion"},
+			[]string{"ecotune", "prepare", "--te", "data", "--generate-bash-completion"}},
 	}
 	for _, c := range cases {
 		assert.Equal(t, c.want, flagsFirst(app, c.in), "%v", c.in)

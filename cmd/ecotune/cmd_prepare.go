@@ -2,8 +2,10 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 
@@ -43,6 +45,12 @@ Example:
 			&cli.StringFlag{Name: "model", Aliases: []string{"m"}, Usage: "GGUF whose tokenizer (and chat template) to use"},
 			&cli.IntFlag{Name: "max-tokens", Usage: "longest example in tokens (needs --model)"},
 			&cli.StringFlag{Name: "truncation", Value: string(data.TruncateDrop), Usage: "over-long examples: drop, left or right"},
+			&cli.StringSliceFlag{Name: "field", Usage: "map a field: SLOT=COLUMN with SLOT one of question, answer, instruction, input, output, system, messages, role, content, text, id (repeatable)"},
+			&cli.StringFlag{Name: "format", Usage: "read every input as this format instead of by extension: jsonl, json, csv, tsv, parquet, text"},
+			&cli.StringFlag{Name: "shape", Usage: "treat every record as this shape instead of detecting it: qa, instruction, chat, chat_pairs, sharegpt, text"},
+			&cli.BoolFlag{Name: "keep-html", Usage: "keep HTML tags and entities instead of stripping them"},
+			&cli.IntFlag{Name: "text-chunk-chars", Usage: "plain-text inputs: chunk size in characters (default " + fmt.Sprint(data.DefaultTextChunkChars) + ")"},
+			&cli.IntFlag{Name: "text-chunk-paragraphs", Usage: "plain-text inputs: chunks of this many paragraphs instead"},
 			&cli.BoolFlag{Name: "json", Usage: "print the manifest as JSON"},
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress bar"},
 		},
@@ -64,12 +72,22 @@ Example:
 				Version:    version,
 			}
 			cfg.SystemPrompt = c.String("system-prompt")
+			cfg.Format, cfg.Shape, cfg.KeepHTML = data.Format(c.String("format")), data.Shape(c.String("shape")), c.Bool("keep-html")
+			cfg.TextChunkChars, cfg.TextChunkParagraphs = c.Int("text-chunk-chars"), c.Int("text-chunk-paragraphs")
+			fields, err := data.ParseFieldMap(c.StringSlice("field"))
+			if err != nil {
+				return usageError{err}
+			}
+			cfg.Fields = fields
 			if path := c.String("model"); path != "" {
 				m, err := bindings.LoadModel(path, bindings.ModelOptions{VocabOnly: true})
 				if err != nil {
 					return err
 				}
 				defer m.Close()
+				if cfg.Template == "model" && m.ChatTemplate() == "" {
+					return usagef("--template model: %s has no chat template; choose one of %s", path, strings.Join(data.TemplateNames()[:len(data.TemplateNames())-1], ", "))
+				}
 				cfg.Tokenizer = tokenizer{m}
 				cfg.ChatTemplater = modelTemplater{m}
 				cfg.AddBOS = true
@@ -91,6 +109,10 @@ Example:
 				defer bar.Finish()
 			}
 			man, err := data.Prepare(c.Context, cfg)
+			var ce *data.ConfigError
+			if errors.As(err, &ce) {
+				return usageError{err}
+			}
 			if err != nil {
 				return err
 			}
@@ -100,6 +122,9 @@ Example:
 				return enc.Encode(man)
 			}
 			printManifest(c.App.Writer, cfg.OutputDir, man)
+			if man.Kept == 0 && man.Records > 0 {
+				return fmt.Errorf("prepare: none of the %d records could be used; %s says why for each", man.Records, filepath.Join(cfg.OutputDir, "skipped.jsonl"))
+			}
 			return nil
 		},
 	}
