@@ -232,9 +232,12 @@ func unmarshalJSON(b []byte, v any) error { return json.Unmarshal(b, v) }
 
 // decodeRecord parses one JSON record, which must be an object.
 func decodeRecord(raw []byte) (map[string]any, error) {
-	var v any
-	if err := unmarshalJSON(raw, &v); err != nil {
-		return nil, &RecordError{Reason: ReasonMalformedJSON, Detail: jsonDetail(err)}
+	v, ok := parseJSON(raw)
+	if !ok {
+		// encoding/json says what is wrong (and decides, should the parsers disagree).
+		if err := unmarshalJSON(raw, &v); err != nil {
+			return nil, &RecordError{Reason: ReasonMalformedJSON, Detail: jsonDetail(err)}
+		}
 	}
 	m, ok := v.(map[string]any)
 	if !ok {
