@@ -55,7 +55,7 @@ demo: build
 bench: build
 	$(GO) test $(GOTAGS) -run '^$$' -bench . -benchtime 1x -timeout 60m ./...
 	bin/ecotune bench --shape 24m --threads 2 --full
-	bin/ecotune bench --shape 143m --threads 2
+	bin/ecotune bench --shape 143m --threads 2 --qlora q4_k,iq4_nl
 
 clean:
 	rm -rf bin build

@@ -4,16 +4,21 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/ecotune/ecotune/factory"
+	"github.com/ecotune/ecotune/quant"
 	"github.com/ecotune/ecotune/trainer"
 )
 
@@ -53,6 +58,7 @@ Example:
 			&cli.IntFlag{Name: "lora.r", Value: 8, Usage: "LoRA rank"},
 			&cli.StringFlag{Name: "lora.targets", Value: "all", Usage: "modules to adapt"},
 			&cli.BoolFlag{Name: "full", Usage: "also measure full fine-tuning (F32 weights)"},
+			&cli.StringFlag{Name: "qlora", Usage: "also compare peak memory of LoRA training on the model and on copies quantized to these types (comma-separated, e.g. q4_k,iq4_nl), each in its own process"},
 			&cli.IntFlag{Name: "threads", Value: runtime.NumCPU(), Usage: "CPU threads for both"},
 			&cli.BoolFlag{Name: "json", Usage: "print JSON"},
 		},
@@ -72,6 +78,8 @@ type benchResult struct {
 	Full           float64 `json:"full_tokens_per_sec,omitempty"`
 	FullRatio      float64 `json:"full_ratio_to_pp,omitempty"`
 	LoRAStepSecond float64 `json:"lora_seconds_per_step"`
+	// Memory compares LoRA training on the model and on quantized copies (--qlora).
+	Memory []memoryResult `json:"qlora_memory,omitempty"`
 }
 
 func runBench(c *cli.Context) error {
@@ -128,6 +136,11 @@ func runBench(c *cli.Context) error {
 		}
 		res.FullRatio = res.Full / res.LlamaPP
 	}
+	if types := c.String("qlora"); types != "" {
+		if res.Memory, err = qloraMemory(c.Context, model, strings.Split(types, ","), res.Threads, w); err != nil {
+			return err
+		}
+	}
 	if c.Bool("json") {
 		enc := json.NewEncoder(c.App.Writer)
 		enc.SetIndent("", "  ")
@@ -147,7 +160,119 @@ func runBench(c *cli.Context) error {
 		fmt.Fprintf(o, " %.1f | %.3f |", res.Full, res.FullRatio)
 	}
 	fmt.Fprintln(o)
+	if len(res.Memory) > 0 {
+		fmt.Fprintln(o, "\n| base | file | peak RSS | RSS saved vs the first | file saved vs the first | validation loss |")
+		fmt.Fprintln(o, "| --- | ---: | ---: | ---: | ---: | --- |")
+		for _, r := range res.Memory {
+			m0 := res.Memory[0]
+			fmt.Fprintf(o, "| %s | %s | %s | %s | %s | %.4f → %.4f |\n", r.Type, mib(r.FileBytes), mib(r.PeakRSS),
+				mib(m0.PeakRSS-r.PeakRSS), mib(m0.FileBytes-r.FileBytes), r.LossFirst, r.LossLast)
+		}
+	}
 	return nil
+}
+
+var peakLine = regexp.MustCompile(`peak memory ([0-9.]+) MiB`)
+
+// memoryResult is the peak memory of one LoRA training process.
+type memoryResult struct {
+	Type      string  `json:"type"`
+	FileBytes int64   `json:"file_bytes"`
+	PeakRSS   int64   `json:"peak_rss_bytes"`
+	LossFirst float64 `json:"val_loss_first"`
+	LossLast  float64 `json:"val_loss_last"`
+}
+
+// qloraMemory trains a LoRA for a few steps on model and on copies quantized to each
+// type, each in a child ecotune process, and returns their peak resident memory and
+// validation losses: QLoRA's promise is that memory falls by what the weights shrink.
+func qloraMemory(ctx context.Context, model string, types []string, threads int, w io.Writer) ([]memoryResult, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "ecotune-qlora-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	corpus := filepath.Join(dir, "corpus.txt")
+	var text strings.Builder
+	for i := 0; i < 200; i++ {
+		fmt.Fprintf(&text, "Forests store carbon in wood and soil; wetlands filter water; reef %d shelters fish. ", i)
+	}
+	if err := os.WriteFile(corpus, []byte(text.String()), 0o644); err != nil {
+		return nil, err
+	}
+	var out []memoryResult
+	for _, t := range append([]string{"base"}, types...) {
+		path := model
+		if t != "base" {
+			ft, err := quant.ParseFileType(t)
+			if err != nil {
+				return nil, usageError{fmt.Errorf("--qlora: %w", err)}
+			}
+			path = filepath.Join(dir, t+".gguf")
+			if _, err := quant.QuantizeModel(ctx, model, path, quant.Options{Type: ft}); err != nil {
+				return nil, err
+			}
+		}
+		st, err := os.Stat(path)
+		if err != nil {
+			return nil, err
+		}
+		run := filepath.Join(dir, "run-"+t)
+		fmt.Fprintf(w, "bench: LoRA training on the %s model in a child process\n", t)
+		cmd := exec.CommandContext(ctx, exe, "train", "-m", path, "--data", corpus, "--out", run, "--steps", "4",
+			"--seq-len", "64", "--batch", "2", "--eval-every", "4", "--val-split", "0.2", "--lr", "1e-3",
+			"--lora.targets", "all", "--save-every", "0", "--threads", fmt.Sprint(threads), "-q")
+		msg, err := cmd.CombinedOutput()
+		if err != nil {
+			return nil, fmt.Errorf("bench: training on the %s model: %w\n%s", t, err, lastLines(string(msg), 10))
+		}
+		// The child's own report: the rusage a parent gets also counts the parent's
+		// memory at the time it started the child.
+		m := peakLine.FindStringSubmatch(string(msg))
+		if m == nil {
+			return nil, fmt.Errorf("bench: ecotune train reported no peak memory (a system without /proc?):\n%s", lastLines(string(msg), 5))
+		}
+		peak, _ := strconv.ParseFloat(m[1], 64)
+		r := memoryResult{Type: t, FileBytes: st.Size(), PeakRSS: int64(peak * (1 << 20))}
+		if r.LossFirst, r.LossLast, err = evalLosses(filepath.Join(run, "metrics.jsonl")); err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// evalLosses returns the first and last validation loss of a metrics.jsonl.
+func evalLosses(path string) (first, last float64, err error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, 0, err
+	}
+	n := 0
+	for i, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		var r struct {
+			Kind string  `json:"kind"`
+			Loss float64 `json:"loss"`
+		}
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			return 0, 0, fmt.Errorf("%s:%d: %w", path, i+1, err)
+		}
+		if r.Kind == "eval" {
+			if n == 0 {
+				first = r.Loss
+			}
+			last = r.Loss
+			n++
+		}
+	}
+	if n < 2 {
+		return 0, 0, fmt.Errorf("%s: %d evaluations, need 2", path, n)
+	}
+	return first, last, nil
 }
 
 // llamaBenchPP runs llama-bench's prompt-processing test and returns its mean tokens/s.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"os/exec"
 	"path/filepath"
 	"testing"
 
@@ -26,4 +27,30 @@ func TestBench(t *testing.T) {
 	assert.Equal(t, exitUsage, code)
 	code, _, _ = runCLI(t, "bench", "--shape", "7b")
 	assert.Equal(t, exitUsage, code)
+}
+
+// TestBenchQLoRAMemory runs the memory comparison through a built binary (its children
+// are ecotune itself): one row per base, with the child's own peak memory and losses.
+func TestBenchQLoRAMemory(t *testing.T) {
+	requireModel(t)
+	requireFile(t, filepath.Join("..", "..", "build", "cpu", "bin", "llama-bench"))
+	bin := filepath.Join(t.TempDir(), "ecotune")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	model, err := filepath.Abs(storiesModel)
+	require.NoError(t, err)
+	cmd := exec.Command(bin, "bench", "--model", model, "--steps", "1", "--seq-len", "32", "--threads", "1",
+		"--tools", "../../build/cpu/bin", "--qlora", "q8_0", "--json")
+	got, err := cmd.Output()
+	require.NoError(t, err)
+	var r benchResult
+	require.NoError(t, json.Unmarshal(got, &r))
+	require.Len(t, r.Memory, 2)
+	assert.Equal(t, []string{"base", "q8_0"}, []string{r.Memory[0].Type, r.Memory[1].Type})
+	for _, m := range r.Memory {
+		assert.Greater(t, m.PeakRSS, int64(1<<20))
+		assert.Greater(t, m.FileBytes, int64(0))
+		assert.Greater(t, m.LossFirst, 0.0)
+	}
+	assert.Less(t, r.Memory[1].FileBytes, r.Memory[0].FileBytes, "Q8_0 is smaller than F32")
 }

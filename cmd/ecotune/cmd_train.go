@@ -345,6 +345,9 @@ func runTrain(c *cli.Context) error {
 	if res.MicroBatch < cfg.BatchSize {
 		fmt.Fprintf(w, "; out of memory: micro-batch reduced to %d", res.MicroBatch)
 	}
+	if peak := peakRSS(); peak > 0 {
+		fmt.Fprintf(w, "; peak memory %s", mib(peak))
+	}
 	fmt.Fprintf(w, "\nwrote %s, %s and %s\n", adapter, metrics, res.Checkpoint)
 	writeLossChart(w, out) // loss.svg beside metrics.jsonl (cmd_eval.go)
 	return nil
