@@ -32,16 +32,11 @@ folded into the adapter. DoRA, biases and modules_to_save are refused.
 Example:
    ecotune import peft peft-adapter/ --model base.gguf -o adapter.gguf`,
 		Flags: []cli.Flag{
-			// Not Required: urfave/cli would check them before the flags
-			// after DIR are parsed (interspersedArgs).
 			&cli.StringFlag{Name: "model", Aliases: []string{"m"}, Usage: "base model GGUF (required)"},
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "adapter GGUF to write (required)"},
 		},
 		Action: func(c *cli.Context) error {
-			args, err := interspersedArgs(c)
-			if err != nil {
-				return err
-			}
+			args := c.Args().Slice() // flags after them were moved first (flagsFirst)
 			if len(args) != 1 {
 				return usagef("import peft: want one PEFT directory, got %d arguments", len(args))
 			}

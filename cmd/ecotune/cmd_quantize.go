@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"maps"
@@ -42,10 +41,7 @@ Example:
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress bar"},
 		},
 		Action: func(c *cli.Context) error {
-			args, err := interspersedArgs(c)
-			if err != nil {
-				return err
-			}
+			args := c.Args().Slice() // flags after them were moved first (flagsFirst)
 			if len(args) != 2 {
 				return usagef("quantize: want IN.gguf OUT.gguf, got %d arguments", len(args))
 			}
@@ -122,50 +118,3 @@ func printSummary(w io.Writer, s *quant.Summary) {
 }
 
 func mib(n int64) string { return fmt.Sprintf("%.2f MiB", float64(n)/(1<<20)) }
-
-// interspersedArgs returns the command's positional arguments, applying flags
-// that follow them (urfave/cli v2 stops parsing flags at the first argument),
-// so both `quantize --type q8_0 IN OUT` and `quantize IN OUT --type q8_0` work.
-func interspersedArgs(c *cli.Context) ([]string, error) {
-	var pos []string
-	args := c.Args().Slice()
-	for len(args) > 0 {
-		if args[0] == "--" {
-			return append(pos, args[1:]...), nil
-		}
-		if !strings.HasPrefix(args[0], "-") || args[0] == "-" {
-			pos = append(pos, args[0])
-			args = args[1:]
-			continue
-		}
-		set := flag.NewFlagSet(c.Command.Name, flag.ContinueOnError)
-		set.SetOutput(io.Discard)
-		for _, f := range c.Command.Flags {
-			if err := f.Apply(set); err != nil {
-				return nil, err
-			}
-		}
-		if err := set.Parse(args); err != nil {
-			return nil, usageError{err}
-		}
-		var setErr error
-		set.Visit(func(v *flag.Flag) {
-			// Set the flag under all its names: an alias has its own entry.
-			for _, f := range c.Command.Flags {
-				if !slices.Contains(f.Names(), v.Name) {
-					continue
-				}
-				for _, name := range f.Names() {
-					if err := c.Set(name, v.Value.String()); err != nil && setErr == nil {
-						setErr = usageError{fmt.Errorf("flag -%s: %w", v.Name, err)}
-					}
-				}
-			}
-		})
-		if setErr != nil {
-			return nil, setErr
-		}
-		args = set.Args()
-	}
-	return pos, nil
-}
