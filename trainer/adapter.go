@@ -5,6 +5,7 @@ import (
 	"io"
 	"math"
 
+	"github.com/ecotune/ecotune/ggml"
 	"github.com/ecotune/ecotune/gguf"
 )
 
@@ -33,21 +34,26 @@ func (l *LoRA) WriteAdapter(path string) error {
 	for _, t := range l.params() {
 		dims := make([]int64, 2)
 		dims[0], dims[1] = int64(t.Ne(0)), int64(t.Ne(1))
-		t := t
 		b.Tensors = append(b.Tensors, gguf.Tensor{
 			TensorInfo: gguf.TensorInfo{Name: t.Name(), Dims: dims, Type: gguf.TypeF32},
-			Data: func(w io.Writer) error {
-				data, err := t.Bytes()
-				if err != nil {
-					return err
-				}
-				_, err = w.Write(data)
-				return err
-			},
+			Data:       tensorData(t),
 		})
 	}
 	if err := b.WriteFile(path); err != nil {
 		return fmt.Errorf("trainer: write adapter: %w", err)
 	}
 	return nil
+}
+
+// tensorData copies t's bytes out of its backend buffer when the writer reaches it, so
+// a file is written with one tensor in Go memory at a time.
+func tensorData(t *ggml.Tensor) gguf.DataFunc {
+	return func(w io.Writer) error {
+		data, err := t.Bytes()
+		if err != nil {
+			return err
+		}
+		_, err = w.Write(data)
+		return err
+	}
 }

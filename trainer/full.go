@@ -2,7 +2,6 @@ package trainer
 
 import (
 	"fmt"
-	"io"
 
 	"github.com/ecotune/ecotune/ggml"
 	"github.com/ecotune/ecotune/gguf"
@@ -69,14 +68,7 @@ func (m *Model) WriteModel(path string) error {
 		}
 		b.Tensors = append(b.Tensors, gguf.Tensor{
 			TensorInfo: gguf.TensorInfo{Name: info.Name, Dims: info.Dims, Type: gguf.Type(t.Type())},
-			Data: func(w io.Writer) error {
-				data, err := t.Bytes()
-				if err != nil {
-					return err
-				}
-				_, err = w.Write(data)
-				return err
-			},
+			Data:       tensorData(t),
 		})
 	}
 	if err := b.WriteFile(path); err != nil {
