@@ -164,7 +164,8 @@ func runDemo(c *cli.Context) error {
 	for _, r := range sum.rows {
 		fmt.Fprintf(o, "| %s | %.2f | %.2f | %.2f | %.2f | %.4f | %.1f |\n", r.name, r.em, r.f1, r.bleu, r.rougeL, r.loss, r.ppl)
 	}
-	fmt.Fprintf(o, "\nchat with the result:\n  bin/ecotune generate -m %s -p %s\n", merged, bashQuote(prompt))
+	fmt.Fprintf(o, "\nchat with the result:\n  bin/ecotune chat -m %s --format alpaca\n", merged)
+	fmt.Fprintf(o, "or ask once:\n  bin/ecotune generate -m %s -p %s\n", merged, bashQuote(prompt))
 	return nil
 }
 

@@ -71,6 +71,7 @@ func TestDemoRuns(t *testing.T) {
 	}
 	assert.Contains(t, stderr, "### Response:", "llama-completion's continuation is shown")
 	assert.Contains(t, stdout, "bin/ecotune generate -m "+filepath.Join(out, "merged.gguf"))
+	assert.Contains(t, stdout, "bin/ecotune chat -m "+filepath.Join(out, "merged.gguf")+" --format alpaca")
 }
 
 func TestBashQuote(t *testing.T) {
