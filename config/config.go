@@ -72,6 +72,7 @@ func Keys() []Key {
 		{"lora.lora_dropout", Float, "dropout on the adapters' input"},
 		{"lora.target_modules", StringList, "modules to adapt: Hugging Face (q_proj) or GGUF (attn_q) names, or [\"all\"]"},
 		{"lora.use_rslora", Bool, "rank-stabilised scaling"},
+		{"lora.task_name", String, "task name written into the adapter (adapter.lora.task_name)"},
 
 		{"training.method", String, "lora (adapters on a frozen base) or full (every weight of an F32/F16/BF16 model)"},
 		{"training.learning_rate", Float, "peak learning rate"},

@@ -28,6 +28,9 @@ func (l *LoRA) WriteAdapter(path string) error {
 	meta.Set("general.name", gguf.ValueOf("ecotune LoRA"))
 	meta.Set("adapter.type", gguf.ValueOf("lora"))
 	meta.Set("adapter.lora.alpha", gguf.ValueOf(float32(alpha)))
+	if l.Config.TaskName != "" {
+		meta.Set("adapter.lora.task_name", gguf.ValueOf(l.Config.TaskName))
+	}
 	meta.Set("ecotune.lora.rank", gguf.ValueOf(uint32(l.Config.Rank)))
 	meta.Set("ecotune.lora.rslora", gguf.ValueOf(l.Config.RSLoRA))
 	b := &gguf.Builder{Meta: meta}

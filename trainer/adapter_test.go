@@ -28,13 +28,14 @@ func trainedLoRA(t *testing.T, m *Model, cfg LoRAConfig) *LoRA {
 
 func TestAdapterFileLayout(t *testing.T) {
 	m := loadStories(t)
-	l := trainedLoRA(t, m, LoRAConfig{Rank: 4, Alpha: 8, RSLoRA: true, Targets: []string{"attn_q", "ffn_down"}})
+	l := trainedLoRA(t, m, LoRAConfig{Rank: 4, Alpha: 8, RSLoRA: true, Targets: []string{"attn_q", "ffn_down"}, TaskName: "environment-qa"})
 	path := filepath.Join(t.TempDir(), "adapter.gguf")
 	require.NoError(t, l.WriteAdapter(path))
 	f, err := gguf.Open(path)
 	require.NoError(t, err)
 	defer f.Close()
-	for key, want := range map[string]string{"general.type": "adapter", "adapter.type": "lora", "general.architecture": "llama"} {
+	for key, want := range map[string]string{"general.type": "adapter", "adapter.type": "lora", "general.architecture": "llama",
+		"adapter.lora.task_name": "environment-qa"} {
 		got, err := f.Meta.String(key)
 		require.NoError(t, err)
 		assert.Equal(t, want, got, key)

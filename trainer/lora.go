@@ -36,6 +36,9 @@ type LoRAConfig struct {
 	RSLoRA  bool     // scale by α/√r (rank-stabilised LoRA) instead of α/r
 	Targets []string // module names, HF (q_proj) or GGUF (attn_q) style, or "all"; DefaultTargets if empty
 	Seed    uint64   // seeds A's Kaiming-uniform initialisation
+	// TaskName, if set, is written as adapter.lora.task_name, the label llama.cpp's
+	// server lists the adapter under.
+	TaskName string `json:",omitempty"`
 }
 
 func (c LoRAConfig) withDefaults() LoRAConfig {

@@ -21,7 +21,7 @@ func trainFlagOf() map[string]string {
 		"model.name": "model-name", "model.path": "model", "model.dtype": "dtype",
 		"data.train": "data", "data.val": "val", "data.val_split": "val-split", "data.seq_len": "seq-len", "data.train_on_inputs": "train-on-inputs",
 		"lora.r": "lora.r", "lora.lora_alpha": "lora.alpha", "lora.lora_dropout": "lora.dropout",
-		"lora.target_modules": "lora.targets", "lora.use_rslora": "lora.rslora",
+		"lora.target_modules": "lora.targets", "lora.use_rslora": "lora.rslora", "lora.task_name": "lora.task",
 		"training.method": "method", "training.learning_rate": "lr", "training.min_learning_rate": "min-lr", "training.scheduler": "schedule",
 		"training.warmup_steps": "warmup", "training.max_steps": "steps", "training.epochs": "epochs",
 		"training.batch_size": "batch", "training.gradient_accumulation": "grad-accum",
