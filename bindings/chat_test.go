@@ -3,13 +3,13 @@
 package bindings
 
 import (
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/ecotune/ecotune/internal/testenv"
 )
 
 var chatMsgs = []ChatMessage{
@@ -71,13 +71,10 @@ func TestModelChatTemplate(t *testing.T) {
 	assert.ErrorIs(t, err, ErrNoChatTemplate)
 
 	for _, tc := range []struct{ vocab, want string }{
-		{"ggml-vocab-qwen2.gguf", chatmlWant + "<|im_start|>assistant\n"},
-		{"ggml-vocab-phi-3.gguf", phi3Want + "<|assistant|>\n"},
+		{"qwen2", chatmlWant + "<|im_start|>assistant\n"},
+		{"phi-3", phi3Want + "<|assistant|>\n"},
 	} {
-		path := filepath.Join(llamaDir, "models", tc.vocab)
-		if _, err := os.Stat(path); err != nil {
-			t.Skipf("%s absent (third_party/llama.cpp not fetched): %v", path, err)
-		}
+		path := testenv.Vocab(t, tc.vocab)
 		v, err := LoadModel(path, ModelOptions{VocabOnly: true})
 		require.NoError(t, err)
 		assert.NotEmpty(t, v.ChatTemplate(), tc.vocab)

@@ -15,6 +15,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/ecotune/ecotune/internal/testenv"
 )
 
 // storiesGreedy is the README's llama.cpp greedy output for "Once upon a time" (40 tokens).
@@ -29,13 +31,7 @@ const storiesGreedy = "Once upon a time, there was a little girl named Lily. She
 // complete run, and incomplete ones are retried.
 func llamaCompletion(t *testing.T, args ...string) string {
 	t.Helper()
-	tool := filepath.Join(toolsDir, "llama-completion")
-	if _, err := os.Stat(tool); err != nil {
-		if os.Getenv("ECOTUNE_REQUIRE_TOOLS") == "1" {
-			t.Fatalf("ECOTUNE_REQUIRE_TOOLS=1 but %s is missing: run make", tool)
-		}
-		t.Skipf("%s not built (run make; set ECOTUNE_REQUIRE_TOOLS=1 to make this a failure)", tool)
-	}
+	tool := testenv.Tool(t, "llama-completion")
 	var out string
 	for attempt := 0; attempt < 10; attempt++ {
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)

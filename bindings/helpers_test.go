@@ -14,14 +14,13 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/ecotune/ecotune/internal/testenv"
 )
 
-// Paths of the test assets, relative to this package's directory.
-var (
-	storiesPath = filepath.Join("..", "..", "shared", "models", "stories260K.gguf")
-	llamaDir    = filepath.Join("..", "third_party", "llama.cpp")
-	toolsDir    = filepath.Join("..", "build", "cpu", "bin")
-)
+// storiesPath is the shared stories260K model, relative to this package's directory;
+// requireStories checks that it is there.
+var storiesPath = filepath.Join("..", "..", "shared", "models", "stories260K.gguf")
 
 // testLogger is the logger TestMain installs; tests that swap it restore it.
 var testLogger *slog.Logger
@@ -39,12 +38,11 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// requireStories skips the test when the shared stories260K model is absent.
+// requireStories skips the test when the shared stories260K model is absent, or fails it
+// with ECOTUNE_REQUIRE_TOOLS=1.
 func requireStories(t testing.TB) {
 	t.Helper()
-	if _, err := os.Stat(storiesPath); err != nil {
-		t.Skipf("stories260K model not found at %s (the shared models folder is absent): %v", storiesPath, err)
-	}
+	testenv.Stories(t)
 }
 
 // loadStories loads stories260K, closed when the test ends.

@@ -11,6 +11,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/ecotune/ecotune/internal/testenv"
 )
 
 // vocabCase is one tokenizer test vector.
@@ -73,7 +75,7 @@ func readVocabTests(t *testing.T, base string) map[string][]int32 {
 // TestTokenizerVectors runs llama.cpp's tokenizer test vectors for every vocabulary that
 // has them, with the flags test-tokenizer-0 uses: addSpecial false, parseSpecial false.
 func TestTokenizerVectors(t *testing.T) {
-	models := filepath.Join(llamaDir, "models")
+	models := testenv.Require(t, filepath.Join(testenv.Root(t), "third_party", "llama.cpp", "models"), "llama.cpp's vocabularies")
 	vocabs, _ := filepath.Glob(filepath.Join(models, "ggml-vocab-*.gguf"))
 	if len(vocabs) == 0 {
 		t.Skipf("no llama.cpp vocabularies under %s (third_party/llama.cpp is absent; run make)", models)

@@ -7,22 +7,17 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/ecotune/ecotune/internal/testenv"
 )
 
-// fixturesDir is the shared fixtures folder beside the repository root
-// (see shared/fixtures/README.md); the files there come from sacreBLEU's
-// and rouge-score's own test suites.
-const fixturesDir = "../../shared/fixtures"
-
-// fixturePath returns the path of a fixture file, skipping the test with
-// the reason when the shared fixtures are not checked out.
+// fixturePath returns the path of a file in the shared fixtures folder beside the
+// repository root (see shared/fixtures/README.md; the files there come from sacreBLEU's
+// and rouge-score's own test suites), skipping the test when it is absent, or failing it
+// with ECOTUNE_REQUIRE_TOOLS=1.
 func fixturePath(t *testing.T, rel string) string {
 	t.Helper()
-	p := filepath.Join(fixturesDir, rel)
-	if _, err := os.Stat(p); err != nil {
-		t.Skipf("fixture %s not available (the shared/ folder beside the repo root holds it): %v", p, err)
-	}
-	return p
+	return testenv.Shared(t, filepath.Join("fixtures", rel))
 }
 
 // loadFixtureJSON decodes a JSON fixture into v, skipping when absent.

@@ -16,6 +16,7 @@ import (
 	"github.com/ecotune/ecotune/bindings"
 	"github.com/ecotune/ecotune/factory"
 	"github.com/ecotune/ecotune/gguf"
+	"github.com/ecotune/ecotune/internal/testenv"
 )
 
 // storiesGreedy is llama.cpp's own greedy output for "Once upon a time" (40 tokens),
@@ -204,7 +205,7 @@ func benchGenerate(b *testing.B, path string, parallel int) {
 // vocabulary) written once per run, where reading the weights dominates, as in real
 // models.
 func benchModel(b *testing.B, name string) string {
-	requireAsset(b, storiesPath, "the stories260K model ("+storiesPath+")")
+	testenv.Stories(b)
 	if name == "stories260K" {
 		return storiesPath
 	}
@@ -275,7 +276,7 @@ func BenchmarkGenerate8Speedup(b *testing.B) {
 }
 
 func TestGenerateChatTemplate(t *testing.T) {
-	requireAsset(t, storiesPath, "the stories260K model ("+storiesPath+")")
+	testenv.Stories(t)
 	// stories260K with a chat template: the name of llama.cpp's built-in ChatML.
 	path := filepath.Join(t.TempDir(), "stories-chatml.gguf")
 	f, err := gguf.Open(storiesPath)

@@ -9,9 +9,11 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ecotune/ecotune/bindings"
+	"github.com/ecotune/ecotune/internal/testenv"
 )
 
-// storiesPath is the shared real model, relative to this package's directory.
+// storiesPath is the shared real model, relative to this package's directory;
+// testenv.Stories checks that it is there.
 var storiesPath = filepath.Join("..", "..", "shared", "models", "stories260K.gguf")
 
 // TestMain keeps llama.cpp's load chatter out of the test output unless -v asks for it.
@@ -26,22 +28,10 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// requireAsset skips the test when path is missing, or fails it when
-// ECOTUNE_REQUIRE_TOOLS=1 says every asset must be there.
-func requireAsset(t testing.TB, path, what string) {
-	t.Helper()
-	if _, err := os.Stat(path); err != nil {
-		if os.Getenv("ECOTUNE_REQUIRE_TOOLS") == "1" {
-			t.Fatalf("ECOTUNE_REQUIRE_TOOLS=1 but %s is missing: %v", what, err)
-		}
-		t.Skipf("%s not available (set ECOTUNE_REQUIRE_TOOLS=1 to make this a failure): %v", what, err)
-	}
-}
-
 // loadStories loads stories260K, closed when the test ends.
 func loadStories(t testing.TB) *bindings.Model {
 	t.Helper()
-	requireAsset(t, storiesPath, "the stories260K model ("+storiesPath+")")
+	testenv.Stories(t)
 	m, err := bindings.LoadModel(storiesPath, bindings.ModelOptions{})
 	require.NoError(t, err)
 	t.Cleanup(func() { m.Close() })

@@ -10,6 +10,7 @@ import (
 
 	"github.com/ecotune/ecotune/export"
 	"github.com/ecotune/ecotune/gguf"
+	"github.com/ecotune/ecotune/internal/testenv"
 )
 
 // editAdapter rewrites the adapter at path with edit applied to its builder.
@@ -29,7 +30,7 @@ func editAdapter(t *testing.T, path string, edit func(b *gguf.Builder)) string {
 // an error naming the adapter and the offending key or tensor, before any
 // output is written.
 func TestAdapterValidation(t *testing.T) {
-	base := requireAsset(t, storiesPath)
+	base := testenv.Stories(t)
 	good := writeAdapter(t, base, adapterSpec{targets: []string{"attn_q.weight", "ffn_down.weight"}, rank: 4, alpha: 8, seed: 1, stdB: 0.01})
 	a, err := export.OpenAdapter(good)
 	require.NoError(t, err)

@@ -18,13 +18,7 @@ import (
 
 	"github.com/ecotune/ecotune/bindings"
 	"github.com/ecotune/ecotune/gguf"
-)
-
-// Paths of the external test assets, relative to this package's directory.
-const (
-	toolDir     = "../build/cpu/bin"
-	vocabDir    = "../third_party/llama.cpp/models"
-	storiesPath = "../../shared/models/stories260K.gguf"
+	"github.com/ecotune/ecotune/internal/testenv"
 )
 
 func TestMain(m *testing.M) {
@@ -32,27 +26,11 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// requireAsset returns path made absolute, or skips the test when it is
-// absent; with ECOTUNE_REQUIRE_TOOLS=1 a missing asset fails the test instead.
-func requireAsset(t testing.TB, path string) string {
-	t.Helper()
-	abs, err := filepath.Abs(path)
-	require.NoError(t, err)
-	if _, err := os.Stat(abs); err != nil {
-		msg := fmt.Sprintf("%s is missing (%v): run `make native` for llama.cpp and its tools; ../shared holds the shared models", path, err)
-		if os.Getenv("ECOTUNE_REQUIRE_TOOLS") == "1" {
-			t.Fatal("ECOTUNE_REQUIRE_TOOLS=1 but " + msg)
-		}
-		t.Skip(msg + " (set ECOTUNE_REQUIRE_TOOLS=1 to make this a failure)")
-	}
-	return abs
-}
+// tool returns llama.cpp's tool NAME, skipping the test when it is not built (see testenv).
+func tool(t testing.TB, name string) string { t.Helper(); return testenv.Tool(t, name) }
 
-func tool(t testing.TB, name string) string { return requireAsset(t, filepath.Join(toolDir, name)) }
-
-func vocab(t testing.TB, name string) string {
-	return requireAsset(t, filepath.Join(vocabDir, "ggml-vocab-"+name+".gguf"))
-}
+// vocab returns llama.cpp's vocabulary ggml-vocab-NAME.gguf (see testenv).
+func vocab(t testing.TB, name string) string { t.Helper(); return testenv.Vocab(t, name) }
 
 // run runs a tool and returns its combined output, failing the test on a non-zero exit.
 func run(t testing.TB, name string, args ...string) string {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/ecotune/ecotune/export"
 	"github.com/ecotune/ecotune/gguf"
+	"github.com/ecotune/ecotune/internal/testenv"
 	"github.com/ecotune/ecotune/safetensors"
 )
 
@@ -244,7 +245,7 @@ func loadHFLlama(t *testing.T, base, peftDir string) *hfLlama {
 // with a random adapter on every projection and the output; the float64 HF
 // + PEFT forward of the exported adapter against libllama with the GGUF one.
 func TestPEFTMatchesLlamaCppForward(t *testing.T) {
-	base := requireAsset(t, storiesPath)
+	base := testenv.Stories(t)
 	a := writeAdapter(t, base, adapterSpec{targets: allTargets[:7], rank: 8, alpha: 16, seed: 21, stdB: 0.01})
 	dir := filepath.Join(t.TempDir(), "peft")
 	sum, err := export.ExportPEFT(export.PEFTOptions{Adapter: a, Base: base, Dir: dir})

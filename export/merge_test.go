@@ -14,6 +14,7 @@ import (
 	"github.com/ecotune/ecotune/factory"
 	"github.com/ecotune/ecotune/ggml"
 	"github.com/ecotune/ecotune/gguf"
+	"github.com/ecotune/ecotune/internal/testenv"
 	"github.com/ecotune/ecotune/quant"
 )
 
@@ -52,7 +53,7 @@ func compareLogits(t *testing.T, got, want []float32, tol float64, what string) 
 // llama.cpp's logits of the base with the adapters applied (--lora), and those
 // of llama-export-lora's merge of the same adapters.
 func TestMergeF32MatchesLoRA(t *testing.T) {
-	base := requireAsset(t, storiesPath)
+	base := testenv.Stories(t)
 	exportLora := tool(t, "llama-export-lora")
 	a1 := writeAdapter(t, base, adapterSpec{targets: allTargets, rank: 8, alpha: 16, seed: 1, stdB: 0.01})
 	a2 := writeAdapter(t, base, adapterSpec{targets: allTargets, rank: 4, alpha: 0, seed: 2, stdB: 0.01})
@@ -116,7 +117,7 @@ func TestMergeF32MatchesLoRA(t *testing.T) {
 // weights to F16 is the only difference from applying the adapter at run
 // time, so llama-export-lora (which rounds the same sum) must agree closely.
 func TestMergeF16MatchesLoRA(t *testing.T) {
-	stories := requireAsset(t, storiesPath)
+	stories := testenv.Stories(t)
 	exportLora := tool(t, "llama-export-lora")
 	base := filepath.Join(t.TempDir(), "base-f16.gguf")
 	_, err := quant.QuantizeModel(context.Background(), stories, base, quant.Options{Type: quant.FileTypeF16})
@@ -226,7 +227,7 @@ func tensorF32(t testing.TB, f *gguf.File, name string) []float32 {
 // here in float64 with a plain triple loop (the token embedding's pair
 // flipped as llama.cpp's llm_build_inp_embd reads it), for an F32 and an F16 base.
 func TestMergeWeights(t *testing.T) {
-	stories := requireAsset(t, storiesPath)
+	stories := testenv.Stories(t)
 	f16 := filepath.Join(t.TempDir(), "base-f16.gguf")
 	_, err := quant.QuantizeModel(context.Background(), stories, f16, quant.Options{Type: quant.FileTypeF16})
 	require.NoError(t, err)
@@ -391,7 +392,7 @@ func TestMergeZeroScaleIsLlamaQuantize(t *testing.T) {
 // TestMergeCancel: cancelling mid-merge returns the context's error and
 // leaves no output file behind.
 func TestMergeCancel(t *testing.T) {
-	base := requireAsset(t, storiesPath)
+	base := testenv.Stories(t)
 	a := writeAdapter(t, base, adapterSpec{targets: allTargets, rank: 2, alpha: 2, seed: 1, stdB: 0.01})
 	out := filepath.Join(t.TempDir(), "merged.gguf")
 	ctx, cancel := context.WithCancel(context.Background())

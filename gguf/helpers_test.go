@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/ecotune/ecotune/internal/testenv"
 )
 
 // Paths of the shared test assets, relative to this package's directory.
@@ -20,13 +22,11 @@ const (
 	sharedFixturesDir = "../../shared/fixtures"
 )
 
-// requireFile skips the test when an optional asset is absent (a user's checkout).
+// requireFile returns path made absolute, skipping the test when the asset is absent (a
+// user's checkout), or failing it with ECOTUNE_REQUIRE_TOOLS=1.
 func requireFile(t testing.TB, path string) string {
 	t.Helper()
-	if _, err := os.Stat(path); err != nil {
-		t.Skipf("test asset %s not present (%v): skipping", path, err)
-	}
-	return path
+	return testenv.Require(t, path, "the test asset "+path)
 }
 
 // allValues returns metadata with every value type, arrays of each, empty and

@@ -15,6 +15,7 @@ import (
 	"github.com/ecotune/ecotune/factory"
 	"github.com/ecotune/ecotune/ggml"
 	"github.com/ecotune/ecotune/gguf"
+	"github.com/ecotune/ecotune/internal/testenv"
 	"github.com/ecotune/ecotune/quant"
 )
 
@@ -91,7 +92,7 @@ func TestQuantizeModelMatchesLlamaQuantize(t *testing.T) {
 			return initModel(t, factory.Spec{Arch: "phi2", Embd: 64, Layers: 2, Heads: 4, FF: 128, VocabSize: 1000})
 		}, []quant.FileType{quant.FileTypeQ4_K_M, quant.FileTypeQ5_0}},
 		{"stories260K (real, ff 172)", func(t *testing.T) string {
-			return requireAsset(t, storiesPath)
+			return testenv.Stories(t)
 		}, []quant.FileType{quant.FileTypeQ4_K_M, quant.FileTypeQ8_0, quant.FileTypeIQ4_NL, quant.FileTypeQ4_0}},
 	}
 	for _, c := range cases {

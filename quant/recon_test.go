@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ecotune/ecotune/gguf"
+	"github.com/ecotune/ecotune/internal/testenv"
 	"github.com/ecotune/ecotune/quant"
 )
 
@@ -39,7 +40,7 @@ type dataset struct {
 
 // storiesMatrices returns every 2-D tensor of stories260K as float32.
 func storiesMatrices(t *testing.T) dataset {
-	f, err := gguf.Open(requireAsset(t, storiesPath))
+	f, err := gguf.Open(testenv.Stories(t))
 	require.NoError(t, err)
 	defer f.Close()
 	var ds dataset

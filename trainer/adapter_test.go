@@ -1,7 +1,6 @@
 package trainer
 
 import (
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -13,6 +12,7 @@ import (
 	"github.com/ecotune/ecotune/bindings"
 	"github.com/ecotune/ecotune/ggml"
 	"github.com/ecotune/ecotune/gguf"
+	"github.com/ecotune/ecotune/internal/testenv"
 )
 
 // trainedLoRA returns a LoRA on every module with random nonzero B, so that the
@@ -94,10 +94,7 @@ func TestAdapterMatchesLibllama(t *testing.T) {
 
 func TestAdapterLoadsInLlamaCompletion(t *testing.T) {
 	requireStories(t)
-	bin := filepath.Join(toolsDir, "llama-completion")
-	if _, err := os.Stat(bin); err != nil {
-		t.Skipf("llama-completion not built at %s (run make native): %v", bin, err)
-	}
+	bin := testenv.Tool(t, "llama-completion")
 	m := loadStories(t)
 	l := trainedLoRA(t, m, LoRAConfig{Rank: 8, Alpha: 16, Targets: []string{"all"}})
 	path := filepath.Join(t.TempDir(), "adapter.gguf")

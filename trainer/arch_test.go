@@ -4,10 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"fmt"
 	"math"
 	"math/rand/v2"
-	"os"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -21,6 +19,7 @@ import (
 	"github.com/ecotune/ecotune/factory"
 	"github.com/ecotune/ecotune/ggml"
 	"github.com/ecotune/ecotune/gguf"
+	"github.com/ecotune/ecotune/internal/testenv"
 )
 
 // archCase is a small random model of one architecture as factory writes it, with
@@ -110,20 +109,6 @@ func archCaseNamed(t testing.TB, name string) archCase {
 	return archCases[i]
 }
 
-// requireAsset skips the test when path is absent, or fails it with
-// ECOTUNE_REQUIRE_TOOLS=1.
-func requireAsset(t testing.TB, path string) string {
-	t.Helper()
-	if _, err := os.Stat(path); err != nil {
-		msg := fmt.Sprintf("%s is missing (%v): run make for llama.cpp's source and tools", path, err)
-		if os.Getenv("ECOTUNE_REQUIRE_TOOLS") == "1" {
-			t.Fatal("ECOTUNE_REQUIRE_TOOLS=1 but " + msg)
-		}
-		t.Skip(msg + " (set ECOTUNE_REQUIRE_TOOLS=1 to make this a failure)")
-	}
-	return path
-}
-
 func f32Bytes(v []float32) []byte {
 	out := make([]byte, 4*len(v))
 	for i, x := range v {
@@ -136,7 +121,7 @@ func f32Bytes(v []float32) []byte {
 func writeArchModel(t testing.TB, c archCase) string {
 	t.Helper()
 	spec := c.spec
-	spec.VocabFile = requireAsset(t, filepath.Join("..", "third_party", "llama.cpp", "models", "ggml-vocab-"+c.vocab+".gguf"))
+	spec.VocabFile = testenv.Vocab(t, c.vocab)
 	spec.Seed, spec.Std = 11, 0.1
 	b, err := factory.Build(spec)
 	require.NoError(t, err)

@@ -10,24 +10,23 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ecotune/ecotune/bindings"
+	"github.com/ecotune/ecotune/internal/testenv"
 )
 
-var (
-	storiesPath = filepath.Join("..", "..", "shared", "models", "stories260K.gguf")
-	toolsDir    = filepath.Join("..", "build", "cpu", "bin")
-)
+// storiesPath is the shared stories260K model, relative to this package's directory;
+// requireStories checks that it is there.
+var storiesPath = filepath.Join("..", "..", "shared", "models", "stories260K.gguf")
 
 func TestMain(m *testing.M) {
 	bindings.SetLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	os.Exit(m.Run())
 }
 
-// requireStories skips the test when the shared stories260K model is absent.
+// requireStories skips the test when the shared stories260K model is absent, or fails it
+// with ECOTUNE_REQUIRE_TOOLS=1.
 func requireStories(t testing.TB) {
 	t.Helper()
-	if _, err := os.Stat(storiesPath); err != nil {
-		t.Skipf("stories260K model not found at %s (the shared models folder is absent): %v", storiesPath, err)
-	}
+	testenv.Stories(t)
 }
 
 func loadStories(t testing.TB) *Model {

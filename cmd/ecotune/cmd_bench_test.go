@@ -8,11 +8,13 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/ecotune/ecotune/internal/testenv"
 )
 
 func TestBench(t *testing.T) {
 	requireModel(t)
-	requireFile(t, filepath.Join("..", "..", "build", "cpu", "bin", "llama-bench"))
+	testenv.Tool(t, "llama-bench")
 	code, out, stderr := runCLI(t, "bench", "--model", storiesModel, "--steps", "1", "--seq-len", "32", "--threads", "1",
 		"--tools", "../../build/cpu/bin", "--json")
 	require.Equal(t, 0, code, stderr)
@@ -33,7 +35,7 @@ func TestBench(t *testing.T) {
 // are ecotune itself): one row per base, with the child's own peak memory and losses.
 func TestBenchQLoRAMemory(t *testing.T) {
 	requireModel(t)
-	requireFile(t, filepath.Join("..", "..", "build", "cpu", "bin", "llama-bench"))
+	testenv.Tool(t, "llama-bench")
 	bin := filepath.Join(t.TempDir(), "ecotune")
 	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
 	require.NoError(t, err, "%s", out)

@@ -11,27 +11,16 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ecotune/ecotune/eval"
+	"github.com/ecotune/ecotune/internal/testenv"
 )
-
-// requireFile skips when path is absent (no `make native` yet), or fails with
-// ECOTUNE_REQUIRE_TOOLS=1.
-func requireFile(t *testing.T, path string) {
-	t.Helper()
-	if _, err := os.Stat(path); err != nil {
-		if os.Getenv("ECOTUNE_REQUIRE_TOOLS") == "1" {
-			t.Fatalf("ECOTUNE_REQUIRE_TOOLS=1 but %s is missing: %v", path, err)
-		}
-		t.Skipf("%s is missing (run make native): %v", path, err)
-	}
-}
 
 // TestDemoRuns runs the demo with five training steps and four test examples, and
 // checks its summary against the files it wrote.
 func TestDemoRuns(t *testing.T) {
 	vocab := "../../third_party/llama.cpp/models/ggml-vocab-llama-spm.gguf"
 	tools := "../../build/cpu/bin"
-	requireFile(t, vocab)
-	requireFile(t, filepath.Join(tools, "llama-completion"))
+	testenv.Vocab(t, "llama-spm")
+	testenv.Tool(t, "llama-completion")
 	out := t.TempDir()
 	code, stdout, stderr := runCLI(t, "demo", "--out", out, "--steps", "5", "--limit", "4", "--threads", "2",
 		"--data", "../../data/environment", "--base", "../../models/ecotune-env-base.weights.gguf", "--vocab", vocab,

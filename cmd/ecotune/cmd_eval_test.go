@@ -15,24 +15,11 @@ import (
 	"github.com/ecotune/ecotune/eval"
 )
 
-// evalStoriesModel is the shared real model, relative to this package's directory.
-var evalStoriesModel = filepath.Join("..", "..", "..", "shared", "models", "stories260K.gguf")
-
-func requireStoriesModel(t *testing.T) {
-	t.Helper()
-	if _, err := os.Stat(evalStoriesModel); err != nil {
-		if os.Getenv("ECOTUNE_REQUIRE_TOOLS") == "1" {
-			t.Fatalf("ECOTUNE_REQUIRE_TOOLS=1 but %s is missing: %v", evalStoriesModel, err)
-		}
-		t.Skipf("stories260K not available at %s (set ECOTUNE_REQUIRE_TOOLS=1 to make this a failure): %v", evalStoriesModel, err)
-	}
-}
-
 // TestTrainThenEvalReport trains a small adapter with the CLI, then evaluates base and
 // adapter with it. The adapter's loss on a held-out text, computed by eval through
 // libllama, must equal the validation loss the trainer computed with its own ggml graph.
 func TestTrainThenEvalReport(t *testing.T) {
-	requireStoriesModel(t)
+	requireModel(t)
 	dir := t.TempDir()
 	story := "Once upon a time, there was a little girl named Lily. She loved to play outside in the park. " +
 		"One day, she saw a big, red ball. She ran to get it and laughed. Her mom smiled and said, you are a good girl. "
@@ -40,7 +27,7 @@ func TestTrainThenEvalReport(t *testing.T) {
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "train.txt"), []byte(strings.Repeat(story, 6)), 0o644))
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "val.txt"), []byte(val), 0o644))
 	run := filepath.Join(dir, "run")
-	code, _, stderr := runCLI(t, "train", "--model", evalStoriesModel, "--data", filepath.Join(dir, "train.txt"),
+	code, _, stderr := runCLI(t, "train", "--model", storiesModel, "--data", filepath.Join(dir, "train.txt"),
 		"--val", filepath.Join(dir, "val.txt"), "--out", run, "--steps", "20", "--seq-len", "64", "--lr", "5e-3",
 		"--lora.r", "4", "--eval-every", "10", "--threads", "1", "--quiet")
 	require.Equal(t, 0, code, stderr)
@@ -76,7 +63,7 @@ func TestTrainThenEvalReport(t *testing.T) {
 	require.NoError(t, os.WriteFile(items, []byte(sb.String()), 0o644))
 	out := filepath.Join(dir, "report")
 	adapter := filepath.Join(run, "adapter.gguf")
-	code, stdout, stderr := runCLI(t, "eval", "--model", evalStoriesModel, "--adapter", adapter, "--data", items,
+	code, stdout, stderr := runCLI(t, "eval", "--model", storiesModel, "--adapter", adapter, "--data", items,
 		"--metrics", filepath.Join(run, "metrics.jsonl"), "-o", out, "--max-tokens", "24", "--threads", "1", "--parallel", "3")
 	require.Equal(t, 0, code, stderr)
 	assert.Contains(t, stdout, "| base |")
@@ -126,7 +113,7 @@ func TestEvalReportUsage(t *testing.T) {
 // bundled environment Q&A: prompts come rendered by the template, references are the
 // original answers, and the loss covers the answer tokens.
 func TestEvalPreparedSplit(t *testing.T) {
-	requireStoriesModel(t)
+	requireModel(t)
 	dir := t.TempDir()
 	prep := filepath.Join(dir, "prep")
 	qa := filepath.Join("..", "..", "data", "environment", "qa.jsonl")
@@ -134,7 +121,7 @@ func TestEvalPreparedSplit(t *testing.T) {
 	require.Equal(t, 0, code, stderr)
 
 	out := filepath.Join(dir, "report")
-	code, stdout, stderr := runCLI(t, "eval", "--model", evalStoriesModel, "--data", filepath.Join(prep, "test.jsonl"),
+	code, stdout, stderr := runCLI(t, "eval", "--model", storiesModel, "--data", filepath.Join(prep, "test.jsonl"),
 		"-o", out, "--limit", "4", "--max-tokens", "12", "--threads", "1", "--quiet")
 	require.Equal(t, 0, code, stderr)
 	assert.Contains(t, stdout, "| base |")
@@ -167,11 +154,11 @@ func TestEvalPreparedSplit(t *testing.T) {
 }
 
 func TestEvalReportPromptTooLong(t *testing.T) {
-	requireStoriesModel(t)
+	requireModel(t)
 	items := filepath.Join(t.TempDir(), "items.jsonl")
 	require.NoError(t, os.WriteFile(items, []byte(`{"prompt":"`+strings.Repeat("the dog ran ", 120)+`","reference":"x"}`+"\n"), 0o644))
 	// llama.cpp rounds the context up to 256 tokens, so the 360-token prompt is too long for it.
-	code, _, stderr := runCLI(t, "eval", "-m", evalStoriesModel, "--data", items, "-o", t.TempDir(), "--seq-len", "32", "--threads", "1", "-q")
+	code, _, stderr := runCLI(t, "eval", "-m", storiesModel, "--data", items, "-o", t.TempDir(), "--seq-len", "32", "--threads", "1", "-q")
 	assert.Equal(t, exitError, code)
 	assert.Contains(t, stderr, "raise --seq-len")
 }

@@ -9,20 +9,19 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/ecotune/ecotune/internal/testenv"
 )
 
+// storiesModel is the shared stories260K model, relative to this package's directory;
+// requireModel checks that it is there.
 var storiesModel = filepath.Join("..", "..", "..", "shared", "models", "stories260K.gguf")
 
 // requireModel skips without the shared stories260K model, unless ECOTUNE_REQUIRE_TOOLS=1
 // makes that a failure.
 func requireModel(t *testing.T) {
 	t.Helper()
-	if _, err := os.Stat(storiesModel); err != nil {
-		if os.Getenv("ECOTUNE_REQUIRE_TOOLS") == "1" {
-			t.Fatalf("ECOTUNE_REQUIRE_TOOLS=1 but the model is missing: %v", err)
-		}
-		t.Skipf("stories260K not found at %s: %v", storiesModel, err)
-	}
+	testenv.Stories(t)
 }
 
 // TestTrainResume trains 8 steps, loses the last checkpoint (as if killed before

@@ -1,0 +1,140 @@
+// Package testenv locates the test assets that live outside the Go sources: llama.cpp's
+// tools and vocabularies, which `make native` builds and fetches, and the shared models
+// and fixtures in the shared folder beside the checkout. A test that needs a missing
+// asset is skipped, or fails when ECOTUNE_REQUIRE_TOOLS=1 so that CI cannot pass by
+// skipping.
+package testenv
+
+import (
+	"bufio"
+	"errors"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// RequireEnv is the environment variable that, set to 1, turns a missing asset into a failure.
+const RequireEnv = "ECOTUNE_REQUIRE_TOOLS"
+
+const modulePath = "github.com/ecotune/ecotune"
+
+// findRoot looks for the module's go.mod above the working directory, then above this
+// source file.
+var findRoot = sync.OnceValues(func() (string, error) {
+	var starts []string
+	if wd, err := os.Getwd(); err == nil {
+		starts = append(starts, wd)
+	}
+	if _, file, _, ok := runtime.Caller(0); ok && filepath.IsAbs(file) {
+		starts = append(starts, filepath.Dir(file))
+	}
+	for _, dir := range starts {
+		for {
+			if isModuleRoot(dir) {
+				return dir, nil
+			}
+			parent := filepath.Dir(dir)
+			if parent == dir {
+				break
+			}
+			dir = parent
+		}
+	}
+	return "", errors.New("no go.mod of module " + modulePath + " above the working directory")
+})
+
+// isModuleRoot reports whether dir holds this module's go.mod.
+func isModuleRoot(dir string) bool {
+	f, err := os.Open(filepath.Join(dir, "go.mod"))
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		if fields := strings.Fields(s.Text()); len(fields) == 2 && fields[0] == "module" {
+			return fields[1] == modulePath
+		}
+	}
+	return false
+}
+
+// Root returns the repository root, failing the test when it cannot be found.
+func Root(tb testing.TB) string {
+	tb.Helper()
+	root, err := findRoot()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return root
+}
+
+// Require returns path (absolute, or relative to the working directory) made absolute when it exists; otherwise it skips the test, or fails it when ECOTUNE_REQUIRE_TOOLS=1.
+func Require(tb testing.TB, path, what string) string {
+	tb.Helper()
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	_, err = os.Stat(abs)
+	if err == nil {
+		return abs
+	}
+	msg := what + " is missing (" + err.Error() + ")"
+	if hint := howToGet(abs); hint != "" {
+		msg += ": " + hint
+	}
+	if os.Getenv(RequireEnv) == "1" {
+		tb.Fatal(RequireEnv + "=1 but " + msg)
+	}
+	tb.Skip(msg + " (set " + RequireEnv + "=1 to make this a failure)")
+	return ""
+}
+
+// howToGet says where a missing asset at abs comes from, or "" when it does not know.
+func howToGet(abs string) string {
+	root, err := findRoot()
+	if err != nil {
+		return ""
+	}
+	under := func(dir string) bool {
+		rel, err := filepath.Rel(dir, abs)
+		return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
+	}
+	switch {
+	case under(filepath.Join(root, "build")):
+		return "run `make native` to build llama.cpp's tools"
+	case under(filepath.Join(root, "third_party")):
+		return "run `make native` to fetch llama.cpp's sources and vocabularies"
+	case under(filepath.Join(filepath.Dir(root), "shared")):
+		return "it comes from the shared folder beside the checkout (" + filepath.Join(filepath.Dir(root), "shared") + ")"
+	}
+	return ""
+}
+
+// Tool returns llama.cpp's tool build/cpu/bin/NAME, or skips (fails) as Require does.
+func Tool(tb testing.TB, name string) string {
+	tb.Helper()
+	return Require(tb, filepath.Join(Root(tb), "build", "cpu", "bin", name), "llama.cpp's "+name)
+}
+
+// Vocab returns llama.cpp's third_party/llama.cpp/models/ggml-vocab-NAME.gguf, or skips (fails) as Require does.
+func Vocab(tb testing.TB, name string) string {
+	tb.Helper()
+	return Require(tb, filepath.Join(Root(tb), "third_party", "llama.cpp", "models", "ggml-vocab-"+name+".gguf"), "llama.cpp's "+name+" vocabulary")
+}
+
+// Stories returns the shared stories260K model (../shared/models/stories260K.gguf), or skips (fails) as Require does.
+func Stories(tb testing.TB) string {
+	tb.Helper()
+	return Shared(tb, filepath.Join("models", "stories260K.gguf"))
+}
+
+// Shared returns ../shared/REL beside the repository root, or skips (fails) as Require does.
+func Shared(tb testing.TB, rel string) string {
+	tb.Helper()
+	return Require(tb, filepath.Join(filepath.Dir(Root(tb)), "shared", rel), "the shared asset "+rel)
+}
