@@ -30,7 +30,7 @@ func TestBashCompletionScript(t *testing.T) {
 	require.NoError(t, err, "%s", out)
 	script := `source <("$BIN" completion bash)
 COMP_WORDS=("$BIN" pu); COMP_CWORD=1; _ecotune_complete; echo "${COMPREPLY[@]}"
-COMP_WORDS=("$BIN" train --lora.ta); COMP_CWORD=2; _ecotune_complete; echo "${COMPREPLY[@]}"`
+COMP_WORDS=("$BIN" train --lora.tar); COMP_CWORD=2; _ecotune_complete; echo "${COMPREPLY[@]}"`
 	cmd := exec.Command("bash", "-c", script)
 	cmd.Env = append(cmd.Environ(), "BIN="+bin)
 	got, err := cmd.CombinedOutput()
