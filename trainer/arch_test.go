@@ -8,7 +8,6 @@ import (
 	"math/rand/v2"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strings"
 	"testing"
 
@@ -309,42 +308,13 @@ func TestArchLoRAGradients(t *testing.T) {
 			randomizeB(t, l, 8, 0.1)
 			b := testBatch(t)
 			_, grads := lossAndGrads(t, m, l, b)
-			lossAt := func() float64 {
-				logits, err := m.Logits(b.Tokens, b.B, b.T, l)
-				require.NoError(t, err)
-				return refLoss(logits, b, m.HP.Vocab)
-			}
-			const eps = 1e-2
-			worst, checked := 0.0, 0
+			var names []string
 			for _, name := range l.Names() {
-				if !strings.HasPrefix(name, "blk.0.") {
-					continue
-				}
-				g := grads[name]
-				require.NotEmpty(t, g, name)
-				orig, err := l.Get(name)
-				require.NoError(t, err)
-				idx := make([]int, len(g))
-				for i := range idx {
-					idx[i] = i
-				}
-				sort.Slice(idx, func(i, j int) bool { return math.Abs(float64(g[idx[i]])) > math.Abs(float64(g[idx[j]])) })
-				for _, i := range idx[:2] {
-					v := append([]float32(nil), orig...)
-					v[i] = orig[i] + eps
-					require.NoError(t, l.Set(name, v))
-					up := lossAt()
-					v[i] = orig[i] - eps
-					require.NoError(t, l.Set(name, v))
-					down := lossAt()
-					require.NoError(t, l.Set(name, orig))
-					fd := (up - down) / (2 * eps)
-					rel := math.Abs(fd-float64(g[i])) / math.Max(math.Abs(fd), 1e-12)
-					worst = math.Max(worst, rel)
-					checked++
-					assert.LessOrEqualf(t, rel, 1e-2, "%s[%d]: analytic %g, finite difference %g", name, i, g[i], fd)
+				if strings.HasPrefix(name, "blk.0.") {
+					names = append(names, name)
 				}
 			}
+			worst, checked := checkGradsByFiniteDifferences(t, m, l, b, grads, names, 2)
 			require.Positive(t, checked)
 			t.Logf("%s: worst relative error of %d LoRA gradients vs central differences: %.2e", ac.name, checked, worst)
 		})

@@ -157,26 +157,35 @@ func TestLoRAGradientsMatchFiniteDifferences(t *testing.T) {
 	randomizeB(t, l, 8, 0.05)
 	b := testBatch(t)
 	_, grads := lossAndGrads(t, m, l, b)
+	worst, _ := checkGradsByFiniteDifferences(t, m, l, b, grads, []string{"blk.0.attn_q.weight.lora_a", "blk.0.attn_q.weight.lora_b",
+		"blk.1.attn_k.weight.lora_a", "blk.2.attn_v.weight.lora_b", "blk.3.attn_output.weight.lora_a", "blk.4.ffn_gate.weight.lora_b",
+		"blk.2.ffn_up.weight.lora_a", "blk.4.ffn_down.weight.lora_b", "blk.1.ffn_down.weight.lora_a"}, 3)
+	t.Logf("worst relative error of LoRA gradients vs central differences: %.2e", worst)
+}
+
+// checkGradsByFiniteDifferences compares grads of the named adapter tensors, at their k
+// largest coordinates (where float32 noise matters least), with central differences of
+// the float64 loss of m's logits with l on b. It returns the worst relative error and
+// the number of coordinates checked.
+func checkGradsByFiniteDifferences(t *testing.T, m *Model, l *LoRA, b *Batch, grads map[string][]float32, names []string, k int) (worst float64, checked int) {
+	t.Helper()
 	lossAt := func() float64 {
 		logits, err := m.Logits(b.Tokens, b.B, b.T, l)
 		require.NoError(t, err)
 		return refLoss(logits, b, m.HP.Vocab)
 	}
 	const eps = 1e-2
-	worst := 0.0
-	for _, name := range []string{"blk.0.attn_q.weight.lora_a", "blk.0.attn_q.weight.lora_b", "blk.1.attn_k.weight.lora_a", "blk.2.attn_v.weight.lora_b",
-		"blk.3.attn_output.weight.lora_a", "blk.4.ffn_gate.weight.lora_b", "blk.2.ffn_up.weight.lora_a", "blk.4.ffn_down.weight.lora_b", "blk.1.ffn_down.weight.lora_a"} {
+	for _, name := range names {
 		g := grads[name]
 		require.NotEmpty(t, g, name)
 		orig, err := l.Get(name)
 		require.NoError(t, err)
-		// The coordinates with the largest gradients, where float32 noise matters least.
 		idx := make([]int, len(g))
 		for i := range idx {
 			idx[i] = i
 		}
 		sort.Slice(idx, func(i, j int) bool { return math.Abs(float64(g[idx[i]])) > math.Abs(float64(g[idx[j]])) })
-		for _, i := range idx[:3] {
+		for _, i := range idx[:min(k, len(idx))] {
 			v := append([]float32(nil), orig...)
 			v[i] = orig[i] + eps
 			require.NoError(t, l.Set(name, v))
@@ -188,8 +197,9 @@ func TestLoRAGradientsMatchFiniteDifferences(t *testing.T) {
 			fd := (up - down) / (2 * eps)
 			rel := math.Abs(fd-float64(g[i])) / math.Max(math.Abs(fd), 1e-12)
 			worst = math.Max(worst, rel)
+			checked++
 			assert.LessOrEqualf(t, rel, 1e-2, "%s[%d]: analytic %g, finite difference %g", name, i, g[i], fd)
 		}
 	}
-	t.Logf("worst relative error of LoRA gradients vs central differences: %.2e", worst)
+	return worst, checked
 }
