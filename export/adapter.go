@@ -204,3 +204,23 @@ func (a *Adapter) CheckBase(base *gguf.File) error {
 	}
 	return nil
 }
+
+// openMatched opens a base model and an adapter and checks the adapter fits it; the
+// caller closes both. what names the command in errors.
+func openMatched(basePath, adapterPath, what string) (*gguf.File, *Adapter, error) {
+	base, err := gguf.Open(basePath)
+	if err != nil {
+		return nil, nil, fmt.Errorf("export: %s: base model: %w", what, err)
+	}
+	a, err := OpenAdapter(adapterPath)
+	if err != nil {
+		base.Close()
+		return nil, nil, err
+	}
+	if err := a.CheckBase(base); err != nil {
+		a.Close()
+		base.Close()
+		return nil, nil, err
+	}
+	return base, a, nil
+}

@@ -7,8 +7,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-
-	"github.com/ecotune/ecotune/gguf"
 )
 
 // OllamaModelfile is the name of the file WriteOllama writes.
@@ -40,19 +38,12 @@ type OllamaSummary struct {
 // Ollama's syntax with its stop markers when it is a known one, and SYSTEM.
 // Without a recognized template, Ollama falls back to its own detection.
 func WriteOllama(opts OllamaOptions) (*OllamaSummary, error) {
-	base, err := gguf.Open(opts.Base)
+	base, a, err := openMatched(opts.Base, opts.Adapter, "ollama")
 	if err != nil {
-		return nil, fmt.Errorf("export: ollama: base model: %w", err)
+		return nil, err
 	}
 	defer base.Close()
-	a, err := OpenAdapter(opts.Adapter)
-	if err != nil {
-		return nil, err
-	}
 	defer a.Close()
-	if err := a.CheckBase(base); err != nil {
-		return nil, err
-	}
 	var format ChatFormat
 	var ok bool
 	if opts.Format != "" {

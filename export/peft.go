@@ -91,19 +91,12 @@ func BaseModelName(meta *gguf.Metadata) string {
 // lora_B.weight, [out, r]), data in the adapter's own float type, and the rows
 // of lora_B for llama's q and k put back in Hugging Face's order.
 func ExportPEFT(opts PEFTOptions) (*PEFTSummary, error) {
-	base, err := gguf.Open(opts.Base)
+	base, a, err := openMatched(opts.Base, opts.Adapter, "peft")
 	if err != nil {
-		return nil, fmt.Errorf("export: peft: base model: %w", err)
+		return nil, err
 	}
 	defer base.Close()
-	a, err := OpenAdapter(opts.Adapter)
-	if err != nil {
-		return nil, err
-	}
 	defer a.Close()
-	if err := a.CheckBase(base); err != nil {
-		return nil, err
-	}
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("export: peft: adapter %s: %s", opts.Adapter, fmt.Sprintf(format, args...))
 	}
