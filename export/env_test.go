@@ -7,10 +7,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"regexp"
-	"strconv"
 	"strings"
 	"testing"
 
@@ -32,25 +29,10 @@ func tool(t testing.TB, name string) string { t.Helper(); return testenv.Tool(t,
 // vocab returns llama.cpp's vocabulary ggml-vocab-NAME.gguf (see testenv).
 func vocab(t testing.TB, name string) string { t.Helper(); return testenv.Vocab(t, name) }
 
-// run runs a tool and returns its combined output, failing the test on a non-zero exit.
-func run(t testing.TB, name string, args ...string) string {
-	t.Helper()
-	out, err := exec.Command(name, args...).CombinedOutput()
-	require.NoError(t, err, "%s %v:\n%s", filepath.Base(name), args, out)
-	return string(out)
-}
-
-var finalPPL = regexp.MustCompile(`Final estimate: PPL = ([0-9.]+)`)
-
-// perplexity runs llama-perplexity with a 128-token context on quant's committed text.
+// perplexity is llama-perplexity's estimate for model on ../quant/testdata/perplexity.txt (see testenv).
 func perplexity(t testing.TB, model string) float64 {
 	t.Helper()
-	out := run(t, tool(t, "llama-perplexity"), "-m", model, "-f", "../quant/testdata/perplexity.txt", "-c", "128", "-t", "2", "--seed", "1")
-	m := finalPPL.FindStringSubmatch(out)
-	require.NotNil(t, m, "no final estimate in llama-perplexity's output:\n%s", out)
-	ppl, err := strconv.ParseFloat(m[1], 64)
-	require.NoError(t, err)
-	return ppl
+	return testenv.Perplexity(t, model, "../quant/testdata/perplexity.txt")
 }
 
 // adapterSpec describes a random adapter written directly in llama.cpp's

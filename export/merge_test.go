@@ -60,7 +60,7 @@ func TestMergeF32MatchesLoRA(t *testing.T) {
 	merged := merge(t, base, "", export.AdapterScale{Path: a1, Scale: 1}, export.AdapterScale{Path: a2, Scale: 0.5})
 
 	theirs := filepath.Join(t.TempDir(), "export-lora.gguf")
-	run(t, exportLora, "-m", base, "--lora", a1, "--lora-scaled", a2+":0.5", "-o", theirs, "-t", "2")
+	testenv.Run(t, exportLora, "-m", base, "--lora", a1, "--lora-scaled", a2+":0.5", "-o", theirs, "-t", "2")
 
 	// llama.cpp keeps K and V in an F16 cache. A merged weight and a
 	// run-time adapter agree to float32 rounding (about 1e-7 of the range at
@@ -125,7 +125,7 @@ func TestMergeF16MatchesLoRA(t *testing.T) {
 	a := writeAdapter(t, base, adapterSpec{targets: allTargets, rank: 8, alpha: 16, seed: 3, stdB: 0.05})
 	merged := merge(t, base, "", export.AdapterScale{Path: a, Scale: 1})
 	theirs := filepath.Join(t.TempDir(), "export-lora.gguf")
-	run(t, exportLora, "-m", base, "--lora", a, "-o", theirs, "-t", "2")
+	testenv.Run(t, exportLora, "-m", base, "--lora", a, "-o", theirs, "-t", "2")
 
 	// Storing the merged weights as F16 rounds them, which moves the logits
 	// by about 1e-3 of their range from base + --lora, for llama-export-lora
@@ -190,9 +190,9 @@ func TestMergeQ4KPerplexity(t *testing.T) {
 
 	ours := merge(t, base, "q4_k", export.AdapterScale{Path: a, Scale: 1})
 	f16 := filepath.Join(dir, "export-lora-f16.gguf")
-	run(t, exportLora, "-m", base, "--lora", a, "-o", f16, "-t", "2")
+	testenv.Run(t, exportLora, "-m", base, "--lora", a, "-o", f16, "-t", "2")
 	theirs := filepath.Join(dir, "export-lora-q4_k_m.gguf")
-	run(t, llamaQuantize, f16, theirs, "Q4_K_M", "2")
+	testenv.Run(t, llamaQuantize, f16, theirs, "Q4_K_M", "2")
 
 	pBase, pF16, pOurs, pTheirs := perplexity(t, base), perplexity(t, f16), perplexity(t, ours), perplexity(t, theirs)
 	t.Logf("perplexity: base %.3f, merged F16 %.3f, ours Q4_K %.3f, export-lora+llama-quantize Q4_K_M %.3f (%+.3f%%)",
@@ -365,7 +365,7 @@ func TestMergeZeroScaleIsLlamaQuantize(t *testing.T) {
 	a := writeAdapter(t, base, adapterSpec{targets: allTargets, rank: 4, alpha: 8, seed: 10, stdB: 0.05})
 	ours := merge(t, base, "q4_k", export.AdapterScale{Path: a, Scale: 0})
 	theirs := filepath.Join(t.TempDir(), "q4_k_m.gguf")
-	run(t, llamaQuantize, base, theirs, "Q4_K_M", "1")
+	testenv.Run(t, llamaQuantize, base, theirs, "Q4_K_M", "1")
 
 	of, err := gguf.Open(ours)
 	require.NoError(t, err)

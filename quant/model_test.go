@@ -52,7 +52,7 @@ func quantizeBoth(t *testing.T, in string, ft quant.FileType) (ours, theirs stri
 	theirs = filepath.Join(dir, "llama-"+ft.String()+".gguf")
 	_, err := quant.QuantizeModel(context.Background(), in, ours, quant.Options{Type: ft})
 	require.NoError(t, err)
-	run(t, tool(t, "llama-quantize"), in, theirs, ft.String(), "2")
+	testenv.Run(t, tool(t, "llama-quantize"), in, theirs, ft.String(), "2")
 	return ours, theirs
 }
 

@@ -9,8 +9,11 @@ import (
 	"bufio"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -137,4 +140,39 @@ func Stories(tb testing.TB) string {
 func Shared(tb testing.TB, rel string) string {
 	tb.Helper()
 	return Require(tb, filepath.Join(filepath.Dir(Root(tb)), "shared", rel), "the shared asset "+rel)
+}
+
+// Run runs a program and returns its combined output, failing the test on a non-zero exit.
+func Run(tb testing.TB, name string, args ...string) string {
+	tb.Helper()
+	out, err := exec.Command(name, args...).CombinedOutput()
+	if err != nil {
+		tb.Fatalf("%s %v: %v\n%s", filepath.Base(name), args, err, out)
+	}
+	return string(out)
+}
+
+var finalPPL = regexp.MustCompile(`Final estimate: PPL = ([0-9.]+)`)
+
+// Perplexity runs llama-perplexity on model over text with a 128-token context and
+// returns its final estimate. The tool's asynchronous logger is never flushed at exit
+// (llama.cpp issue 22142), so a run can lose its last lines, the estimate among them;
+// such runs are retried.
+func Perplexity(tb testing.TB, model, text string) float64 {
+	tb.Helper()
+	tool := Tool(tb, "llama-perplexity")
+	var out string
+	for range 5 {
+		out = Run(tb, tool, "-m", model, "-f", text, "-c", "128", "-t", "2", "--seed", "1")
+		if m := finalPPL.FindStringSubmatch(out); m != nil {
+			ppl, err := strconv.ParseFloat(m[1], 64)
+			if err != nil {
+				tb.Fatalf("llama-perplexity's estimate %q: %v", m[1], err)
+			}
+			return ppl
+		}
+		tb.Logf("llama-perplexity printed no final estimate (%d bytes of output); running it again", len(out))
+	}
+	tb.Fatalf("no final estimate in 5 runs of llama-perplexity; last output:\n%s", out)
+	return 0
 }
