@@ -1,6 +1,8 @@
 package trainer
 
 import (
+	"github.com/ecotune/ecotune/ggml"
+
 	"fmt"
 	"log/slog"
 	"math"
@@ -58,6 +60,9 @@ type Config struct {
 	MetricsPath string
 	// OnStep, if set, is called after every optimizer step (for a progress bar).
 	OnStep func(StepInfo) `json:"-"`
+	// ProfileStep, if > 0, runs the first micro-batch of that optimizer step one graph
+	// node at a time and reports the time per op in its StepInfo (slower: for benchmarks).
+	ProfileStep int `json:"-"`
 	// OnEval, if set, is called after every evaluation.
 	OnEval func(step int, loss float64) `json:"-"`
 	// Logger receives warnings (the out-of-memory fallback) and checkpoint notices;
@@ -77,6 +82,9 @@ type StepInfo struct {
 	GradNorm     float64 // before clipping
 	Tokens       int     // tokens processed so far
 	TokensPerSec float64 // over the run so far
+	// Profile is the time per op of the step's first micro-batch when ProfileStep asked
+	// for it, longest first.
+	Profile []ggml.OpTime
 }
 
 // DefaultConfig returns a Config with every default filled in and 100 steps (the

@@ -8,7 +8,9 @@ import (
 
 // newComputeContext makes a context for one graph of m (and its backward pass).
 func (m *Model) newComputeContext() (*ggml.Context, error) {
-	c, err := ggml.NewContext(4*m.graphNodes, m.graphNodes)
+	// A training step's context holds two graphs: the one autograd extends and the
+	// reordered one that runs (stepGraph); the extra tensors' room covers the second.
+	c, err := ggml.NewContext(5*m.graphNodes, m.graphNodes)
 	if err != nil {
 		return nil, fmt.Errorf("trainer: compute context: %w", err)
 	}

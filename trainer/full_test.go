@@ -34,7 +34,7 @@ func TestFullGradientsMatchFiniteDifferences(t *testing.T) {
 	s, err := newStepGraph(m, nil, params, opt.accs, b.B, b.T, b.Targets(), 0)
 	require.NoError(t, err)
 	defer s.Close()
-	_, err = s.run(b, 1, nil)
+	_, err = s.run(b, 1, nil, nil)
 	require.NoError(t, err)
 
 	loss := func() float64 {

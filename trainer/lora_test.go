@@ -67,7 +67,7 @@ func lossAndGrads(t *testing.T, m *Model, l *LoRA, b *Batch) (float64, map[strin
 	s, err := newStepGraph(m, l, l.params(), opt.accs, b.B, b.T, b.Targets(), 0)
 	require.NoError(t, err)
 	defer s.Close()
-	loss, err := s.run(b, 1, nil)
+	loss, err := s.run(b, 1, nil, nil)
 	require.NoError(t, err)
 	grads := map[string][]float32{}
 	for i, p := range l.params() {

@@ -23,7 +23,8 @@ type stepGraph struct {
 	m       *Model
 	c       *ggml.Context
 	b       *builder
-	g       *ggml.Graph
+	g       *ggml.Graph  // what runs: the forward pass and, when training, the backward
+	seed    *ggml.Tensor // ∂loss/∂loss, set to 1 before each training run
 	loss    *ggml.Tensor
 	rows    *ggml.Tensor // I32 [K] target positions
 	labels  *ggml.Tensor // F32 [vocab, K] one-hot
@@ -47,16 +48,23 @@ func newStepGraph(m *Model, lora *LoRA, params, accs []*ggml.Tensor, B, T, K int
 		s.labels = c.NewTensor(ggml.TypeF32, m.HP.Vocab, K).SetName("labels").SetInput()
 		h := c.GetRows(s.b.hidden(), s.rows)
 		s.loss = c.CrossEntropyLoss(s.b.logits(h), s.labels).SetName("loss").SetOutput()
-		s.g = c.NewGraph(m.graphNodes, s.train)
-		s.g.Expand(s.loss)
+		g := c.NewGraph(m.graphNodes, s.train)
+		g.Expand(s.loss)
 		if !s.train {
+			s.g = g
 			return
 		}
 		s.loss.SetLoss()
-		s.g.BuildBackward(c)
+		g.BuildBackward(c)
+		// On the CPU, autograd's out_prod form of each weight's input gradient costs
+		// 3–30× a mul_mat of the same size; see ggml.Graph.OutProdsAsMatMul.
+		g.OutProdsAsMatMul(c, inputGradType)
+		s.seed = g.Grad(s.loss).SetInput()
 		s.weight = c.NewTensor(ggml.TypeF32, 1).SetName("acc_weight").SetInput()
+		s.g = c.NewGraph(m.graphNodes, false)
+		s.g.Expand(s.loss)
 		for i, p := range params {
-			grad := s.g.Grad(p)
+			grad := g.Grad(p)
 			if grad == nil {
 				opErr(fmt.Sprintf("%s gets no gradient from the loss", p.Name()))
 			}
@@ -70,11 +78,16 @@ func newStepGraph(m *Model, lora *LoRA, params, accs []*ggml.Tensor, B, T, K int
 	return s, nil
 }
 
+// inputGradType is the type of the transposed copy of a quantized weight that its
+// input gradient is multiplied with: F32 keeps the gradient as exact as an F32 base's.
+const inputGradType = ggml.TypeF32
+
 func opErr(msg string) { panic(&ggml.OpError{Op: "trainer", Msg: msg}) }
 
 // run computes the batch's loss (and, when training, accumulates weight·∇loss). rng
-// draws the dropout masks; it may be nil without dropout.
-func (s *stepGraph) run(batch *Batch, weight float32, rng *rand.Rand) (float64, error) {
+// draws the dropout masks; it may be nil without dropout. With prof non-nil the graph
+// runs one node at a time and the time per op is stored there.
+func (s *stepGraph) run(batch *Batch, weight float32, rng *rand.Rand, prof *[]ggml.OpTime) (float64, error) {
 	if batch.B != s.B || batch.T != s.T {
 		return 0, fmt.Errorf("trainer: batch of %d×%d run on a graph for %d×%d", batch.B, batch.T, s.B, s.T)
 	}
@@ -108,9 +121,17 @@ func (s *stepGraph) run(batch *Batch, weight float32, rng *rand.Rand) (float64, 
 		if err := s.weight.SetF32([]float32{weight}); err != nil {
 			return 0, fmt.Errorf("trainer: step inputs: %w", err)
 		}
-		s.g.Reset()
+		if err := s.seed.SetF32([]float32{1}); err != nil {
+			return 0, fmt.Errorf("trainer: step inputs: %w", err)
+		}
 	}
-	if err := s.m.sched.Run(s.g); err != nil {
+	if prof != nil {
+		ops, err := s.m.sched.RunProfiled(s.g)
+		if err != nil {
+			return 0, fmt.Errorf("trainer: step: %w", err)
+		}
+		*prof = ops
+	} else if err := s.m.sched.Run(s.g); err != nil {
 		return 0, fmt.Errorf("trainer: step: %w", err)
 	}
 	v, err := s.loss.F32()

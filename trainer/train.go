@@ -285,8 +285,9 @@ func (l *loop) graphFor(b *Batch, train bool) (*stepGraph, error) {
 	return g, nil
 }
 
-// run computes b's loss, accumulating weight·∇loss when training.
-func (l *loop) run(b *Batch, train bool, weight float32) (float64, error) {
+// run computes b's loss, accumulating weight·∇loss when training; with prof non-nil it
+// computes one node at a time and stores the time per op there.
+func (l *loop) run(b *Batch, train bool, weight float32, prof *[]ggml.OpTime) (float64, error) {
 	if l.cfg.allocFail != nil && l.cfg.allocFail(b.B) {
 		return 0, fmt.Errorf("trainer: allocating the graph of %d sequences (injected): %w", b.B, ggml.ErrOutOfMemory)
 	}
@@ -298,7 +299,7 @@ func (l *loop) run(b *Batch, train bool, weight float32) (float64, error) {
 	if train {
 		rng = l.dropRng
 	}
-	return g.run(b, weight, rng)
+	return g.run(b, weight, rng, prof)
 }
 
 // shrink handles an out-of-memory error of a micro-batch: it halves the micro-batch
@@ -343,7 +344,11 @@ func (l *loop) step(step int) (StepInfo, error) {
 		}
 		// Weighting each micro-batch's mean loss by its target count makes the step's
 		// gradient the mean over all its target tokens, whatever the micro-batch size.
-		loss, err := l.run(b, true, float32(k))
+		var prof *[]ggml.OpTime
+		if step == l.cfg.ProfileStep && i == 0 {
+			prof = &info.Profile
+		}
+		loss, err := l.run(b, true, float32(k), prof)
 		if err != nil {
 			if l.shrink(step, err) {
 				continue
@@ -425,7 +430,7 @@ func (l *loop) evalLoss(step int) (float64, error) {
 			i += m
 			continue
 		}
-		loss, err := l.run(b, false, 0)
+		loss, err := l.run(b, false, 0, nil)
 		if err != nil {
 			if l.shrink(step, err) {
 				continue

@@ -18,6 +18,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/ecotune/ecotune/factory"
+	"github.com/ecotune/ecotune/ggml"
 	"github.com/ecotune/ecotune/quant"
 	"github.com/ecotune/ecotune/trainer"
 )
@@ -57,6 +58,7 @@ Example:
 			&cli.IntFlag{Name: "seq-len", Value: 512, Usage: "tokens per training sequence and prompt length of llama-bench"},
 			&cli.IntFlag{Name: "lora.r", Value: 8, Usage: "LoRA rank"},
 			&cli.StringFlag{Name: "lora.targets", Value: "all", Usage: "modules to adapt"},
+			&cli.BoolFlag{Name: "profile", Usage: "also run one more LoRA step node by node and print the time per op"},
 			&cli.BoolFlag{Name: "full", Usage: "also measure full fine-tuning (F32 weights)"},
 			&cli.StringFlag{Name: "qlora", Usage: "also compare peak memory of LoRA training on the model and on copies quantized to these types (comma-separated, e.g. q4_k,iq4_nl), each in its own process"},
 			&cli.IntFlag{Name: "threads", Value: runtime.NumCPU(), Usage: "CPU threads for both"},
@@ -80,6 +82,8 @@ type benchResult struct {
 	LoRAStepSecond float64 `json:"lora_seconds_per_step"`
 	// Memory compares LoRA training on the model and on quantized copies (--qlora).
 	Memory []memoryResult `json:"qlora_memory,omitempty"`
+	// Profile is one LoRA step's time per op (--profile).
+	Profile []ggml.OpTime `json:"lora_step_profile,omitempty"`
 }
 
 func runBench(c *cli.Context) error {
@@ -123,7 +127,11 @@ func runBench(c *cli.Context) error {
 	cfg := trainer.Config{LoRA: trainer.LoRAConfig{Rank: c.Int("lora.r"), Alpha: float32(2 * c.Int("lora.r")), Targets: []string{c.String("lora.targets")}}}
 	fmt.Fprintf(w, "bench: ecotune LoRA training, %d+1 steps of %d tokens\n", c.Int("steps"), res.SeqLen)
 	var perStep float64
-	if res.LoRA, perStep, res.Params, err = trainThroughput(c.Context, model, cfg, false, res.SeqLen, c.Int("steps"), res.Threads); err != nil {
+	var prof *[]ggml.OpTime
+	if c.Bool("profile") {
+		prof = &res.Profile
+	}
+	if res.LoRA, perStep, res.Params, err = trainThroughput(c.Context, model, cfg, false, res.SeqLen, c.Int("steps"), res.Threads, prof); err != nil {
 		return err
 	}
 	res.LoRAStepSecond = perStep
@@ -131,7 +139,7 @@ func runBench(c *cli.Context) error {
 	if c.Bool("full") {
 		fmt.Fprintf(w, "bench: ecotune full fine-tuning, %d+1 steps of %d tokens\n", c.Int("steps"), res.SeqLen)
 		cfg.Method = trainer.MethodFull
-		if res.Full, _, _, err = trainThroughput(c.Context, model, cfg, true, res.SeqLen, c.Int("steps"), res.Threads); err != nil {
+		if res.Full, _, _, err = trainThroughput(c.Context, model, cfg, true, res.SeqLen, c.Int("steps"), res.Threads, nil); err != nil {
 			return err
 		}
 		res.FullRatio = res.Full / res.LlamaPP
@@ -160,6 +168,9 @@ func runBench(c *cli.Context) error {
 		fmt.Fprintf(o, " %.1f | %.3f |", res.Full, res.FullRatio)
 	}
 	fmt.Fprintln(o)
+	if len(res.Profile) > 0 {
+		printProfile(o, res.Profile)
+	}
 	if len(res.Memory) > 0 {
 		fmt.Fprintln(o, "\n| base | file | peak RSS | RSS saved vs the first | file saved vs the first | validation loss |")
 		fmt.Fprintln(o, "| --- | ---: | ---: | ---: | ---: | --- |")
@@ -298,7 +309,9 @@ func llamaBenchPP(ctx context.Context, tool, model string, n, threads int) (floa
 // trainThroughput trains on random sequences of seqLen tokens (every token a target)
 // and returns tokens/s over the steps after the first, seconds per step and the
 // model's parameter count.
-func trainThroughput(ctx context.Context, path string, cfg trainer.Config, full bool, seqLen, steps, threads int) (tps, perStep float64, params int64, err error) {
+// With prof non-nil, one more step after the timed ones runs node by node and its time
+// per op is stored there.
+func trainThroughput(ctx context.Context, path string, cfg trainer.Config, full bool, seqLen, steps, threads int, prof *[]ggml.OpTime) (tps, perStep float64, params int64, err error) {
 	m, err := trainer.LoadModel(path, trainer.ModelOptions{Threads: threads, Trainable: full})
 	if err != nil {
 		return 0, 0, 0, err
@@ -306,7 +319,7 @@ func trainThroughput(ctx context.Context, path string, cfg trainer.Config, full 
 	defer m.Close()
 	r := rand.New(rand.NewPCG(1, 2))
 	var data trainer.Examples
-	for range steps + 1 {
+	for range steps + 2 {
 		ids := make([]int32, seqLen+1)
 		mask := make([]bool, seqLen+1)
 		for i := range ids {
@@ -315,15 +328,40 @@ func trainThroughput(ctx context.Context, path string, cfg trainer.Config, full 
 		data = append(data, trainer.Example{IDs: ids, Mask: mask})
 	}
 	cfg.Steps, cfg.BatchSize, cfg.SeqLen, cfg.EvalEvery = steps+1, 1, seqLen, -1
-	var first time.Time
+	if prof != nil {
+		cfg.Steps++
+		cfg.ProfileStep = cfg.Steps
+	}
+	var first, last time.Time
 	cfg.OnStep = func(s trainer.StepInfo) {
-		if s.Step == 1 {
+		switch s.Step {
+		case 1:
 			first = time.Now()
+		case steps + 1:
+			last = time.Now()
+		}
+		if s.Profile != nil {
+			*prof = s.Profile
 		}
 	}
 	if _, err := trainer.Train(ctx, m, cfg, data, nil); err != nil {
 		return 0, 0, 0, err
 	}
-	elapsed := time.Since(first).Seconds()
+	elapsed := last.Sub(first).Seconds()
 	return float64(steps*seqLen) / elapsed, elapsed / float64(steps), m.Params(), nil
+}
+
+// printProfile prints a profiled LoRA step's time per op, longest first, as a share of
+// the step.
+func printProfile(w io.Writer, ops []ggml.OpTime) {
+	var total time.Duration
+	for _, o := range ops {
+		total += o.Time
+	}
+	fmt.Fprintf(w, "\nOne LoRA step node by node (%.0f ms):\n\n| op | nodes | ms | share |\n| --- | ---: | ---: | ---: |\n", total.Seconds()*1e3)
+	for _, o := range ops {
+		if share := float64(o.Time) / float64(total); share >= 0.005 {
+			fmt.Fprintf(w, "| %s | %d | %.1f | %.1f%% |\n", o.Op, o.Nodes, o.Time.Seconds()*1e3, 100*share)
+		}
+	}
 }

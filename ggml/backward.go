@@ -1,0 +1,99 @@
+//go:build cgo
+
+package ggml
+
+/*
+#include "ggml.h"
+*/
+import "C"
+
+// OutProdsAsMatMul rewrites the OUT_PROD nodes of the backward pass BuildBackward
+// made as MUL_MAT nodes over transposed copies of their operands, by two identities:
+//
+//	out_prod(a, transpose(x)) = mul_mat(cont(transpose(a)), x)
+//	out_prod(a, b)            = mul_mat(cont(transpose(a)), cont(transpose(b)))
+//
+// The first is every input gradient, autograd's out_prod(W, gᵀ) for y = mul_mat(W, x):
+// the transposed copy of a quantized W is dequantized to type quantT first. The second
+// is every gradient of a mul_mat's first operand (attention's scores and values), and
+// is rewritten only where the product outweighs the two transpositions.
+//
+// Why: the CPU backend's OUT_PROD is a loop of axpy rows, 3–30× slower than a matrix
+// product of the same size (34× for IQ4_NL, whose rows it dequantizes one at a time),
+// and the CUDA backend has no quantized OUT_PROD at all, so a QLoRA graph would send
+// it to the CPU. A transposed copy is one pass over an operand that the product reads
+// once per row of the other, and the graph allocator frees it right after its use, so
+// a weight's copy costs one weight's worth of scratch memory, not a second model.
+//
+// The rewritten nodes keep their identity, so gradients read with Grad stay valid,
+// but the graph's node order no longer lists each new copy before its use: compute the
+// result through a new graph expanded from the outputs (Expand orders it afresh). It
+// returns the number of nodes rewritten. New tensors are made in c.
+func (g *Graph) OutProdsAsMatMul(c *Context, quantT Type) int {
+	cg := g.live()
+	if !quantT.valid() || quantT.IsQuantized() {
+		opErrorf("out_prod as mul_mat", "a dequantized weight needs a float type, not %s", quantT)
+	}
+	rows := map[int]*Tensor{} // I32 0..n-1 index vectors, one per row count
+	n := 0
+	for i := 0; i < int(C.ggml_graph_n_nodes(cg)); i++ {
+		node := C.ggml_graph_node(cg, C.int(i))
+		if node.op != C.GGML_OP_OUT_PROD || node.src[0] == nil || node.src[1] == nil {
+			continue
+		}
+		a, b := &Tensor{p: node.src[0], c: c}, &Tensor{p: node.src[1], c: c}
+		var x *Tensor
+		if b.p.op == C.GGML_OP_TRANSPOSE {
+			x = &Tensor{p: b.p.src[0], c: c}
+		} else {
+			// out_prod(a, b) is a.ne0·b.ne0·k multiply-adds after transposing
+			// (a.ne0 + b.ne0)·k values; on the CPU a product runs ~6× faster than
+			// OUT_PROD and a transposition ~8× slower than a multiply-add, so small
+			// outer products (a LoRA rank of 8 on one side) stay as they are.
+			if m, k := a.Ne(0), b.Ne(0); m*k <= 8*(m+k) {
+				continue
+			}
+			x = c.Cont(c.Transpose(b))
+		}
+		if x.p.nb[0] != C.size_t(x.Type().TypeSize()) {
+			x = c.Cont(x) // mul_mat reads rows of its second operand contiguously
+		}
+		at, ok := transposedCopy(c, a, quantT, rows)
+		if !ok {
+			continue
+		}
+		// Turn the node into the mul_mat in place: same shape and type (F32), and every
+		// consumer already points at it.
+		node.op = C.GGML_OP_MUL_MAT
+		for j := range node.op_params {
+			node.op_params[j] = 0
+		}
+		node.src[0] = at.p
+		node.src[1] = x.p
+		n++
+	}
+	return n
+}
+
+// transposedCopy returns a contiguous aᵀ: a's own type for float types, quantT for
+// a quantized 2-D weight (dequantized by get_rows, which every backend has for most
+// types, where a cpy from a quantized type is not). ok is false for a tensor it
+// cannot copy (a quantized tensor of more than two dimensions).
+func transposedCopy(c *Context, a *Tensor, quantT Type, rows map[int]*Tensor) (at *Tensor, ok bool) {
+	typ := a.Type()
+	switch {
+	case typ == TypeF32 || typ == TypeF16 || typ == TypeBF16:
+		return c.Cont(c.Transpose(a)), true
+	case !typ.IsQuantized() || a.p.ne[2] != 1 || a.p.ne[3] != 1:
+		return nil, false
+	}
+	in, out := a.Ne(0), a.Ne(1)
+	idx := rows[out]
+	if idx == nil {
+		idx = c.wrap(C.ggml_cast(c.reserve("out_prod as mul_mat", 1),
+			c.wrap(C.ggml_arange(c.reserve("out_prod as mul_mat", 1), 0, C.float(out), 1)).p,
+			C.GGML_TYPE_I32))
+		rows[out] = idx
+	}
+	return c.Cpy(c.Transpose(c.GetRows(a, idx)), c.NewTensor(quantT, out, in)), true
+}

@@ -1,0 +1,168 @@
+//go:build cgo
+
+package ggml
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// TestOutProdsAsMatMulWeights checks the rewritten input gradient of y = W·x for every weight
+// type against the float64 gradient of L = Σy², 2·Wᵀy, with W as ggml stores it.
+func TestOutProdsAsMatMulWeights(t *testing.T) {
+	const k, m, n = 256, 40, 5
+	for _, be := range testBackends(t) {
+		for _, typ := range weightTypes {
+			for _, quantT := range []Type{TypeF32, TypeF16} {
+				if quantT != TypeF32 && !typ.IsQuantized() {
+					continue // the type of Wᵀ only matters for quantized W
+				}
+				t.Run(be.Name()+"/"+typ.String()+"/"+quantT.String(), func(t *testing.T) {
+					r := rand.New(rand.NewPCG(uint64(typ), 17))
+					w := randn(r, k*m, 0.5)
+					x := randn(r, k*n, 1)
+					wq, err := Quantize(typ, w, k)
+					require.NoError(t, err)
+					e := newEnv(t, be)
+					W := e.leafBytes(typ, wq, k, m)
+					X := e.leaf(TypeF32, x, k, n)
+					e.alloc()
+					var run *Graph
+					var y, loss, seed, gradX *Tensor
+					require.NoError(t, Build(func() {
+						X.SetParam()
+						y = e.c.MulMat(W, X).SetOutput()
+						loss = e.c.Sum(e.c.Sqr(y)).SetLoss().SetOutput()
+						g := e.c.NewGraph(256, true)
+						g.Expand(loss)
+						g.BuildBackward(e.c)
+						require.Equal(t, 1, countOps(g, "OUT_PROD"))
+						require.Equal(t, 1, g.OutProdsAsMatMul(e.c, quantT))
+						seed, gradX = g.Grad(loss).SetInput(), g.Grad(X)
+						run = e.c.NewGraph(256, false)
+						run.Expand(loss)
+						run.Expand(gradX)
+					}))
+					assert.Zero(t, countOps(run, "OUT_PROD"), "out_prod left in the graph")
+					s := e.scheduler()
+					require.NoError(t, s.Alloc(run))
+					require.NoError(t, seed.SetF32([]float32{1}))
+					require.NoError(t, s.Run(run))
+
+					// The forward product's own rounding (x to 8-bit blocks for quantized W) is
+					// TestMulMat's business; here y is taken as ggml computed it.
+					wref := decodeRef(t, typ, wq, k*m)
+					yv, err := y.F32()
+					require.NoError(t, err)
+					gx, err := gradX.F32()
+					require.NoError(t, err)
+					// An F16 or BF16 Wᵀ rounds the gradient to its type (the product's operand type), so
+					// the bound scales with the terms' sizes.
+					wtType := typ
+					if typ.IsQuantized() {
+						wtType = quantT
+					}
+					tol := map[Type]float64{TypeF32: 1e-5, TypeF16: 2e-3, TypeBF16: 1e-2}[wtType]
+					for j := 0; j < n; j++ {
+						for l := 0; l < k; l++ {
+							want, size := 0.0, 0.0
+							for i := 0; i < m; i++ {
+								want += 2 * float64(yv[j*m+i]) * wref[i*k+l]
+								size += math.Abs(2 * float64(yv[j*m+i]) * wref[i*k+l])
+							}
+							require.InDeltaf(t, want, gx[j*k+l], tol*size+1e-6, "dL/dx[%d][%d]", j, l)
+						}
+					}
+				})
+			}
+		}
+	}
+}
+
+func countOps(g *Graph, op string) int {
+	n := 0
+	for i := 0; i < g.Len(); i++ {
+		if g.Node(i).Op() == op {
+			n++
+		}
+	}
+	return n
+}
+
+// TestOutProdsAsMatMulBroadcast checks both rewrites on a batched product whose first
+// operand is broadcast over the second's heads (grouped-query attention's shape), with
+// both operands trained, against the float64 gradients of L = Σy².
+func TestOutProdsAsMatMulBroadcast(t *testing.T) {
+	const k, m, n, ha, h = 64, 48, 40, 2, 4
+	r := rand.New(rand.NewPCG(5, 6))
+	a := randn(r, k*m*ha, 0.5)
+	x := randn(r, k*n*h, 1)
+	for _, be := range testBackends(t) {
+		t.Run(be.Name(), func(t *testing.T) {
+			e := newEnv(t, be)
+			A := e.leaf(TypeF32, a, k, m, ha)
+			X := e.leaf(TypeF32, x, k, n, h)
+			e.alloc()
+			var run *Graph
+			var seed, gradA, gradX *Tensor
+			require.NoError(t, Build(func() {
+				A.SetParam()
+				X.SetParam()
+				loss := e.c.Sum(e.c.Sqr(e.c.MulMat(A, X))).SetLoss().SetOutput()
+				g := e.c.NewGraph(256, true)
+				g.Expand(loss)
+				g.BuildBackward(e.c)
+				require.Equal(t, 2, countOps(g, "OUT_PROD"))
+				require.Equal(t, 2, g.OutProdsAsMatMul(e.c, TypeF32))
+				seed, gradA, gradX = g.Grad(loss).SetInput(), g.Grad(A), g.Grad(X)
+				run = e.c.NewGraph(256, false)
+				run.Expand(gradA)
+				run.Expand(gradX)
+			}))
+			assert.Zero(t, countOps(run, "OUT_PROD"))
+			s := e.scheduler()
+			require.NoError(t, s.Alloc(run))
+			require.NoError(t, seed.SetF32([]float32{1}))
+			require.NoError(t, s.Run(run))
+
+			y := make([]float64, m*n*h) // y[hh][j][i] = Σ_l A[hh/2][i][l]·X[hh][j][l]
+			for hh := 0; hh < h; hh++ {
+				for j := 0; j < n; j++ {
+					for i := 0; i < m; i++ {
+						v := 0.0
+						for l := 0; l < k; l++ {
+							v += float64(a[(hh/2*m+i)*k+l]) * float64(x[(hh*n+j)*k+l])
+						}
+						y[(hh*n+j)*m+i] = v
+					}
+				}
+			}
+			wantA, wantX := make([]float64, len(a)), make([]float64, len(x))
+			for hh := 0; hh < h; hh++ {
+				for j := 0; j < n; j++ {
+					for i := 0; i < m; i++ {
+						dy := 2 * y[(hh*n+j)*m+i]
+						for l := 0; l < k; l++ {
+							wantA[(hh/2*m+i)*k+l] += dy * float64(x[(hh*n+j)*k+l])
+							wantX[(hh*n+j)*k+l] += dy * float64(a[(hh/2*m+i)*k+l])
+						}
+					}
+				}
+			}
+			for _, c := range []struct {
+				name string
+				got  *Tensor
+				want []float64
+			}{{"dL/dA", gradA, wantA}, {"dL/dX", gradX, wantX}} {
+				got, err := c.got.F32()
+				require.NoError(t, err)
+				d, at := maxAbsDiff(got, c.want)
+				assert.LessOrEqualf(t, d, 1e-4*maxAbs(c.want), "%s: max diff %g at %d", c.name, d, at)
+			}
+		})
+	}
+}
