@@ -53,7 +53,7 @@ func (g *Graph) OutProdsAsMatMul(c *Context, quantT Type) int {
 			if m, k := a.Ne(0), b.Ne(0); m*k <= 8*(m+k) {
 				continue
 			}
-			x = c.Cont(c.Transpose(b))
+			x = transpose(c, b)
 		}
 		if x.p.nb[0] != C.size_t(x.Type().TypeSize()) {
 			x = c.Cont(x) // mul_mat reads rows of its second operand contiguously
@@ -83,11 +83,11 @@ func transposedCopy(c *Context, a *Tensor, quantT Type, rows map[int]*Tensor) (a
 	typ := a.Type()
 	switch {
 	case typ == TypeF32 || typ == TypeF16 || typ == TypeBF16:
-		return c.Cont(c.Transpose(a)), true
+		return transpose(c, a), true
 	case !typ.IsQuantized() || a.p.ne[2] != 1 || a.p.ne[3] != 1:
 		return nil, false
 	}
-	in, out := a.Ne(0), a.Ne(1)
+	out := a.Ne(1)
 	idx := rows[out]
 	if idx == nil {
 		idx = c.wrap(C.ggml_cast(c.reserve("out_prod as mul_mat", 1),
@@ -95,5 +95,26 @@ func transposedCopy(c *Context, a *Tensor, quantT Type, rows map[int]*Tensor) (a
 			C.GGML_TYPE_I32))
 		rows[out] = idx
 	}
-	return c.Cpy(c.Transpose(c.GetRows(a, idx)), c.NewTensor(quantT, out, in)), true
+	at = transpose(c, c.GetRows(a, idx))
+	if quantT != TypeF32 {
+		at = c.Cast(at, quantT)
+	}
+	return at, true
+}
+
+// transpose returns a contiguous copy of a with dimensions 0 and 1 swapped. A plain
+// cont(transpose(a)) reads a with a stride of a whole row for every element it writes,
+// so a matrix with more rows than the cache has lines (the output layer's 32,000) misses
+// on nearly every read; taking the rows in bands of 64 keeps the lines in flight few:
+// first each band is transposed into a tile, then the tiles' rows are put in place,
+// which copies runs of 64 values.
+func transpose(c *Context, a *Tensor) *Tensor {
+	n, m, h := a.Ne(0), a.Ne(1), a.Ne(2)
+	const band = 64
+	if !a.IsContiguous() || a.Ne(3) != 1 || m%band != 0 || m == band {
+		return c.Cont(c.Transpose(a))
+	}
+	t := c.Cont(c.Permute(c.Reshape(a, n, band, m/band, h), 1, 0, 2, 3)) // [band, n, m/band, h]
+	t = c.Cont(c.Permute(t, 0, 2, 1, 3))                                 // [band, m/band, n, h]
+	return c.Reshape(t, m, n, h)
 }

@@ -3,6 +3,7 @@
 package ggml
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -14,70 +15,73 @@ import (
 // TestOutProdsAsMatMulWeights checks the rewritten input gradient of y = W·x for every weight
 // type against the float64 gradient of L = Σy², 2·Wᵀy, with W as ggml stores it.
 func TestOutProdsAsMatMulWeights(t *testing.T) {
-	const k, m, n = 256, 40, 5
+	const k, n = 256, 5
 	for _, be := range testBackends(t) {
 		for _, typ := range weightTypes {
 			for _, quantT := range []Type{TypeF32, TypeF16} {
 				if quantT != TypeF32 && !typ.IsQuantized() {
 					continue // the type of Wᵀ only matters for quantized W
 				}
-				t.Run(be.Name()+"/"+typ.String()+"/"+quantT.String(), func(t *testing.T) {
-					r := rand.New(rand.NewPCG(uint64(typ), 17))
-					w := randn(r, k*m, 0.5)
-					x := randn(r, k*n, 1)
-					wq, err := Quantize(typ, w, k)
-					require.NoError(t, err)
-					e := newEnv(t, be)
-					W := e.leafBytes(typ, wq, k, m)
-					X := e.leaf(TypeF32, x, k, n)
-					e.alloc()
-					var run *Graph
-					var y, loss, seed, gradX *Tensor
-					require.NoError(t, Build(func() {
-						X.SetParam()
-						y = e.c.MulMat(W, X).SetOutput()
-						loss = e.c.Sum(e.c.Sqr(y)).SetLoss().SetOutput()
-						g := e.c.NewGraph(256, true)
-						g.Expand(loss)
-						g.BuildBackward(e.c)
-						require.Equal(t, 1, countOps(g, "OUT_PROD"))
-						require.Equal(t, 1, g.OutProdsAsMatMul(e.c, quantT))
-						seed, gradX = g.Grad(loss).SetInput(), g.Grad(X)
-						run = e.c.NewGraph(256, false)
-						run.Expand(loss)
-						run.Expand(gradX)
-					}))
-					assert.Zero(t, countOps(run, "OUT_PROD"), "out_prod left in the graph")
-					s := e.scheduler()
-					require.NoError(t, s.Alloc(run))
-					require.NoError(t, seed.SetF32([]float32{1}))
-					require.NoError(t, s.Run(run))
+				// 192 rows are transposed in bands of 64, 40 in one go.
+				for _, m := range []int{40, 192} {
+					t.Run(fmt.Sprintf("%s/%s/%s/%d", be.Name(), typ, quantT, m), func(t *testing.T) {
+						r := rand.New(rand.NewPCG(uint64(typ), 17))
+						w := randn(r, k*m, 0.5)
+						x := randn(r, k*n, 1)
+						wq, err := Quantize(typ, w, k)
+						require.NoError(t, err)
+						e := newEnv(t, be)
+						W := e.leafBytes(typ, wq, k, m)
+						X := e.leaf(TypeF32, x, k, n)
+						e.alloc()
+						var run *Graph
+						var y, loss, seed, gradX *Tensor
+						require.NoError(t, Build(func() {
+							X.SetParam()
+							y = e.c.MulMat(W, X).SetOutput()
+							loss = e.c.Sum(e.c.Sqr(y)).SetLoss().SetOutput()
+							g := e.c.NewGraph(256, true)
+							g.Expand(loss)
+							g.BuildBackward(e.c)
+							require.Equal(t, 1, countOps(g, "OUT_PROD"))
+							require.Equal(t, 1, g.OutProdsAsMatMul(e.c, quantT))
+							seed, gradX = g.Grad(loss).SetInput(), g.Grad(X)
+							run = e.c.NewGraph(256, false)
+							run.Expand(loss)
+							run.Expand(gradX)
+						}))
+						assert.Zero(t, countOps(run, "OUT_PROD"), "out_prod left in the graph")
+						s := e.scheduler()
+						require.NoError(t, s.Alloc(run))
+						require.NoError(t, seed.SetF32([]float32{1}))
+						require.NoError(t, s.Run(run))
 
-					// The forward product's own rounding (x to 8-bit blocks for quantized W) is
-					// TestMulMat's business; here y is taken as ggml computed it.
-					wref := decodeRef(t, typ, wq, k*m)
-					yv, err := y.F32()
-					require.NoError(t, err)
-					gx, err := gradX.F32()
-					require.NoError(t, err)
-					// An F16 or BF16 Wᵀ rounds the gradient to its type (the product's operand type), so
-					// the bound scales with the terms' sizes.
-					wtType := typ
-					if typ.IsQuantized() {
-						wtType = quantT
-					}
-					tol := map[Type]float64{TypeF32: 1e-5, TypeF16: 2e-3, TypeBF16: 1e-2}[wtType]
-					for j := 0; j < n; j++ {
-						for l := 0; l < k; l++ {
-							want, size := 0.0, 0.0
-							for i := 0; i < m; i++ {
-								want += 2 * float64(yv[j*m+i]) * wref[i*k+l]
-								size += math.Abs(2 * float64(yv[j*m+i]) * wref[i*k+l])
-							}
-							require.InDeltaf(t, want, gx[j*k+l], tol*size+1e-6, "dL/dx[%d][%d]", j, l)
+						// The forward product's own rounding (x to 8-bit blocks for quantized W) is
+						// TestMulMat's business; here y is taken as ggml computed it.
+						wref := decodeRef(t, typ, wq, k*m)
+						yv, err := y.F32()
+						require.NoError(t, err)
+						gx, err := gradX.F32()
+						require.NoError(t, err)
+						// An F16 or BF16 Wᵀ rounds the gradient to its type (the product's operand type), so
+						// the bound scales with the terms' sizes.
+						wtType := typ
+						if typ.IsQuantized() {
+							wtType = quantT
 						}
-					}
-				})
+						tol := map[Type]float64{TypeF32: 1e-5, TypeF16: 2e-3, TypeBF16: 1e-2}[wtType]
+						for j := 0; j < n; j++ {
+							for l := 0; l < k; l++ {
+								want, size := 0.0, 0.0
+								for i := 0; i < m; i++ {
+									want += 2 * float64(yv[j*m+i]) * wref[i*k+l]
+									size += math.Abs(2 * float64(yv[j*m+i]) * wref[i*k+l])
+								}
+								require.InDeltaf(t, want, gx[j*k+l], tol*size+1e-6, "dL/dx[%d][%d]", j, l)
+							}
+						}
+					})
+				}
 			}
 		}
 	}
@@ -97,7 +101,7 @@ func countOps(g *Graph, op string) int {
 // operand is broadcast over the second's heads (grouped-query attention's shape), with
 // both operands trained, against the float64 gradients of L = Σy².
 func TestOutProdsAsMatMulBroadcast(t *testing.T) {
-	const k, m, n, ha, h = 64, 48, 40, 2, 4
+	const k, m, n, ha, h = 64, 128, 192, 2, 4
 	r := rand.New(rand.NewPCG(5, 6))
 	a := randn(r, k*m*ha, 0.5)
 	x := randn(r, k*n*h, 1)
@@ -163,6 +167,40 @@ func TestOutProdsAsMatMulBroadcast(t *testing.T) {
 				d, at := maxAbsDiff(got, c.want)
 				assert.LessOrEqualf(t, d, 1e-4*maxAbs(c.want), "%s: max diff %g at %d", c.name, d, at)
 			}
+		})
+	}
+}
+
+// BenchmarkTranspose compares the banded transposition with ggml's plain
+// cont(transpose(a)) on the output layer of a 32,000-token vocabulary.
+func BenchmarkTranspose(b *testing.B) {
+	const n, m = 288, 32000
+	cpu, err := NewCPUBackend(1)
+	require.NoError(b, err)
+	defer cpu.Close()
+	for _, banded := range []bool{false, true} {
+		b.Run(fmt.Sprintf("banded=%v", banded), func(b *testing.B) {
+			e := newEnv(b, cpu)
+			a := e.leaf(TypeF32, make([]float32, n*m), n, m)
+			e.alloc()
+			var g *Graph
+			require.NoError(b, Build(func() {
+				var out *Tensor
+				if banded {
+					out = transpose(e.c, a)
+				} else {
+					out = e.c.Cont(e.c.Transpose(a))
+				}
+				g = e.c.NewGraph(64, false)
+				g.Expand(out)
+			}))
+			s := e.scheduler()
+			require.NoError(b, s.Alloc(g))
+			b.ResetTimer()
+			for range b.N {
+				require.NoError(b, s.Run(g))
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(n*m), "ns/value")
 		})
 	}
 }

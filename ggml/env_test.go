@@ -11,7 +11,7 @@ import (
 // env builds one small computation: leaves with data in `in` (allocated on the backend
 // under test), ops in `c` (allocated by a scheduler).
 type env struct {
-	t       *testing.T
+	t       testing.TB
 	be      *Backend
 	in, c   *Context
 	pending []func() error
@@ -19,7 +19,7 @@ type env struct {
 	graph   *Graph
 }
 
-func newEnv(t *testing.T, be *Backend) *env {
+func newEnv(t testing.TB, be *Backend) *env {
 	t.Helper()
 	in, err := NewContext(64, 0)
 	require.NoError(t, err)
