@@ -177,7 +177,7 @@ func modelMetadata(f *gguf.File, opts Options) [][2]string {
 func writeAtomic(path string, write func(io.Writer) error) (int64, error) {
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
 	if err != nil {
-		return 0, err
+		return 0, fmt.Errorf("%s: %w", path, err)
 	}
 	cw := &countWriter{w: bufio.NewWriterSize(tmp, 1<<20)}
 	err = write(cw)
