@@ -1,6 +1,7 @@
 package onnx_test
 
 import (
+	"context"
 	"math/rand/v2"
 	"path/filepath"
 	"testing"
@@ -10,8 +11,10 @@ import (
 
 	"github.com/ecotune/ecotune/export/onnx"
 	"github.com/ecotune/ecotune/factory"
+	"github.com/ecotune/ecotune/ggml"
 	"github.com/ecotune/ecotune/gguf"
 	"github.com/ecotune/ecotune/internal/testenv"
+	"github.com/ecotune/ecotune/quant"
 )
 
 // relTol is the bound on max |ONNX − llama.cpp| / (logit range) for F32 models.
@@ -81,4 +84,28 @@ func compareWithLlamaCpp(t *testing.T, path string, opts onnx.Options, n int, to
 	assert.LessOrEqual(t, d, tol*rng)
 	assert.Greater(t, rng, 1.0, "logits must vary for the comparison to mean anything")
 	return model, tokens, want
+}
+
+// TestExportQuantized: a Q8_0 model is dequantized with ggml's converters
+// (package quant, given as Options.Dequantize). Its graph gives the logits
+// llama.cpp computes for the same weights stored as F32 (the Q8_0 model
+// dequantized by llama-quantize's rules), within the F32 bound. llama.cpp on
+// the Q8_0 file itself also quantizes the activations to Q8_0, which the F32
+// graph does not, so that comparison gets a wider bound.
+func TestExportQuantized(t *testing.T) {
+	dir := t.TempDir()
+	q8, f32 := filepath.Join(dir, "stories-q8_0.gguf"), filepath.Join(dir, "stories-q8_0-f32.gguf")
+	_, err := quant.QuantizeModel(context.Background(), testenv.Stories(t), q8, quant.Options{Type: quant.FileTypeQ8_0})
+	require.NoError(t, err)
+	_, err = quant.QuantizeModel(context.Background(), q8, f32, quant.Options{Type: quant.FileTypeF32, AllowRequantize: true})
+	require.NoError(t, err)
+	_, err = onnx.Export(context.Background(), onnx.Options{Model: q8, Out: filepath.Join(dir, "m.onnx")})
+	require.ErrorContains(t, err, "q8_0; quantized weights need a dequantizer")
+
+	deq := func(typ gguf.Type, data []byte, n int) ([]float32, error) { return quant.Dequantize(ggml.Type(typ), data, n) }
+	model, tokens, _ := compareWithLlamaCpp(t, q8, onnx.Options{Dequantize: deq}, 48, 1e-2)
+	got := ort(t, model, decoderFeeds(tokens, 0))["logits"].data
+	d, rng := maxAbsDiff(got, llamaLogits(t, f32, tokens))
+	t.Logf("Q8_0 export vs llama.cpp on the dequantized F32 weights: max |diff| %.3g, range %.3g, relative %.2e", d, rng, d/rng)
+	assert.LessOrEqual(t, d, relTol*rng)
 }
