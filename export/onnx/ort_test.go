@@ -102,7 +102,9 @@ func TestExportQuantized(t *testing.T) {
 	_, err = onnx.Export(context.Background(), onnx.Options{Model: q8, Out: filepath.Join(dir, "m.onnx")})
 	require.ErrorContains(t, err, "q8_0; quantized weights need a dequantizer")
 
-	deq := func(typ gguf.Type, data []byte, n int) ([]float32, error) { return quant.Dequantize(ggml.Type(typ), data, n) }
+	deq := func(typ gguf.Type, data []byte, n int) ([]float32, error) {
+		return quant.Dequantize(ggml.Type(typ), data, n)
+	}
 	model, tokens, _ := compareWithLlamaCpp(t, q8, onnx.Options{Dequantize: deq}, 48, 1e-2)
 	got := ort(t, model, decoderFeeds(tokens, 0))["logits"].data
 	d, rng := maxAbsDiff(got, llamaLogits(t, f32, tokens))

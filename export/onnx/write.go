@@ -49,14 +49,14 @@ type Progress struct {
 
 // Summary describes a finished export.
 type Summary struct {
-	Arch                                  string
+	Arch                                   string
 	Layers, Heads, KVHeads, HeadDim, Vocab int64
-	Tied                                  bool   // the output head reuses the token embedding
-	Params                                int64  // weight values written
-	Nodes                                 int    // graph nodes
-	Inputs, Outputs                       []string
-	DataFile                              string // the external data file, "" when the weights are inline
-	Bytes                                 int64  // bytes written, data file included
+	Tied                                   bool  // the output head reuses the token embedding
+	Params                                 int64 // weight values written
+	Nodes                                  int   // graph nodes
+	Inputs, Outputs                        []string
+	DataFile                               string // the external data file, "" when the weights are inline
+	Bytes                                  int64  // bytes written, data file included
 }
 
 // Export writes the decoder of a GGUF model as an ONNX graph: input_ids,
