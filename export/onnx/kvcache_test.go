@@ -112,6 +112,8 @@ func TestExternalData(t *testing.T) {
 	data, err := os.Stat(extSum.DataFile)
 	require.NoError(t, err)
 	assert.Less(t, st.Size(), data.Size()/4, "the weights are in the data file")
+	assert.Equal(t, os.FileMode(0o644), st.Mode().Perm())
+	assert.Equal(t, os.FileMode(0o644), data.Mode().Perm())
 	assert.Equal(t, extSum.Bytes, st.Size()+data.Size())
 	feeds := decoderFeeds(randomTokens(10, int(sum.Vocab), 8), 0)
 	assert.Equal(t, ort(t, inline, feeds)["logits"].data, ort(t, external, feeds)["logits"].data)

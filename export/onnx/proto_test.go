@@ -214,3 +214,13 @@ func TestShortTensorData(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "tensor w: wrote 12 bytes of data, want 16")
 }
+
+// TestExternalThreshold: a model whose weights pass protobuf's 2 GB limit is
+// too big inline and small once its weights are external. Nothing is written.
+func TestExternalThreshold(t *testing.T) {
+	big := &tensor{name: "w", dims: []int64{1 << 29}, typ: typeFloat} // 2 GiB
+	m := &model{irVersion: IRVersion, graph: graph{initializers: []*tensor{big}}}
+	assert.Greater(t, modelSize(m), int64(MaxInline))
+	big.where = &externalRef{location: "m.onnx.data", length: big.nbytes()}
+	assert.Less(t, modelSize(m), int64(100))
+}

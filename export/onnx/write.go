@@ -185,7 +185,7 @@ func writeAtomic(path string, write func(io.Writer) error) (int64, error) {
 		err = cw.w.(*bufio.Writer).Flush()
 	}
 	if err == nil {
-		err = tmp.Sync()
+		err = errors.Join(tmp.Chmod(0o644), tmp.Sync())
 	}
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
