@@ -80,7 +80,7 @@ func compareWithLlamaCpp(t *testing.T, path string, opts onnx.Options, n int, to
 	got := ort(t, model, decoderFeeds(tokens, 0))["logits"]
 	require.Equal(t, []int64{1, int64(n), sum.Vocab}, got.dims)
 	d, rng := maxAbsDiff(got.data, want)
-	t.Logf("%s: %d tokens, vocab %d: max |ONNX - llama.cpp| %.3g, logit range %.3g, relative %.2e", filepath.Base(path), n, sum.Vocab, d, rng, d/rng)
+	t.Logf("%s (%s): %d tokens, vocab %d: max |ONNX - llama.cpp| %.3g, logit range %.3g, relative %.2e", t.Name(), filepath.Base(path), n, sum.Vocab, d, rng, d/rng)
 	assert.LessOrEqual(t, d, tol*rng)
 	assert.Greater(t, rng, 1.0, "logits must vary for the comparison to mean anything")
 	return model, tokens, want
