@@ -1,21 +1,29 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"strings"
+	"time"
 
+	"github.com/schollz/progressbar/v3"
 	"github.com/urfave/cli/v2"
 
 	"github.com/ecotune/ecotune/export"
+	"github.com/ecotune/ecotune/export/onnx"
+	"github.com/ecotune/ecotune/ggml"
+	"github.com/ecotune/ecotune/gguf"
+	"github.com/ecotune/ecotune/quant"
 )
 
 func exportCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "export",
-		Usage: "export a LoRA adapter for other tools (PEFT, Ollama)",
-		Description: `Writes a LoRA adapter GGUF in another tool's format. See docs/export.md;
-"ecotune import peft" converts back, "ecotune merge" folds an adapter into the model.`,
-		Subcommands: []*cli.Command{exportPEFTCommand(), exportOllamaCommand()},
+		Usage: "export a LoRA adapter (PEFT, Ollama) or a model (ONNX) for other tools",
+		Description: `Writes a LoRA adapter GGUF in another tool's format, or a model as an ONNX
+graph. See docs/export.md; "ecotune import peft" converts back, "ecotune
+merge" folds an adapter into the model (merge first to export it as ONNX).`,
+		Subcommands: []*cli.Command{exportPEFTCommand(), exportOllamaCommand(), exportONNXCommand()},
 	}
 }
 
@@ -98,6 +106,77 @@ Example:
 				format = "not recognized; Ollama will detect it"
 			}
 			fmt.Fprintf(c.App.Writer, "wrote %s (chat template: %s)\nnext: ollama create NAME -f %s\n", sum.Path, format, sum.Path)
+			return nil
+		},
+	}
+}
+
+func exportONNXCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "onnx",
+		Usage:     "write a model as an ONNX graph for onnxruntime",
+		ArgsUsage: " ",
+		Description: `Writes the decoder of a GGUF model (llama, qwen2) as an ONNX model (opset
+17, standard operators): input_ids, attention_mask, position_ids (int64,
+[batch, sequence]) in, logits [batch, sequence, vocab] out, computing what
+llama.cpp computes on the file. --kv-cache adds Hugging Face Optimum's cache
+inputs past_key_values.N.key/.value [batch, kv_heads, past_len, head_dim]
+(past_len may be 0) and outputs present.N.key/.value. Weights are
+initializers with Hugging Face's names: F32 and F16 keep their type, others
+are dequantized to F32; past 2 GB (or with --external-data) they go to
+OUT.data beside the model. To export a fine-tuned model, merge the adapter
+first ("ecotune merge"). See docs/export.md.
+
+Example:
+   ecotune export onnx --model merged.gguf -o model.onnx
+   ecotune export onnx --model merged.gguf --kv-cache -o decoder_with_past.onnx`,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "model", Aliases: []string{"m"}, Required: true, Usage: "model GGUF (llama or qwen2)"},
+			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Required: true, Usage: "ONNX file to write"},
+			&cli.BoolFlag{Name: "kv-cache", Usage: "add past_key_values inputs and present outputs"},
+			&cli.BoolFlag{Name: "external-data", Usage: "put the weights in OUTPUT.data even under 2 GB"},
+			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress bar"},
+		},
+		Action: func(c *cli.Context) error {
+			if c.NArg() != 0 {
+				return usagef("export onnx: unexpected arguments %v; the output goes to -o", c.Args().Slice())
+			}
+			opts := onnx.Options{Model: c.String("model"), Out: c.String("output"), KVCache: c.Bool("kv-cache"), ExternalData: c.Bool("external-data"),
+				Dequantize: func(t gguf.Type, data []byte, n int) ([]float32, error) {
+					return quant.Dequantize(ggml.Type(t), data, n)
+				}}
+			if !c.Bool("quiet") {
+				var bar *progressbar.ProgressBar
+				opts.Progress = func(p onnx.Progress) {
+					if bar == nil {
+						bar = progressbar.NewOptions64(p.BytesTotal,
+							progressbar.OptionSetWriter(c.App.ErrWriter),
+							progressbar.OptionSetDescription("exporting"),
+							progressbar.OptionShowBytes(true),
+							progressbar.OptionSetPredictTime(true),
+							progressbar.OptionClearOnFinish(),
+							progressbar.OptionThrottle(100*time.Millisecond))
+					}
+					_ = bar.Set64(p.BytesDone)
+					if p.Done == p.Total {
+						_ = bar.Finish()
+					}
+				}
+			}
+			sum, err := onnx.Export(context.Background(), opts)
+			if err != nil {
+				return err
+			}
+			cache := "no KV cache"
+			if opts.KVCache {
+				cache = "KV cache inputs/outputs"
+			}
+			fmt.Fprintf(c.App.Writer, "wrote %s (%s, %d layers, %d/%d heads, vocab %d, %s): %.1fM parameters, %s",
+				opts.Out, sum.Arch, sum.Layers, sum.Heads, sum.KVHeads, sum.Vocab, cache, float64(sum.Params)/1e6, mib(sum.Bytes))
+			if sum.DataFile != "" {
+				fmt.Fprintf(c.App.Writer, "; weights in %s", sum.DataFile)
+			}
+			fmt.Fprintln(c.App.Writer)
 			return nil
 		},
 	}

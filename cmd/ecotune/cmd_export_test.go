@@ -92,3 +92,30 @@ func TestParseAdapterScale(t *testing.T) {
 		assert.Equal(t, want, got, in)
 	}
 }
+
+// TestExportONNXCLI runs export onnx with and without the KV cache, and its errors.
+func TestExportONNXCLI(t *testing.T) {
+	dir := t.TempDir()
+	base := filepath.Join(dir, "base.gguf")
+	require.NoError(t, factory.Init(factory.Spec{Arch: "llama", Embd: 64, Layers: 1, Heads: 4, HeadsKV: 2, FF: 96, VocabSize: 100, Seed: 1}, base))
+
+	out := filepath.Join(dir, "model.onnx")
+	code, stdout, stderr := runCLI(t, "export", "onnx", "--model", base, "-o", out, "-q")
+	require.Equal(t, 0, code, stderr)
+	assert.Contains(t, stdout, "wrote "+out+" (llama, 1 layers, 4/2 heads, vocab 100, no KV cache)")
+	assert.FileExists(t, out)
+
+	code, stdout, stderr = runCLI(t, "export", "onnx", "--model", base, "-o", out, "--kv-cache", "--external-data")
+	require.Equal(t, 0, code, stderr)
+	assert.Contains(t, stdout, "KV cache inputs/outputs")
+	assert.Contains(t, stdout, "weights in "+out+".data")
+	assert.FileExists(t, out+".data")
+
+	code, _, _ = runCLI(t, "export", "onnx", "--model", base, "-o", out, "extra")
+	assert.Equal(t, exitUsage, code)
+	phi2 := filepath.Join(dir, "phi2.gguf")
+	require.NoError(t, factory.Init(factory.Spec{Arch: "phi2", Embd: 64, Layers: 1, Heads: 4, FF: 96, VocabSize: 100, Seed: 1}, phi2))
+	code, _, stderr = runCLI(t, "export", "onnx", "--model", phi2, "-o", out)
+	assert.Equal(t, exitError, code)
+	assert.Contains(t, stderr, `architecture "phi2"`)
+}

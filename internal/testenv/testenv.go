@@ -90,11 +90,17 @@ func Require(tb testing.TB, path, what string) string {
 	if hint := howToGet(abs); hint != "" {
 		msg += ": " + hint
 	}
+	missing(tb, msg)
+	return ""
+}
+
+// missing skips the test for a missing asset, or fails it when ECOTUNE_REQUIRE_TOOLS=1.
+func missing(tb testing.TB, msg string) {
+	tb.Helper()
 	if os.Getenv(RequireEnv) == "1" {
 		tb.Fatal(RequireEnv + "=1 but " + msg)
 	}
 	tb.Skip(msg + " (set " + RequireEnv + "=1 to make this a failure)")
-	return ""
 }
 
 // howToGet says where a missing asset at abs comes from, or "" when it does not know.
