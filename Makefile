@@ -27,6 +27,7 @@ deps:
 	for t in cmake:cmake ninja:ninja-build ccache:ccache git:git npm:npm g++:g++ chromium:chromium; do \
 	  command -v $${t%%:*} >/dev/null 2>&1 || missing="$$missing $${t##*:}"; \
 	done; \
+	/usr/bin/python3 -c 'import onnx' 2>/dev/null || missing="$$missing python3-onnx"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    echo "make: installing$$missing"; \
