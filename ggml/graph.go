@@ -16,6 +16,7 @@ type Graph struct {
 	size         int
 	seen         map[*C.struct_ggml_tensor]bool // tensors already in the graph, to bound growth
 	nodes, leafs int
+	forward      int // nodes before BuildBackward appended the backward pass; 0 without one
 }
 
 // NewGraph makes a graph of up to size nodes (and size leaves) in c; grads reserves
@@ -78,6 +79,17 @@ func (g *Graph) Expand(t *Tensor) {
 	g.leafs += newLeafs
 }
 
+// ExpandFrom adds h's nodes to g in h's order, each preceded by the tensors it depends on
+// that g lacks. After a rewrite (OutProdsAsMatMul, Checkpoint) this puts each new tensor
+// right before its first use, where expanding from the outputs alone could compute it
+// long before and keep it alive in between.
+func (g *Graph) ExpandFrom(h *Graph) {
+	ch := h.live()
+	for i := 0; i < int(C.ggml_graph_n_nodes(ch)); i++ {
+		g.Expand(&Tensor{p: C.ggml_graph_node(ch, C.int(i)), c: h.c})
+	}
+}
+
 // BuildBackward appends the backward pass for the graph's loss (a tensor marked with
 // SetLoss) to the graph; gradient tensors are made in gradCtx.
 func (g *Graph) BuildBackward(gradCtx *Context) {
@@ -91,6 +103,7 @@ func (g *Graph) BuildBackward(gradCtx *Context) {
 	if free < 3*C.size_t(C.ggml_graph_n_nodes(cg)) {
 		opErrorf("build backward", "gradient context has room for %d tensors, need ~%d", free, 3*C.ggml_graph_n_nodes(cg))
 	}
+	g.forward = int(C.ggml_graph_n_nodes(cg))
 	C.ggml_build_backward_expand(ctx, cg, nil)
 	g.nodes = int(C.ggml_graph_n_nodes(cg))
 	gradCtx.nTensors = int(C.ggml_used_mem(ctx) / C.ggml_tensor_overhead())

@@ -57,6 +57,16 @@ func NewScheduler(backends []*Backend, graphSize int) (*Scheduler, error) {
 	return &Scheduler{s: s, backends: ordered, arr: arr}, nil
 }
 
+// BufferSize is the size in bytes of the compute buffers the scheduler holds, over
+// all its backends: what the last allocated graph's intermediate tensors needed.
+func (s *Scheduler) BufferSize() int {
+	n := 0
+	for _, b := range s.backends {
+		n += int(C.ggml_backend_sched_get_buffer_size(s.live(), b.b))
+	}
+	return n
+}
+
 // Backends returns the scheduler's backends in priority order.
 func (s *Scheduler) Backends() []*Backend { return s.backends }
 

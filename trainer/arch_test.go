@@ -307,7 +307,16 @@ func TestArchLoRAGradients(t *testing.T) {
 			defer l.Close()
 			randomizeB(t, l, 8, 0.1)
 			b := testBatch(t)
-			_, grads := lossAndGrads(t, m, l, b)
+			// Gradient checkpointing recomputes the same activations with the same
+			// kernels, so its gradients are the same bit for bit. (It runs first: the
+			// scheduler's buffer only grows.)
+			ckLoss, ckGrads, ckBuf := lossAndGradsWith(t, m, l, b, true)
+			loss, grads, plainBuf := lossAndGradsWith(t, m, l, b, false)
+			require.Equal(t, loss, ckLoss)
+			for name, g := range grads {
+				require.Truef(t, slices.Equal(g, ckGrads[name]), "%s: gradient differs with checkpointing", name)
+			}
+			t.Logf("%s: compute buffer %d KiB, %d KiB with gradient checkpointing", ac.name, plainBuf>>10, ckBuf>>10)
 			var names []string
 			for _, name := range l.Names() {
 				if strings.HasPrefix(name, "blk.0.") {

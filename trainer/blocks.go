@@ -26,6 +26,10 @@ type builder struct {
 
 	// firstOfPair is the F32 [2, 1] constant (1, 0) sigmoid needs, made on first use.
 	firstOfPair *ggml.Tensor
+
+	// checkpoints are the layers' inputs and the last layer's output, where gradient
+	// checkpointing restarts the forward pass.
+	checkpoints []*ggml.Tensor
 }
 
 func newBuilder(c *ggml.Context, m *Model, lora *LoRA, B, T int, dropout float32) *builder {
@@ -281,8 +285,10 @@ func (b *builder) hidden() *ggml.Tensor {
 		x = b.c.Scale(x, float32(math.Sqrt(float64(b.m.HP.Embd))))
 	}
 	for l := 0; l < b.m.HP.Layers; l++ {
+		b.checkpoints = append(b.checkpoints, x)
 		x = b.m.Arch.Layer(b, l, x)
 	}
+	b.checkpoints = append(b.checkpoints, x)
 	return b.norm(-1, "output_norm", x)
 }
 

@@ -37,6 +37,12 @@ type Config struct {
 	Seed        uint64 // shuffling and dropout; LoRA.Seed is the initialisation's
 	Pad         int32  // token id padding positions hold (never a target)
 
+	// GradientCheckpointing recomputes each layer's activations in the backward pass
+	// from the layer's input instead of keeping them from the forward pass: the same
+	// gradients for much less memory (attention's scores above all) and about one more
+	// forward pass of compute.
+	GradientCheckpointing bool
+
 	// Patience, if > 0, stops training after this many evaluations in a row that do
 	// not lower the best validation loss by more than MinDelta.
 	Patience int

@@ -31,7 +31,7 @@ func TestFullGradientsMatchFiniteDifferences(t *testing.T) {
 	opt, err := newAdamW(m, params, OptimizerConfig{})
 	require.NoError(t, err)
 	defer opt.Close()
-	s, err := newStepGraph(m, nil, params, opt.accs, b.B, b.T, b.Targets(), 0)
+	s, err := newStepGraph(m, nil, params, opt.accs, b.B, b.T, b.Targets(), 0, false)
 	require.NoError(t, err)
 	defer s.Close()
 	_, err = s.run(b, 1, nil, nil)

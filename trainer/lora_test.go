@@ -60,11 +60,18 @@ func refLoss(logits []float32, b *Batch, V int) float64 {
 // lossAndGrads runs one training micro-batch and returns its loss and ∇loss per
 // adapter tensor name.
 func lossAndGrads(t *testing.T, m *Model, l *LoRA, b *Batch) (float64, map[string][]float32) {
+	loss, grads, _ := lossAndGradsWith(t, m, l, b, false)
+	return loss, grads
+}
+
+// lossAndGradsWith is lossAndGrads with or without gradient checkpointing; it also
+// returns the size of the compute buffer the step needed.
+func lossAndGradsWith(t *testing.T, m *Model, l *LoRA, b *Batch, checkpoint bool) (float64, map[string][]float32, int) {
 	t.Helper()
 	opt, err := newAdamW(m, l.params(), OptimizerConfig{})
 	require.NoError(t, err)
 	defer opt.Close()
-	s, err := newStepGraph(m, l, l.params(), opt.accs, b.B, b.T, b.Targets(), 0)
+	s, err := newStepGraph(m, l, l.params(), opt.accs, b.B, b.T, b.Targets(), 0, checkpoint)
 	require.NoError(t, err)
 	defer s.Close()
 	loss, err := s.run(b, 1, nil, nil)
@@ -74,7 +81,7 @@ func lossAndGrads(t *testing.T, m *Model, l *LoRA, b *Batch) (float64, map[strin
 		grads[p.Name()], err = opt.accs[i].F32()
 		require.NoError(t, err)
 	}
-	return loss, grads
+	return loss, grads, m.sched.BufferSize()
 }
 
 func TestLoRAShapesAndTargets(t *testing.T) {

@@ -35,8 +35,9 @@ type stepGraph struct {
 
 // newStepGraph builds the graph for batches of B×T with K targets, with lora's
 // adapters (nil: the model alone). params and accs (training only) are the trained
-// tensors and their gradient accumulators, in the same order.
-func newStepGraph(m *Model, lora *LoRA, params, accs []*ggml.Tensor, B, T, K int, dropout float32) (s *stepGraph, err error) {
+// tensors and their gradient accumulators, in the same order; checkpoint recomputes
+// each layer's activations in the backward pass (gradient checkpointing).
+func newStepGraph(m *Model, lora *LoRA, params, accs []*ggml.Tensor, B, T, K int, dropout float32, checkpoint bool) (s *stepGraph, err error) {
 	s = &stepGraph{m: m, B: B, T: T, K: K, train: accs != nil}
 	if s.c, err = m.newComputeContext(); err != nil {
 		return nil, err
@@ -56,13 +57,16 @@ func newStepGraph(m *Model, lora *LoRA, params, accs []*ggml.Tensor, B, T, K int
 		}
 		s.loss.SetLoss()
 		g.BuildBackward(c)
+		if checkpoint {
+			g.Checkpoint(c, s.b.checkpoints)
+		}
 		// On the CPU, autograd's out_prod form of each weight's input gradient costs
 		// 3–30× a mul_mat of the same size; see ggml.Graph.OutProdsAsMatMul.
 		g.OutProdsAsMatMul(c, inputGradType)
 		s.seed = g.Grad(s.loss).SetInput()
 		s.weight = c.NewTensor(ggml.TypeF32, 1).SetName("acc_weight").SetInput()
 		s.g = c.NewGraph(m.graphNodes, false)
-		s.g.Expand(s.loss)
+		s.g.ExpandFrom(g)
 		for i, p := range params {
 			grad := g.Grad(p)
 			if grad == nil {

@@ -277,7 +277,7 @@ func (l *loop) graphFor(b *Batch, train bool) (*stepGraph, error) {
 	if train {
 		params = l.tr.params()
 	}
-	g, err := newStepGraph(l.m, l.lora, params, accs, b.B, b.T, key[2], dropout)
+	g, err := newStepGraph(l.m, l.lora, params, accs, b.B, b.T, key[2], dropout, train && l.cfg.GradientCheckpointing)
 	if err != nil {
 		return nil, err
 	}

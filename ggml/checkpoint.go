@@ -1,0 +1,96 @@
+//go:build cgo
+
+package ggml
+
+/*
+#include "ggml.h"
+*/
+import "C"
+
+import (
+	"sort"
+)
+
+// Checkpoint rewrites the backward pass BuildBackward made so that it recomputes the
+// forward activations between consecutive checkpoints instead of reading the stored
+// ones: gradient checkpointing. checkpoints are forward tensors in graph order (a
+// transformer's layer inputs, then the last layer's output); the activations of each
+// span between two of them are recomputed from the first, in a copy of that span made
+// in c, just before the span's backward pass. The stored activations are then last used
+// by the forward pass, so the graph allocator reuses their memory: peak memory holds
+// the checkpoints and one span's activations instead of every span's, for about one
+// more forward pass of compute. Nodes before the first checkpoint and after the last
+// are kept as they are.
+//
+// As with OutProdsAsMatMul, the rewritten graph must run through a new graph filled by
+// ExpandFrom. It returns the number of tensors copied.
+func (g *Graph) Checkpoint(c *Context, checkpoints []*Tensor) int {
+	cg := g.live()
+	if g.forward == 0 {
+		opErrorf("checkpoint", "the graph has no backward pass")
+	}
+	index := make(map[*C.struct_ggml_tensor]int, g.forward)
+	for i := 0; i < g.forward; i++ {
+		index[C.ggml_graph_node(cg, C.int(i))] = i
+	}
+	bounds := make([]int, 0, len(checkpoints))
+	for _, t := range checkpoints {
+		i, ok := index[t.ptr()]
+		if !ok {
+			opErrorf("checkpoint", "%s is not a node of the forward pass", t)
+		}
+		bounds = append(bounds, i)
+	}
+	sort.Ints(bounds)
+	// span is the index of the span holding p: -1 for tensors outside every span, the
+	// checkpoints themselves included, and for parameters, which the graph lists among
+	// its nodes but nothing computes.
+	span := func(p *C.struct_ggml_tensor) int {
+		i, ok := index[p]
+		if !ok || p.op == C.GGML_OP_NONE {
+			return -1
+		}
+		s := sort.SearchInts(bounds, i+1) - 1
+		if s < 0 || s >= len(bounds)-1 || bounds[s] == i {
+			return -1
+		}
+		return s
+	}
+	copies := map[*C.struct_ggml_tensor]*C.struct_ggml_tensor{}
+	var recompute func(p *C.struct_ggml_tensor) *C.struct_ggml_tensor
+	recompute = func(p *C.struct_ggml_tensor) *C.struct_ggml_tensor {
+		if q, ok := copies[p]; ok {
+			return q
+		}
+		s := span(p)
+		inSpan := func(x *C.struct_ggml_tensor) *C.struct_ggml_tensor {
+			if x != nil && span(x) == s {
+				return recompute(x)
+			}
+			return x
+		}
+		q := C.ggml_new_tensor(c.reserve("checkpoint", 1), p._type, 4, &p.ne[0])
+		q.op, q.op_params, q.nb = p.op, p.op_params, p.nb
+		for j := range q.src {
+			q.src[j] = inSpan(p.src[j])
+		}
+		if p.view_src != nil {
+			q.view_src, q.view_offs = inSpan(p.view_src), p.view_offs
+		}
+		(&Tensor{p: q, c: c}).SetName(C.GoString(&p.name[0]) + " (re)")
+		copies[p] = q
+		return q
+	}
+	for i := g.forward; i < int(C.ggml_graph_n_nodes(cg)); i++ {
+		node := C.ggml_graph_node(cg, C.int(i))
+		for j := range node.src {
+			if x := node.src[j]; x != nil && span(x) >= 0 {
+				node.src[j] = recompute(x)
+			}
+		}
+		if x := node.view_src; x != nil && span(x) >= 0 {
+			node.view_src = recompute(x)
+		}
+	}
+	return len(copies)
+}
