@@ -58,6 +58,7 @@ Example:
 			&cli.IntFlag{Name: "seq-len", Value: 512, Usage: "tokens per training sequence and prompt length of llama-bench"},
 			&cli.IntFlag{Name: "lora.r", Value: 8, Usage: "LoRA rank"},
 			&cli.StringFlag{Name: "lora.targets", Value: "all", Usage: "modules to adapt"},
+			&cli.BoolFlag{Name: "finetune", Usage: "also run llama.cpp's llama-finetune (full fine-tuning) on the same model and sequence length"},
 			&cli.BoolFlag{Name: "profile", Usage: "also run one more LoRA step node by node and print the time per op"},
 			&cli.BoolFlag{Name: "full", Usage: "also measure full fine-tuning (F32 weights)"},
 			&cli.StringFlag{Name: "qlora", Usage: "also compare peak memory of LoRA training on the model and on copies quantized to these types (comma-separated, e.g. q4_k,iq4_nl), each in its own process"},
@@ -80,6 +81,11 @@ type benchResult struct {
 	Full           float64 `json:"full_tokens_per_sec,omitempty"`
 	FullRatio      float64 `json:"full_ratio_to_pp,omitempty"`
 	LoRAStepSecond float64 `json:"lora_seconds_per_step"`
+	// Finetune is llama.cpp's llama-finetune (full fine-tuning) on the same model and
+	// sequence length (--finetune), or FinetuneFailure its error when it cannot run.
+	Finetune        float64 `json:"llama_finetune_tokens_per_sec,omitempty"`
+	LoRAVsFinetune  float64 `json:"lora_ratio_to_llama_finetune,omitempty"`
+	FinetuneFailure string  `json:"llama_finetune_failure,omitempty"`
 	// Memory compares LoRA training on the model and on quantized copies (--qlora).
 	Memory []memoryResult `json:"qlora_memory,omitempty"`
 	// Profile is one LoRA step's time per op (--profile).
@@ -136,6 +142,15 @@ func runBench(c *cli.Context) error {
 	}
 	res.LoRAStepSecond = perStep
 	res.LoRARatio = res.LoRA / res.LlamaPP
+	if c.Bool("finetune") {
+		fmt.Fprintf(w, "bench: llama-finetune, %d threads\n", res.Threads)
+		if res.Finetune, res.FinetuneFailure, err = llamaFinetune(c.Context, filepath.Join(c.String("tools"), "llama-finetune"), model, res.SeqLen, 24, res.Threads); err != nil {
+			return err
+		}
+		if res.Finetune > 0 {
+			res.LoRAVsFinetune = res.LoRA / res.Finetune
+		}
+	}
 	if c.Bool("full") {
 		fmt.Fprintf(w, "bench: ecotune full fine-tuning, %d+1 steps of %d tokens\n", c.Int("steps"), res.SeqLen)
 		cfg.Method = trainer.MethodFull
@@ -168,6 +183,12 @@ func runBench(c *cli.Context) error {
 		fmt.Fprintf(o, " %.1f | %.3f |", res.Full, res.FullRatio)
 	}
 	fmt.Fprintln(o)
+	switch {
+	case res.Finetune > 0:
+		fmt.Fprintf(o, "\nllama-finetune (full fine-tuning, %d-token sequences): %.1f tok/s; ecotune LoRA is %.2f× that\n", res.SeqLen, res.Finetune, res.LoRAVsFinetune)
+	case res.FinetuneFailure != "":
+		fmt.Fprintf(o, "\nllama-finetune fails on this model: %s\n", res.FinetuneFailure)
+	}
 	if len(res.Profile) > 0 {
 		printProfile(o, res.Profile)
 	}

@@ -15,8 +15,9 @@ import (
 func TestBench(t *testing.T) {
 	requireModel(t)
 	testenv.Tool(t, "llama-bench")
+	testenv.Tool(t, "llama-finetune")
 	code, out, stderr := runCLI(t, "bench", "--model", storiesModel, "--steps", "1", "--seq-len", "32", "--threads", "1",
-		"--tools", "../../build/cpu/bin", "--json")
+		"--tools", "../../build/cpu/bin", "--finetune", "--profile", "--json")
 	require.Equal(t, 0, code, stderr)
 	var r benchResult
 	require.NoError(t, json.Unmarshal([]byte(out), &r))
@@ -24,6 +25,19 @@ func TestBench(t *testing.T) {
 	assert.Greater(t, r.LoRA, 0.0)
 	assert.InDelta(t, r.LoRA/r.LlamaPP, r.LoRARatio, 1e-9)
 	assert.Equal(t, int64(292800), r.Params, "stories260K's weights")
+	assert.Empty(t, r.FinetuneFailure)
+	assert.Greater(t, r.Finetune, 0.0)
+	assert.InDelta(t, r.LoRA/r.Finetune, r.LoRAVsFinetune, 1e-9)
+	// The profile covers the step's products, and none is left to OUT_PROD but the
+	// adapters' own gradients and, at 32 tokens of 8-wide heads, attention's two small
+	// weight-side products per layer.
+	ops := map[string]int{}
+	for _, o := range r.Profile {
+		ops[o.Op] = o.Nodes
+	}
+	assert.Positive(t, ops["MUL_MAT f32"])
+	assert.Positive(t, ops["CROSS_ENTROPY_LOSS"])
+	assert.LessOrEqual(t, ops["OUT_PROD f32"], 2*7*5+2*5, "two per adapter pair (5 layers, 7 modules) and two per layer")
 
 	code, _, _ = runCLI(t, "bench")
 	assert.Equal(t, exitUsage, code)
