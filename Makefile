@@ -55,8 +55,8 @@ demo: build
 
 bench: build
 	$(GO) test $(GOTAGS) -run '^$$' -bench . -benchtime 1x -timeout 60m ./...
-	bin/ecotune bench --shape 24m --threads 2 --full
-	bin/ecotune bench --shape 143m --threads 2 --qlora q4_k,iq4_nl
+	bin/ecotune bench --shape 24m --threads 2 --full --finetune
+	bin/ecotune bench --shape 143m --threads 2 --finetune --profile --qlora q4_k,iq4_nl
 
 clean:
 	rm -rf bin build
