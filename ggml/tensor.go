@@ -78,6 +78,15 @@ func (t *Tensor) SetName(name string) *Tensor {
 	return t
 }
 
+// Src returns operand i (0..9) of the op that computes the tensor, or nil.
+func (t *Tensor) Src(i int) *Tensor {
+	p := t.ptr()
+	if i < 0 || i >= C.GGML_MAX_SRC || p.src[i] == nil {
+		return nil
+	}
+	return &Tensor{p: p.src[i], c: t.c}
+}
+
 // Op is ggml's name of the op that computes the tensor ("NONE" for leaves).
 func (t *Tensor) Op() string { return C.GoString(C.ggml_op_desc(t.ptr())) }
 

@@ -160,6 +160,32 @@ func TestQuantizedBases(t *testing.T) {
 				}
 			}
 			gworst := math.Sqrt(num / den)
+
+			// A quantized weight reaches only mul_mat and get_rows, which the CUDA
+			// backend runs for these types: nothing in a training step (OUT_PROD, or a
+			// cpy from a quantized type) would send it back to the CPU.
+			if typ.IsQuantized() {
+				opt, err := newAdamW(m, l.params(), OptimizerConfig{})
+				require.NoError(t, err)
+				defer opt.Close()
+				s, err := newStepGraph(m, l, l.params(), opt.accs, b.B, b.T, b.Targets(), 0, false)
+				require.NoError(t, err)
+				defer s.Close()
+				uses := map[string]int{}
+				for i := 0; i < s.g.Len(); i++ {
+					n := s.g.Node(i)
+					for j := 0; j < 10; j++ {
+						if src := n.Src(j); src != nil && src.Type().IsQuantized() {
+							uses[n.Op()]++
+						}
+					}
+				}
+				assert.Positive(t, uses["MUL_MAT"])
+				assert.Positive(t, uses["GET_ROWS"], "input gradients dequantize with get_rows")
+				delete(uses, "MUL_MAT")
+				delete(uses, "GET_ROWS")
+				assert.Empty(t, uses, "ops other than mul_mat and get_rows reading a quantized weight")
+			}
 			assert.LessOrEqual(t, gworst, 2e-2, "relative L2 difference of all LoRA gradients")
 			t.Logf("%s: base logits vs libllama %.2e of range; LoRA gradients vs dequantized-F32 twin: %.2e relative L2", typ, worst, gworst)
 		})
