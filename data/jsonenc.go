@@ -10,8 +10,15 @@ import (
 // because reflection-based encoding was the slowest step at 1 GB scale,
 // and the result must stay byte-identical to what the loader expects.
 func appendJSONString(b []byte, s string) []byte {
-	const hex = "0123456789abcdef"
 	b = append(b, '"')
+	b = appendJSONStringBody(b, s)
+	return append(b, '"')
+}
+
+// appendJSONStringBody appends s escaped as in appendJSONString, without
+// the quotes, so a string can be written in pieces.
+func appendJSONStringBody(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
 	start := 0
 	for i := 0; i < len(s); {
 		c := s[i]
@@ -60,8 +67,7 @@ func appendJSONString(b []byte, s string) []byte {
 		}
 		i += size
 	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
+	return append(b, s[start:]...)
 }
 
 func appendJSONBool(b []byte, v bool) []byte {

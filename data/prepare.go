@@ -253,8 +253,17 @@ func (cfg *Config) renderLine(ex *Example, split Split, tmpl Template) ([]byte, 
 		}
 		tokens = enc.Len()
 	}
-	pe := newPrepared(ex, split, tmpl.Name(), segs, tokens)
-	return pe.appendLine(make([]byte, 0, 3*len(pe.Text)+512)), tokens, nil
+	// Text, Prompt and Completion stay empty: the line is written from the
+	// segments, and a reader derives the rest.
+	pe := PreparedExample{
+		ID: ex.ID, Source: ex.Source, Split: split, Shape: ex.Shape, Template: tmpl.Name(),
+		Augmented: ex.Augmented, Segments: segs, Tokens: tokens,
+	}
+	n := 256
+	for _, s := range segs {
+		n += len(s.Text) + len(s.Text)/8 + 8
+	}
+	return appendPreparedLine(make([]byte, 0, n), &pe), tokens, nil
 }
 
 // appendSkipLine appends a Skip as a JSON line (encoding/json is fine here:

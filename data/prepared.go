@@ -11,7 +11,9 @@ import (
 
 // PreparedExample is one line of a prepared split file (train.jsonl,
 // val.jsonl, test.jsonl): the rendered text, its segments with the
-// training mask, and where it came from.
+// training mask, and where it came from. Its JSON form is the file's line
+// (see prepared_line.go): segments are stored as lengths into Text, and
+// Prompt and Completion are derived from them when the line is read.
 type PreparedExample struct {
 	ID         string    `json:"id"`
 	Source     Source    `json:"source"`
@@ -29,18 +31,6 @@ type PreparedExample struct {
 // Encode tokenizes the example's segments; see EncodeSegments.
 func (p *PreparedExample) Encode(tok Tokenizer, opts EncodeOptions) (Encoded, error) {
 	return EncodeSegments(p.Segments, tok, opts)
-}
-
-// newPrepared builds the output record of a rendered example.
-func newPrepared(ex *Example, split Split, template string, segs []Segment, tokens int) PreparedExample {
-	p := PreparedExample{
-		ID: ex.ID, Source: ex.Source, Split: split, Shape: ex.Shape, Template: template,
-		Augmented: ex.Augmented, Text: Rendered(segs), Segments: segs, Tokens: tokens,
-	}
-	if !ex.IsText() {
-		p.Prompt, p.Completion = promptCompletion(segs)
-	}
-	return p
 }
 
 // promptCompletion splits single-turn segments into the text before the
@@ -61,67 +51,6 @@ func promptCompletion(segs []Segment) (string, string) {
 		return "", ""
 	}
 	return Rendered(segs[:first]), Rendered(segs[first : last+1])
-}
-
-// appendLine appends p as one JSON line, field for field what
-// encoding/json would write for PreparedExample (the tests check).
-func (p *PreparedExample) appendLine(b []byte) []byte {
-	b = append(b, `{"id":`...)
-	b = appendJSONString(b, p.ID)
-	b = append(b, `,"source":{"file":`...)
-	b = appendJSONString(b, p.Source.File)
-	if p.Source.Line != 0 {
-		b = append(b, `,"line":`...)
-		b = appendJSONInt(b, p.Source.Line)
-	}
-	b = append(b, `,"row":`...)
-	b = appendJSONInt(b, p.Source.Row)
-	if p.Source.Key != "" {
-		b = append(b, `,"key":`...)
-		b = appendJSONString(b, p.Source.Key)
-	}
-	b = append(b, `},"split":`...)
-	b = appendJSONString(b, string(p.Split))
-	b = append(b, `,"shape":`...)
-	b = appendJSONString(b, string(p.Shape))
-	b = append(b, `,"template":`...)
-	b = appendJSONString(b, p.Template)
-	b = append(b, `,"augmented":`...)
-	b = appendJSONBool(b, p.Augmented)
-	b = append(b, `,"text":`...)
-	b = appendJSONString(b, p.Text)
-	if p.Prompt != "" {
-		b = append(b, `,"prompt":`...)
-		b = appendJSONString(b, p.Prompt)
-	}
-	if p.Completion != "" {
-		b = append(b, `,"completion":`...)
-		b = appendJSONString(b, p.Completion)
-	}
-	b = append(b, `,"segments":[`...)
-	for i, s := range p.Segments {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = append(b, `{"text":`...)
-		b = appendJSONString(b, s.Text)
-		b = append(b, `,"train":`...)
-		b = appendJSONBool(b, s.Train)
-		if s.Special {
-			b = append(b, `,"special":true`...)
-		}
-		b = append(b, '}')
-	}
-	if p.Segments == nil {
-		b = append(b[:len(b)-1], "null"...)
-	} else {
-		b = append(b, ']')
-	}
-	if p.Tokens != 0 {
-		b = append(b, `,"tokens":`...)
-		b = appendJSONInt(b, p.Tokens)
-	}
-	return append(b, "}\n"...)
 }
 
 // LoadPrepared reads a prepared split file (train.jsonl, val.jsonl or
