@@ -299,6 +299,24 @@ func fnvByte(h uint64, c byte) uint64 {
 	return h * fnvPrime
 }
 
+// asciiFold maps an ASCII byte to what the folded form keeps of it: the
+// lower-case letter or the digit, ' ' for whitespace, 0 for punctuation,
+// symbols and controls (dropped). One table load replaces a chain of
+// compares in the loop every byte of every record goes through.
+var asciiFold = func() (t [utf8.RuneSelf]byte) {
+	for c := range utf8.RuneSelf {
+		switch {
+		case c >= 'A' && c <= 'Z':
+			t[c] = byte(c) + 'a' - 'A'
+		case (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'):
+			t[c] = byte(c)
+		case c == ' ' || c == '\n' || c == '\t' || c == '\r':
+			t[c] = ' '
+		}
+	}
+	return t
+}()
+
 // foldHash hashes the folded form of s: lower case, punctuation and symbols
 // removed, whitespace runs as one separator. Hashing while folding avoids
 // building the folded string for every record.
@@ -307,24 +325,19 @@ func foldHash(h uint64, s string) uint64 {
 	wrote := false
 	var buf [utf8.UTFMax]byte
 	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
+		if c := s[i]; c < utf8.RuneSelf {
 			i++
-			switch {
-			case c >= 'A' && c <= 'Z':
-				c += 'a' - 'A'
-			case (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'):
-			case c == ' ' || c == '\n' || c == '\t' || c == '\r':
+			switch f := asciiFold[c]; f {
+			case 0:
+			case ' ':
 				space = true
-				continue
 			default:
-				continue // ASCII punctuation, symbols, controls
+				if space && wrote {
+					h = fnvByte(h, ' ')
+				}
+				space, wrote = false, true
+				h = fnvByte(h, f)
 			}
-			if space && wrote {
-				h = fnvByte(h, ' ')
-			}
-			space, wrote = false, true
-			h = fnvByte(h, c)
 			continue
 		}
 		r, n := utf8.DecodeRuneInString(s[i:])
@@ -348,23 +361,30 @@ func foldHash(h uint64, s string) uint64 {
 	return h
 }
 
-// contentHashes returns the exact and the normalised hash of an example's
-// content (roles, turns, input, text), the keys for de-duplication and split.
-func contentHashes(ex *Example) (exact, folded uint64) {
-	exact, folded = fnvOffset, fnvOffset
-	add := func(tag byte, s string) {
-		exact = fnvString(fnvByte(exact, tag), s)
-		exact = fnvByte(exact, 0)
-		folded = foldHash(fnvByte(folded, tag), s)
-		folded = fnvByte(folded, 0)
-	}
+// foldedHash is the normalised hash of an example's content (roles,
+// turns, input, text): the key of the split, of ids and of normalised
+// de-duplication.
+func foldedHash(ex *Example) uint64 {
+	h := uint64(fnvOffset)
 	if ex.IsText() {
-		add('t', ex.Text)
-		return exact, folded
+		return fnvByte(foldHash(fnvByte(h, 't'), ex.Text), 0)
 	}
 	for _, m := range ex.Messages {
-		add(m.Role[0], m.Content)
+		h = fnvByte(foldHash(fnvByte(h, m.Role[0]), m.Content), 0)
 	}
-	add('i', ex.Input)
-	return exact, folded
+	return fnvByte(foldHash(fnvByte(h, 'i'), ex.Input), 0)
+}
+
+// exactHash is the hash of the same content as cleaned, for exact
+// de-duplication only (the other modes skip it: it is a pass over every
+// byte).
+func exactHash(ex *Example) uint64 {
+	h := uint64(fnvOffset)
+	if ex.IsText() {
+		return fnvByte(fnvString(fnvByte(h, 't'), ex.Text), 0)
+	}
+	for _, m := range ex.Messages {
+		h = fnvByte(fnvString(fnvByte(h, m.Role[0]), m.Content), 0)
+	}
+	return fnvByte(fnvString(fnvByte(h, 'i'), ex.Input), 0)
 }

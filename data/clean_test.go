@@ -72,6 +72,26 @@ func TestFoldHashFoldsCaseSpacePunctuation(t *testing.T) {
 	assert.NotEqual(t, h("ab c"), h("a bc"))
 }
 
+// TestContentHashesAreStable pins the hashes: they choose each example's
+// split and id, so a faster implementation must give the same values.
+func TestContentHashesAreStable(t *testing.T) {
+	examples := []Example{
+		{Shape: ShapeText, Text: "Some corpus text, with PUNCTUATION!\n\nAnd\ttabs."},
+		{Shape: ShapeQA, Messages: []Message{{RoleUser, "What is CO2?"}, {RoleAssistant, "Carbon  dioxide —  a gas."}}},
+		{Shape: ShapeInstruction, Messages: []Message{{RoleSystem, "Be brief."}, {RoleUser, "Translate"}, {RoleAssistant, "Zürich, São Paulo, 二酸化炭素 énergie"}}, Input: "ÉNERGIE ‘quoted’ \u00a0x"},
+		{Shape: ShapeChat, Messages: []Message{{RoleUser, "ÀÉÎ ǅ ß"}, {RoleAssistant, "\u200bzero\u00adwidth ~`^"}}},
+	}
+	want := [][2]uint64{ // exact, folded
+		{0x672c1683367dd989, 0x6f1e54d4690d6e35},
+		{0x7bfea275f848222e, 0x4a4dc24bd30fdd93},
+		{0x6f128cf0b541987, 0x59dc80a1ac664796},
+		{0x79002c846b056f54, 0x53985805ee93fb5f},
+	}
+	for i := range examples {
+		assert.Equal(t, want[i], [2]uint64{exactHash(&examples[i]), foldedHash(&examples[i])}, "example %d", i)
+	}
+}
+
 func TestHashSet(t *testing.T) {
 	var s hashSet
 	for i := range uint64(10000) {
