@@ -34,8 +34,24 @@ func CleanText(s string, keepHTML bool) string {
 	}
 	// NFC last: dropping a control character can bring a base letter and a
 	// combining mark together, which only then compose.
-	return norm.NFC.String(tidySpace(s))
+	t, inert := tidySpace(s)
+	if inert {
+		return t
+	}
+	return norm.NFC.String(t)
 }
+
+// plainText and plainHTML mark the bytes isClean passes over without a
+// second look: printable ASCII other than space, and other than '<' and
+// '&' unless HTML is kept. Words are runs of these, so the check is mostly
+// one table load per byte.
+var plainText, plainHTML = func() (t, h [256]bool) {
+	for c := '!'; c < 0x7f; c++ {
+		h[c] = true
+		t[c] = c != '<' && c != '&'
+	}
+	return t, h
+}()
 
 // isClean is the fast path: most fields in real datasets need no change,
 // and checking is much cheaper than rebuilding.
@@ -46,41 +62,69 @@ func isClean(s string, keepHTML bool) bool {
 	if s[0] == ' ' || s[0] == '\n' || s[len(s)-1] == ' ' || s[len(s)-1] == '\n' {
 		return false
 	}
+	plain := &plainText
+	if keepHTML {
+		plain = &plainHTML
+	}
 	lineStart := true
-	ascii := true
+	inert := true // every rune so far is one NFC leaves as it is, whatever its neighbours
 	var prev, prev2 byte
-	for i := 0; i < len(s); i++ {
+	for i := 0; i < len(s); {
 		c := s[i]
+		if plain[c] {
+			for i++; i < len(s) && plain[s[i]]; i++ {
+			}
+			// What follows only asks whether prev is a space or a newline.
+			lineStart, prev2, prev = false, 'a', 'a'
+			continue
+		}
 		switch {
 		case c >= utf8.RuneSelf:
 			r, n := utf8.DecodeRuneInString(s[i:])
 			if (r == utf8.RuneError && n == 1) || isHSpace(r) || dropRune(r) || r == '\u2028' || r == '\u2029' {
 				return false
 			}
-			i += n - 1
-			ascii, lineStart = false, false
-			c = 'a' // any letter: what matters below is that it is not a space
-		case c == 0x7f:
-			return false
+			i += n
+			inert = inert && nfcInert(r)
+			lineStart, prev2, prev = false, prev, 'a'
+			continue
 		case c == '\n':
 			if prev == ' ' || (prev == '\n' && prev2 == '\n') {
 				return false
 			}
 			lineStart = true
-		case c < 0x20:
-			return false // tabs, CR and other controls take the slow path
 		case c == ' ':
 			if prev == ' ' && !lineStart {
 				return false
 			}
-		case (c == '<' || c == '&') && !keepHTML:
-			return false
 		default:
-			lineStart = false
+			return false // controls, tabs, CR, DEL, and markup to strip
 		}
 		prev2, prev = prev, c
+		i++
 	}
-	return ascii || norm.NFC.IsNormalString(s)
+	return inert || norm.NFC.IsNormalString(s)
+}
+
+// nfcInert reports runes that are in NFC and never compose with a rune
+// before them, so a string of them (and ASCII) is in NFC without asking
+// the norm tables: Latin-1 and Latin Extended letters, general
+// punctuation (dashes, quotes), CJK ideographs and Hangul syllables, the
+// non-ASCII text of most datasets. TestNFCInert checks every rune listed.
+func nfcInert(r rune) bool {
+	switch {
+	case r < 0x300:
+		return true
+	case r < 0x2010:
+		return false
+	case r <= 0x2027:
+		return true
+	case r < 0x2030:
+		return false
+	case r <= 0x205e:
+		return true
+	}
+	return (r >= 0x4e00 && r <= 0x9fff) || (r >= 0xac00 && r <= 0xd7a3)
 }
 
 // isHSpace reports horizontal whitespace: tab and the Unicode space
@@ -93,27 +137,34 @@ func isHSpace(r rune) bool {
 	return r >= '\u2000' && r <= '\u200a'
 }
 
-// tidySpace applies the character and whitespace rules of CleanText.
-func tidySpace(s string) string {
+// tidySpace applies the character and whitespace rules of CleanText to
+// valid UTF-8, and reports whether every rune of the result is nfcInert
+// (then it needs no NFC pass). Runs of printable ASCII are copied whole.
+func tidySpace(s string) (string, bool) {
 	var b strings.Builder
 	b.Grow(len(s))
-	var indent []rune // leading whitespace of the current line, written only if the line has text
+	var indent []byte // leading whitespace of the current line, written only if the line has text
 	newlines := 0
 	lineStart := true
 	pendingSpace := false
-	for _, r := range s {
+	inert := true
+	for i := 0; i < len(s); {
+		c := s[i]
+		r, n := rune(c), 1
+		if c >= utf8.RuneSelf {
+			r, n = utf8.DecodeRuneInString(s[i:])
+		}
 		switch {
 		case r == '\n' || r == '\u2028' || r == '\u2029':
 			newlines++
 			lineStart, pendingSpace, indent = true, false, indent[:0]
 		case isHSpace(r):
-			if lineStart {
-				if r != '\t' {
-					r = ' '
-				}
-				indent = append(indent, r)
-			} else {
+			if !lineStart {
 				pendingSpace = true
+			} else if r == '\t' {
+				indent = append(indent, '\t')
+			} else {
+				indent = append(indent, ' ')
 			}
 		case dropRune(r):
 		default:
@@ -125,18 +176,27 @@ func tidySpace(s string) string {
 					b.WriteString("\n\n")
 				}
 				if lineStart {
-					for _, ir := range indent {
-						b.WriteRune(ir)
-					}
+					b.Write(indent)
 				} else if pendingSpace {
 					b.WriteByte(' ')
 				}
 			}
 			newlines, lineStart, pendingSpace = 0, false, false
-			b.WriteRune(r)
+			j := i + n
+			if c < utf8.RuneSelf {
+				for j < len(s) && s[j] > ' ' && s[j] < 0x7f {
+					j++
+				}
+			} else {
+				inert = inert && nfcInert(r)
+			}
+			b.WriteString(s[i:j])
+			i = j
+			continue
 		}
+		i += n
 	}
-	return b.String()
+	return b.String(), inert
 }
 
 // dropRune reports characters that carry no text: C0/C1 controls and the

@@ -1,11 +1,13 @@
 package data
 
 import (
+	"math/rand/v2"
 	"strings"
 	"testing"
 	"unicode"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 	"golang.org/x/text/unicode/norm"
 )
 
@@ -60,7 +62,53 @@ func FuzzCleanText(f *testing.F) {
 				t.Fatalf("control character left: %q -> %q", s, got)
 			}
 		}
+		for _, keep := range []bool{false, true} {
+			if want := cleanTextRef(s, keep); CleanText(s, keep) != want {
+				t.Fatalf("keepHTML %v: %q -> %q, the reference gives %q", keep, s, CleanText(s, keep), want)
+			}
+		}
 	})
+}
+
+// TestCleanTextMatchesReference runs the fast paths against the plain
+// rune-at-a-time cleaner on strings built from the pieces they treat
+// specially.
+func TestCleanTextMatchesReference(t *testing.T) {
+	pieces := []string{
+		"a", "Word", "42", ".", " ", "  ", "\t", "\n", "\n\n\n", "\r\n", "\r", "<b>", "</p>", "<br/>",
+		"&amp;", "&", "<", "List<T>", "é", "e\u0301", "\u0301", "Zürich", "二酸化炭素", "가", "\u11a8",
+		"\u00a0", "\u3000", "\u2028", "\u200b", "\ufeff", "\u00ad", "\x07", "\x7f", "\u0085", "\xff",
+		"—", "“q”", "…", "\u2000", "\u2126", "\u0bc6\u0bbe", "👩\u200d🔬", "\u0958", "ǅ",
+	}
+	rng := rand.New(rand.NewPCG(7, 7))
+	for range 20000 {
+		var b strings.Builder
+		for range 1 + rng.IntN(12) {
+			b.WriteString(pieces[rng.IntN(len(pieces))])
+		}
+		s := b.String()
+		for _, keep := range []bool{false, true} {
+			want := cleanTextRef(s, keep)
+			require.Equal(t, want, CleanText(s, keep), "keepHTML %v: %q", keep, s)
+			require.Equal(t, isCleanRef(s, keep), isClean(s, keep), "isClean, keepHTML %v: %q", keep, s)
+		}
+	}
+}
+
+// TestNFCInert checks nfcInert against the Unicode tables: each rune it
+// names is in NFC and starts a new NFC segment (nothing before it can
+// compose with it), which is what lets a string of them skip the NFC pass.
+func TestNFCInert(t *testing.T) {
+	for r := rune(0x80); r <= unicode.MaxRune; r++ {
+		if !nfcInert(r) {
+			continue
+		}
+		s := string(r)
+		require.True(t, norm.NFC.IsNormalString(s), "%U is not NFC", r)
+		p := norm.NFC.PropertiesString(s)
+		require.True(t, p.BoundaryBefore(), "%U can compose with what precedes it", r)
+		require.Zero(t, p.CCC(), "%U combines", r)
+	}
 }
 
 func TestFoldHashFoldsCaseSpacePunctuation(t *testing.T) {
