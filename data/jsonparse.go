@@ -25,6 +25,15 @@ func parseJSON(b []byte) (v any, ok bool) {
 	return v, p.i == len(p.b)
 }
 
+// jsonPlain marks the ASCII bytes a JSON string holds as they are: all but
+// the quote, the backslash and control characters.
+var jsonPlain = func() (t [256]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
 // maxJSONDepth matches encoding/json's nesting limit.
 const maxJSONDepth = 10000
 
@@ -191,22 +200,31 @@ func (p *jsonParser) number() (any, bool) {
 	return f, true
 }
 
-// str reads a string at p.i (a '"'), taking the plain run up to the closing quote in
-// one copy and decoding escapes and non-ASCII only when there are any.
+// str reads a string at p.i (a '"'), taking the run up to the closing quote in one
+// copy when it has no escapes and is valid UTF-8 (non-ASCII text included), and
+// decoding only when it has escapes or invalid bytes.
 func (p *jsonParser) str() (any, bool) {
 	p.i++ // '"'
 	start := p.i
 	for p.i < len(p.b) {
 		c := p.b[p.i]
+		if jsonPlain[c] {
+			p.i++
+			continue
+		}
 		if c == '"' {
 			s := string(p.b[start:p.i])
 			p.i++
 			return s, true
 		}
-		if c == '\\' || c < 0x20 || c >= utf8.RuneSelf {
+		if c < utf8.RuneSelf {
+			break // an escape or a control character
+		}
+		r, size := utf8.DecodeRune(p.b[p.i:])
+		if r == utf8.RuneError && size == 1 {
 			break
 		}
-		p.i++
+		p.i += size
 	}
 	// The decoded string is at most as long as the quoted text (escapes shrink; only
 	// invalid UTF-8 grows), so one allocation usually holds it.

@@ -233,7 +233,9 @@ func (p *pipeline) readAll(ctx context.Context, sem chan struct{}, work chan<- *
 		case c := <-free:
 			return c
 		default:
-			return &chunk{}
+			// Sized for the usual case (lines a little longer than their
+			// records) so the line buffer rarely grows.
+			return &chunk{out: make([]byte, 0, 2*chunkBytes)}
 		}
 	}
 	cur := next()
