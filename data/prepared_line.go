@@ -83,7 +83,9 @@ func appendPreparedLine(b []byte, p *PreparedExample) []byte {
 }
 
 // MarshalJSON writes the example as a prepared file's line (without the
-// newline). Text must be the segments joined, as Prepare renders it.
+// newline); json.Marshal then escapes <, > and & as it always does, and an
+// Encoder with SetEscapeHTML(false) gives the file's bytes. Text must be
+// the segments joined, as Prepare renders it.
 func (p PreparedExample) MarshalJSON() ([]byte, error) {
 	rest := p.Text
 	for _, s := range p.Segments {
