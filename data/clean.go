@@ -359,13 +359,16 @@ func fnvByte(h uint64, c byte) uint64 {
 	return h * fnvPrime
 }
 
-// asciiFold maps an ASCII byte to what the folded form keeps of it: the
-// lower-case letter or the digit, ' ' for whitespace, 0 for punctuation,
-// symbols and controls (dropped). One table load replaces a chain of
-// compares in the loop every byte of every record goes through.
-var asciiFold = func() (t [utf8.RuneSelf]byte) {
-	for c := range utf8.RuneSelf {
+// asciiFold maps a byte to what the folded form keeps of it: the
+// lower-case letter or the digit, ' ' for ASCII whitespace, 0 for ASCII
+// punctuation, symbols and controls (dropped), and foldRune for the bytes
+// of multi-byte runes. One table load replaces a chain of compares in the
+// loop every byte of every record goes through.
+var asciiFold = func() (t [256]byte) {
+	for c := range 256 {
 		switch {
+		case c >= utf8.RuneSelf:
+			t[c] = foldRune
 		case c >= 'A' && c <= 'Z':
 			t[c] = byte(c) + 'a' - 'A'
 		case (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'):
@@ -377,6 +380,10 @@ var asciiFold = func() (t [utf8.RuneSelf]byte) {
 	return t
 }()
 
+// foldRune marks, in asciiFold, a byte that starts (or continues) a
+// multi-byte rune: 1 is no letter, digit or space.
+const foldRune = 1
+
 // foldHash hashes the folded form of s: lower case, punctuation and symbols
 // removed, whitespace runs as one separator. Hashing while folding avoids
 // building the folded string for every record.
@@ -385,19 +392,27 @@ func foldHash(h uint64, s string) uint64 {
 	wrote := false
 	var buf [utf8.UTFMax]byte
 	for i := 0; i < len(s); {
-		if c := s[i]; c < utf8.RuneSelf {
-			i++
-			switch f := asciiFold[c]; f {
-			case 0:
-			case ' ':
-				space = true
-			default:
-				if space && wrote {
-					h = fnvByte(h, ' ')
+		switch f := asciiFold[s[i]]; {
+		case f > ' ': // a letter or digit: hash it and the rest of its word
+			if space && wrote {
+				h = fnvByte(h, ' ')
+			}
+			space, wrote = false, true
+			h = fnvByte(h, f)
+			for i++; i < len(s); i++ {
+				f = asciiFold[s[i]]
+				if f <= ' ' {
+					break
 				}
-				space, wrote = false, true
 				h = fnvByte(h, f)
 			}
+			continue
+		case f == ' ':
+			space = true
+			i++
+			continue
+		case f == 0:
+			i++
 			continue
 		}
 		r, n := utf8.DecodeRuneInString(s[i:])

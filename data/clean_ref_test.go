@@ -3,6 +3,7 @@ package data
 import (
 	"html"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"golang.org/x/text/unicode/norm"
@@ -120,4 +121,54 @@ func tidySpaceRef(s string) string {
 		}
 	}
 	return b.String()
+}
+
+// foldHashRef is foldHash as first written, a compare chain per byte; it
+// hashes the folded form of s: lower case, punctuation and symbols
+// removed, whitespace runs as one separator. Hashing while folding avoids
+// building the folded string for every record.
+func foldHashRef(h uint64, s string) uint64 {
+	space := false
+	wrote := false
+	var buf [utf8.UTFMax]byte
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			i++
+			switch {
+			case c >= 'A' && c <= 'Z':
+				c += 'a' - 'A'
+			case (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'):
+			case c == ' ' || c == '\n' || c == '\t' || c == '\r':
+				space = true
+				continue
+			default:
+				continue // ASCII punctuation, symbols, controls
+			}
+			if space && wrote {
+				h = fnvByte(h, ' ')
+			}
+			space, wrote = false, true
+			h = fnvByte(h, c)
+			continue
+		}
+		r, n := utf8.DecodeRuneInString(s[i:])
+		i += n
+		switch {
+		case unicode.IsSpace(r):
+			space = true
+			continue
+		case unicode.IsPunct(r) || unicode.IsSymbol(r) || dropRune(r):
+			continue
+		}
+		if space && wrote {
+			h = fnvByte(h, ' ')
+		}
+		space, wrote = false, true
+		n = utf8.EncodeRune(buf[:], unicode.ToLower(r))
+		for _, b := range buf[:n] {
+			h = fnvByte(h, b)
+		}
+	}
+	return h
 }

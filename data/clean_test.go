@@ -62,6 +62,9 @@ func FuzzCleanText(f *testing.F) {
 				t.Fatalf("control character left: %q -> %q", s, got)
 			}
 		}
+		if foldHash(fnvOffset, s) != foldHashRef(fnvOffset, s) {
+			t.Fatalf("foldHash %q differs from the reference", s)
+		}
 		for _, keep := range []bool{false, true} {
 			if want := cleanTextRef(s, keep); CleanText(s, keep) != want {
 				t.Fatalf("keepHTML %v: %q -> %q, the reference gives %q", keep, s, CleanText(s, keep), want)
@@ -71,8 +74,8 @@ func FuzzCleanText(f *testing.F) {
 }
 
 // TestCleanTextMatchesReference runs the fast paths against the plain
-// rune-at-a-time cleaner on strings built from the pieces they treat
-// specially.
+// rune-at-a-time cleaner (and the folding hash against its first version)
+// on strings built from the pieces they treat specially.
 func TestCleanTextMatchesReference(t *testing.T) {
 	pieces := []string{
 		"a", "Word", "42", ".", " ", "  ", "\t", "\n", "\n\n\n", "\r\n", "\r", "<b>", "</p>", "<br/>",
@@ -92,6 +95,7 @@ func TestCleanTextMatchesReference(t *testing.T) {
 			require.Equal(t, want, CleanText(s, keep), "keepHTML %v: %q", keep, s)
 			require.Equal(t, isCleanRef(s, keep), isClean(s, keep), "isClean, keepHTML %v: %q", keep, s)
 		}
+		require.Equal(t, foldHashRef(fnvOffset, s), foldHash(fnvOffset, s), "foldHash %q", s)
 	}
 }
 
