@@ -41,17 +41,24 @@ func CleanText(s string, keepHTML bool) string {
 	return norm.NFC.String(t)
 }
 
-// plainText and plainHTML mark the bytes isClean passes over without a
-// second look: printable ASCII other than space, and other than '<' and
-// '&' unless HTML is kept. Words are runs of these, so the check is mostly
-// one table load per byte.
-var plainText, plainHTML = func() (t, h [256]bool) {
+// textClass and htmlClass sort bytes for isClean: cleanPlain for printable
+// ASCII other than space (and other than '<' and '&' unless HTML is kept),
+// cleanSpace for the space, 0 for the rest.
+var textClass, htmlClass = func() (t, h [256]uint8) {
 	for c := '!'; c < 0x7f; c++ {
-		h[c] = true
-		t[c] = c != '<' && c != '&'
+		h[c] = cleanPlain
+		if c != '<' && c != '&' {
+			t[c] = cleanPlain
+		}
 	}
+	t[' '], h[' '] = cleanSpace, cleanSpace
 	return t, h
 }()
+
+const (
+	cleanPlain = 1
+	cleanSpace = 2
+)
 
 // isClean is the fast path: most fields in real datasets need no change,
 // and checking is much cheaper than rebuilding.
@@ -62,20 +69,24 @@ func isClean(s string, keepHTML bool) bool {
 	if s[0] == ' ' || s[0] == '\n' || s[len(s)-1] == ' ' || s[len(s)-1] == '\n' {
 		return false
 	}
-	plain := &plainText
+	class := &textClass
 	if keepHTML {
-		plain = &plainHTML
+		class = &htmlClass
 	}
 	lineStart := true
 	inert := true // every rune so far is one NFC leaves as it is, whatever its neighbours
 	var prev, prev2 byte
 	for i := 0; i < len(s); {
 		c := s[i]
-		if plain[c] {
-			for i++; i < len(s) && plain[s[i]]; i++ {
+		if class[c] == cleanPlain {
+			// Words and the single spaces between them, without a branch
+			// per word: a byte continues the run if it is plain, or a space
+			// after a plain byte (class[prev]<<1 is cleanSpace then).
+			for i++; i < len(s) && class[s[i]]&(cleanPlain|class[s[i-1]]<<1) != 0; i++ {
 			}
-			// What follows only asks whether prev is a space or a newline.
-			lineStart, prev2, prev = false, 'a', 'a'
+			// What follows asks only whether prev is a space or a newline,
+			// and prev2 only when prev is a newline.
+			lineStart, prev2, prev = false, 'a', s[i-1]
 			continue
 		}
 		switch {
@@ -380,6 +391,25 @@ var asciiFold = func() (t [256]byte) {
 	return t
 }()
 
+// foldClass sorts bytes for foldHash's inner loop: foldLetter for ASCII
+// letters and digits, foldSpace for ASCII whitespace, 0 for the rest.
+var foldClass = func() (t [256]uint8) {
+	for c, f := range asciiFold {
+		switch {
+		case f > ' ':
+			t[c] = foldLetter
+		case f == ' ':
+			t[c] = foldSpace
+		}
+	}
+	return t
+}()
+
+const (
+	foldLetter = 1
+	foldSpace  = 2
+)
+
 // foldRune marks, in asciiFold, a byte that starts (or continues) a
 // multi-byte rune: 1 is no letter, digit or space.
 const foldRune = 1
@@ -399,12 +429,19 @@ func foldHash(h uint64, s string) uint64 {
 			}
 			space, wrote = false, true
 			h = fnvByte(h, f)
+			// The rest of the word, and the words after it that single
+			// ASCII whitespace separates, in one loop whose only branch is
+			// its end: a whitespace byte continues it (hashed as ' ') when
+			// a letter or digit follows.
 			for i++; i < len(s); i++ {
-				f = asciiFold[s[i]]
-				if f <= ' ' {
+				var next uint8
+				if i+1 < len(s) {
+					next = foldClass[s[i+1]]
+				}
+				if foldClass[s[i]]&(foldLetter|next<<1) == 0 {
 					break
 				}
-				h = fnvByte(h, f)
+				h = fnvByte(h, asciiFold[s[i]])
 			}
 			continue
 		case f == ' ':
