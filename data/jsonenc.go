@@ -21,6 +21,10 @@ func appendJSONStringBody(b []byte, s string) []byte {
 	const hex = "0123456789abcdef"
 	start := 0
 	for i := 0; i < len(s); {
+		i += jsonPlainLen(s[i:])
+		if i >= len(s) {
+			break
+		}
 		c := s[i]
 		if jsonPlain[c] {
 			i++

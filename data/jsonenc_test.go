@@ -35,3 +35,21 @@ func FuzzAppendJSONString(f *testing.F) {
 		}
 	})
 }
+
+// TestJSONPlainLen checks the word-at-a-time scan against the table, for
+// every byte value at every position of a word.
+func TestJSONPlainLen(t *testing.T) {
+	for c := range 256 {
+		for pos := range 8 {
+			b := []byte("abcdefghijklmnopqrstuvwx")
+			b[8+pos] = byte(c)
+			want := len(b)
+			if !jsonPlain[c] {
+				want = 8
+			}
+			assert.Equal(t, want, jsonPlainLen(b), "byte %#x at %d", c, 8+pos)
+			assert.Equal(t, want, jsonPlainLen(string(b)), "byte %#x at %d", c, 8+pos)
+		}
+	}
+	assert.Equal(t, 0, jsonPlainLen("short"), "only whole words")
+}

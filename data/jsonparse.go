@@ -25,15 +25,6 @@ func parseJSON(b []byte) (v any, ok bool) {
 	return v, p.i == len(p.b)
 }
 
-// jsonPlain marks the ASCII bytes a JSON string holds as they are: all but
-// the quote, the backslash and control characters.
-var jsonPlain = func() (t [256]bool) {
-	for c := 0x20; c < utf8.RuneSelf; c++ {
-		t[c] = c != '"' && c != '\\'
-	}
-	return t
-}()
-
 // maxJSONDepth matches encoding/json's nesting limit.
 const maxJSONDepth = 10000
 
@@ -66,7 +57,7 @@ func (p *jsonParser) value(depth int) (any, bool) {
 	case c == '[':
 		return p.array(depth + 1)
 	case c == '"':
-		return p.str()
+		return p.str() // the one place a string is boxed: keys stay strings
 	case c == 't':
 		return true, p.literal("true")
 	case c == 'f':
@@ -113,7 +104,7 @@ func (p *jsonParser) object(depth int) (any, bool) {
 		if !ok {
 			return nil, false
 		}
-		m[k.(string)] = v
+		m[k] = v
 		p.space()
 		if p.i >= len(p.b) {
 			return nil, false
@@ -203,10 +194,14 @@ func (p *jsonParser) number() (any, bool) {
 // str reads a string at p.i (a '"'), taking the run up to the closing quote in one
 // copy when it has no escapes and is valid UTF-8 (non-ASCII text included), and
 // decoding only when it has escapes or invalid bytes.
-func (p *jsonParser) str() (any, bool) {
+func (p *jsonParser) str() (string, bool) {
 	p.i++ // '"'
 	start := p.i
 	for p.i < len(p.b) {
+		p.i += jsonPlainLen(p.b[p.i:])
+		if p.i >= len(p.b) {
+			break
+		}
 		c := p.b[p.i]
 		if jsonPlain[c] {
 			p.i++
@@ -245,10 +240,10 @@ func (p *jsonParser) str() (any, bool) {
 			p.i++
 			return sb.String(), true
 		case c < 0x20:
-			return nil, false
+			return "", false
 		case c == '\\':
 			if p.i+1 >= len(p.b) {
-				return nil, false
+				return "", false
 			}
 			e := p.b[p.i+1]
 			p.i += 2
@@ -268,7 +263,7 @@ func (p *jsonParser) str() (any, bool) {
 			case 'u':
 				r, ok := p.hex4()
 				if !ok {
-					return nil, false
+					return "", false
 				}
 				if utf16.IsSurrogate(r) {
 					// A valid pair is consumed whole; anything else is U+FFFD and the
@@ -285,7 +280,7 @@ func (p *jsonParser) str() (any, bool) {
 				}
 				sb.WriteRune(r)
 			default:
-				return nil, false
+				return "", false
 			}
 		case c < utf8.RuneSelf:
 			sb.WriteByte(c)
@@ -300,7 +295,7 @@ func (p *jsonParser) str() (any, bool) {
 			p.i += size
 		}
 	}
-	return nil, false
+	return "", false
 }
 
 // nextU reads a "\uXXXX" escape at p.i, if there is one.
