@@ -32,6 +32,11 @@ func CleanText(s string, keepHTML bool) string {
 		s = strings.ReplaceAll(s, "\r\n", "\n")
 		s = strings.ReplaceAll(s, "\r", "\n")
 	}
+	// Often the markup was all there was to fix; what is left is checked
+	// as text ('<' and '&' now are text, hence keepHTML).
+	if isClean(s, true) {
+		return s
+	}
 	// NFC last: dropping a control character can bring a base letter and a
 	// combining mark together, which only then compose.
 	t, inert := tidySpace(s)
