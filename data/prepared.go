@@ -2,7 +2,6 @@ package data
 
 import (
 	"bufio"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -15,17 +14,17 @@ import (
 // (see prepared_line.go): segments are stored as lengths into Text, and
 // Prompt and Completion are derived from them when the line is read.
 type PreparedExample struct {
-	ID         string    `json:"id"`
-	Source     Source    `json:"source"`
-	Split      Split     `json:"split"`
-	Shape      Shape     `json:"shape"`
-	Template   string    `json:"template"`
-	Augmented  bool      `json:"augmented"`
-	Text       string    `json:"text"`
-	Prompt     string    `json:"prompt,omitempty"`     // single-turn only: the text before the answer
-	Completion string    `json:"completion,omitempty"` // single-turn only: the trained text
-	Segments   []Segment `json:"segments"`
-	Tokens     int       `json:"tokens,omitempty"` // token count, when Prepare had a tokenizer
+	ID         string
+	Source     Source
+	Split      Split
+	Shape      Shape
+	Template   string
+	Augmented  bool
+	Text       string
+	Prompt     string    // single-turn only: the text before the answer (derived on reading, not stored)
+	Completion string    // single-turn only: the trained text (derived on reading, not stored)
+	Segments   []Segment // pieces of Text with their mask
+	Tokens     int       // token count, when Prepare had a tokenizer
 }
 
 // Encode tokenizes the example's segments; see EncodeSegments.
@@ -77,7 +76,9 @@ func ScanPrepared(path string, fn func(PreparedExample) error) error {
 		b, err := r.ReadBytes('\n')
 		if len(b) > 0 {
 			var p PreparedExample
-			if jerr := json.Unmarshal(b, &p); jerr != nil {
+			// Not json.Unmarshal(b, &p): that would scan the line once
+			// more before handing it to UnmarshalJSON.
+			if jerr := p.UnmarshalJSON(b); jerr != nil {
 				return fmt.Errorf("load prepared data: %s:%d: %w (was the file written by ecotune prepare?)", path, line, jerr)
 			}
 			if ferr := fn(p); ferr != nil {

@@ -101,90 +101,174 @@ func (p PreparedExample) MarshalJSON() ([]byte, error) {
 	return line[:len(line)-1], nil
 }
 
-// preparedLine is a prepared line as stored, in either form.
-type preparedLine struct {
-	ID         string        `json:"id"`
-	Source     Source        `json:"source"`
-	Split      Split         `json:"split"`
-	Shape      Shape         `json:"shape"`
-	Template   string        `json:"template"`
-	Augmented  bool          `json:"augmented"`
-	Text       string        `json:"text"`
-	Prompt     string        `json:"prompt"`
-	Completion string        `json:"completion"`
-	Segments   []lineSegment `json:"segments"`
-	Tokens     int           `json:"tokens"`
+// lineFields are the fields a prepared line has in both forms.
+type lineFields struct {
+	ID         string `json:"id"`
+	Source     Source `json:"source"`
+	Split      Split  `json:"split"`
+	Shape      Shape  `json:"shape"`
+	Template   string `json:"template"`
+	Augmented  bool   `json:"augmented"`
+	Text       string `json:"text"`
+	Prompt     string `json:"prompt"`
+	Completion string `json:"completion"`
+	Tokens     int    `json:"tokens"`
 }
 
-// lineSegment is one element of "segments": [length, flags], or an
-// object with its own text in the old form.
-type lineSegment struct {
-	Segment
-	span bool
-	n    int
+func (l *lineFields) example() PreparedExample {
+	return PreparedExample{
+		ID: l.ID, Source: l.Source, Split: l.Split, Shape: l.Shape, Template: l.Template,
+		Augmented: l.Augmented, Text: l.Text, Prompt: l.Prompt, Completion: l.Completion, Tokens: l.Tokens,
+	}
 }
 
-func (s *lineSegment) UnmarshalJSON(b []byte) error {
-	b = bytes.TrimLeft(b, " \t\r\n")
-	if len(b) == 0 || b[0] != '[' {
-		s.span = false
-		return json.Unmarshal(b, &s.Segment)
-	}
-	var v []int
-	if err := json.Unmarshal(b, &v); err != nil {
-		return fmt.Errorf("segment: %w", err)
-	}
-	if len(v) != 2 || v[0] < 0 || v[1] < 0 || v[1] > segTrain|segSpecial {
-		return fmt.Errorf("segment %s: want [length, flags] with length ≥ 0 and flags 0–3", b)
-	}
-	*s = lineSegment{Segment: Segment{Train: v[1]&segTrain != 0, Special: v[1]&segSpecial != 0}, span: true, n: v[0]}
-	return nil
-}
+// oldFormMark starts the segments of a line in the old form as
+// ecotune wrote it. It cannot occur inside a JSON string (its quotes
+// would be escaped there), so finding it tells the form before decoding.
+var oldFormMark = []byte(`"segments":[{`)
 
 // UnmarshalJSON reads a prepared line in either form. Segments stored as
 // lengths become substrings of Text, so they share its memory; Prompt and
 // Completion, when the line lacks them, are derived as Prepare did.
 func (p *PreparedExample) UnmarshalJSON(b []byte) error {
-	var l preparedLine
-	if err := json.Unmarshal(b, &l); err != nil {
-		return err
-	}
-	*p = PreparedExample{
-		ID: l.ID, Source: l.Source, Split: l.Split, Shape: l.Shape, Template: l.Template,
-		Augmented: l.Augmented, Text: l.Text, Prompt: l.Prompt, Completion: l.Completion, Tokens: l.Tokens,
-	}
-	if len(l.Segments) == 0 {
-		if l.Text != "" {
-			return errors.New("a text without segments")
+	if bytes.Contains(b, oldFormMark) {
+		// One decoding pass, as before the new form: through RawMessage
+		// the old form's long segments would be scanned twice more.
+		var l struct {
+			lineFields
+			Segments []Segment `json:"segments"`
 		}
-		return nil
-	}
-	p.Segments = make([]Segment, len(l.Segments))
-	off := 0
-	for i, s := range l.Segments {
-		if s.span != l.Segments[0].span {
-			return errors.New("segments mix [length, flags] and {text, train} forms")
+		if err := json.Unmarshal(b, &l); err != nil {
+			return err
 		}
-		if !s.span {
-			p.Segments[i] = s.Segment
-			continue
+		*p = l.example()
+		p.Segments = l.Segments
+	} else {
+		var l struct {
+			lineFields
+			Segments json.RawMessage `json:"segments"`
 		}
-		end := off + s.n
-		if end > len(l.Text) {
-			return fmt.Errorf("segments cover more than the text's %d bytes", len(l.Text))
+		if err := json.Unmarshal(b, &l); err != nil {
+			return err
 		}
-		if end < len(l.Text) && !utf8.RuneStart(l.Text[end]) {
-			return fmt.Errorf("segment %d ends inside a character (byte %d of the text)", i, end)
+		*p = l.example()
+		var err error
+		if p.Segments, err = decodeSegments(l.Segments, l.Text); err != nil {
+			return fmt.Errorf("segments: %w", err)
 		}
-		s.Text = l.Text[off:end]
-		p.Segments[i] = s.Segment
-		off = end
-	}
-	if l.Segments[0].span && off != len(l.Text) {
-		return fmt.Errorf("segments cover %d bytes, the text has %d", off, len(l.Text))
 	}
 	if p.Prompt == "" && p.Completion == "" && p.Shape != ShapeText {
 		p.Prompt, p.Completion = promptCompletion(p.Segments)
 	}
 	return nil
+}
+
+// decodeSegments reads "segments" in either form. The [length, flags]
+// form is parsed by hand: with encoding/json each little array cost a
+// reflective decode, and reading files became slower than before.
+func decodeSegments(raw []byte, text string) ([]Segment, error) {
+	sc := spanScanner{b: raw}
+	sc.space()
+	if sc.i == len(sc.b) || sc.literal("null") {
+		if text != "" {
+			return nil, errors.New("a text without segments")
+		}
+		return nil, nil
+	}
+	if !sc.next('[') {
+		return nil, errors.New("want an array")
+	}
+	if sc.peek() == '{' {
+		var segs []Segment // the old form: each segment has its own text
+		return segs, json.Unmarshal(raw, &segs)
+	}
+	var segs []Segment
+	off := 0
+	for first := true; !sc.next(']'); first = false {
+		if !first && !sc.next(',') {
+			return nil, errors.New("want , or ] after a segment")
+		}
+		if sc.peek() == '{' {
+			return nil, errors.New("they mix [length, flags] and {text, train} forms")
+		}
+		n, ok1 := 0, sc.next('[')
+		if ok1 {
+			n, ok1 = sc.uint(len(text) - off)
+		}
+		flags, ok2 := 0, ok1 && sc.next(',')
+		if ok2 {
+			flags, ok2 = sc.uint(segTrain | segSpecial)
+		}
+		if !ok2 || !sc.next(']') {
+			return nil, fmt.Errorf("segment %d: want [length, flags] with flags 0–3 and lengths ≥ 0 within the text's %d bytes", len(segs), len(text))
+		}
+		end := off + n
+		if end < len(text) && !utf8.RuneStart(text[end]) {
+			return nil, fmt.Errorf("segment %d ends inside a character (byte %d of the text)", len(segs), end)
+		}
+		segs = append(segs, Segment{Text: text[off:end], Train: flags&segTrain != 0, Special: flags&segSpecial != 0})
+		off = end
+	}
+	if sc.space(); sc.i != len(sc.b) {
+		return nil, errors.New("trailing bytes")
+	}
+	if len(segs) == 0 && text != "" {
+		return nil, errors.New("a text without segments")
+	}
+	if off != len(text) {
+		return nil, fmt.Errorf("they cover %d bytes, the text has %d", off, len(text))
+	}
+	return segs, nil
+}
+
+// spanScanner reads the [[length, flags], ...] array; JSON whitespace is
+// allowed between tokens.
+type spanScanner struct {
+	b []byte
+	i int
+}
+
+func (s *spanScanner) space() {
+	for s.i < len(s.b) && (s.b[s.i] == ' ' || s.b[s.i] == '\t' || s.b[s.i] == '\n' || s.b[s.i] == '\r') {
+		s.i++
+	}
+}
+
+func (s *spanScanner) peek() byte {
+	s.space()
+	if s.i == len(s.b) {
+		return 0
+	}
+	return s.b[s.i]
+}
+
+// next consumes c if it comes next.
+func (s *spanScanner) next(c byte) bool {
+	if s.peek() != c {
+		return false
+	}
+	s.i++
+	return true
+}
+
+func (s *spanScanner) literal(lit string) bool {
+	if !bytes.HasPrefix(s.b[s.i:], []byte(lit)) {
+		return false
+	}
+	s.i += len(lit)
+	return true
+}
+
+// uint reads a non-negative integer no larger than limit.
+func (s *spanScanner) uint(limit int) (int, bool) {
+	s.space()
+	start, v := s.i, 0
+	for ; s.i < len(s.b) && s.b[s.i] >= '0' && s.b[s.i] <= '9'; s.i++ {
+		v = v*10 + int(s.b[s.i]-'0')
+		if v > limit {
+			return 0, false
+		}
+	}
+	// JSON has no leading zeros ("07"); "0" alone is fine.
+	return v, s.i > start && (s.i-start == 1 || s.b[start] != '0')
 }

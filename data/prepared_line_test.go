@@ -88,14 +88,19 @@ func TestPreparedLineFields(t *testing.T) {
 func TestPreparedLineRejectsBadSegments(t *testing.T) {
 	head := `{"id":"x","source":{"file":"a","row":1},"split":"train","shape":"qa","template":"chatml","augmented":false,`
 	for _, tc := range []struct{ name, rest, err string }{
-		{"past the end", `"text":"abc","segments":[[2,0],[2,1]]}`, "cover more than"},
+		{"past the end", `"text":"abc","segments":[[2,0],[2,1]]}`, "segment 1: want [length, flags]"},
 		{"short of the end", `"text":"abc","segments":[[2,1]]}`, "cover 2 bytes, the text has 3"},
 		{"inside a character", `"text":"é","segments":[[1,0],[1,1]]}`, "inside a character"},
 		{"unknown flags", `"text":"a","segments":[[1,4]]}`, "flags 0–3"},
-		{"negative length", `"text":"a","segments":[[-1,0],[2,1]]}`, "length ≥ 0"},
+		{"negative length", `"text":"a","segments":[[-1,0],[2,1]]}`, "lengths ≥ 0"},
 		{"one number", `"text":"a","segments":[[1]]}`, "[length, flags]"},
+		{"three numbers", `"text":"a","segments":[[1,0,0]]}`, "[length, flags]"},
+		{"not an array", `"text":"a","segments":{"a":1}}`, "want an array"},
 		{"two forms", `"text":"ab","segments":[[1,0],{"text":"b","train":true}]}`, "mix"},
 		{"no segments", `"text":"ab","segments":[]}`, "without segments"},
+		{"null segments", `"text":"ab","segments":null}`, "without segments"},
+		{"leading zero", `"text":"ab","segments":[[02,1]]}`, "invalid character"},
+		{"trailing comma", `"text":"ab","segments":[[2,1],]}`, "invalid character"},
 	} {
 		var p PreparedExample
 		assert.ErrorContains(t, json.Unmarshal([]byte(head+tc.rest), &p), tc.err, tc.name)
