@@ -74,6 +74,25 @@ func appendJSONStringBody(b []byte, s string) []byte {
 	return append(b, s[start:]...)
 }
 
+// jsonDecodedLen is the length of s once written by appendJSONString and
+// read back: each invalid UTF-8 byte becomes U+FFFD (3 bytes). Segment
+// lengths are written this way so they match the text a reader decodes
+// even if a segment is not valid UTF-8 (a template that splits a rune).
+func jsonDecodedLen(s string) int {
+	if utf8.ValidString(s) {
+		return len(s)
+	}
+	n := len(s)
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			n += len("\uFFFD") - 1
+		}
+		i += size
+	}
+	return n
+}
+
 func appendJSONBool(b []byte, v bool) []byte {
 	if v {
 		return append(b, "true"...)

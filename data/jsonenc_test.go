@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 func TestAppendJSONStringMatchesEncodingJSON(t *testing.T) {
@@ -52,4 +53,12 @@ func TestJSONPlainLen(t *testing.T) {
 		}
 	}
 	assert.Equal(t, 0, jsonPlainLen("short"), "only whole words")
+}
+
+func TestJSONDecodedLen(t *testing.T) {
+	for _, s := range []string{"", "plain", "é 日本", "bad \xff\xfe", "\xe6\x97", "half \xe6\x97 rune", "\xed\xa0\x80"} {
+		var back string
+		require.NoError(t, json.Unmarshal(appendJSONString(nil, s), &back))
+		assert.Equal(t, len(back), jsonDecodedLen(s), "%q", s)
+	}
 }

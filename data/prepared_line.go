@@ -12,7 +12,8 @@ import (
 // rather than repeating its text: the segments (and the prompt/completion
 // pair, which the old form also wrote) are the rendered text again, so the
 // old form wrote every example three times and writing dominated Prepare.
-// The length is in bytes of the UTF-8 text; flags are segTrain|segSpecial.
+// The length is in bytes of the UTF-8 text as read back (jsonDecodedLen);
+// flags are segTrain|segSpecial.
 // Lines in the old form ("segments":[{"text":…,"train":…}], with "prompt"
 // and "completion") are still read.
 const (
@@ -69,7 +70,7 @@ func appendPreparedLine(b []byte, p *PreparedExample) []byte {
 			b = append(b, ',')
 		}
 		b = append(b, '[')
-		b = appendJSONInt(b, len(s.Text))
+		b = appendJSONInt(b, jsonDecodedLen(s.Text))
 		b = append(b, ',')
 		b = appendJSONInt(b, segmentFlags(s))
 		b = append(b, ']')

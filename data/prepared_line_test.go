@@ -83,6 +83,12 @@ func TestPreparedLineFields(t *testing.T) {
 	p.Text = "something else"
 	_, err := json.Marshal(p)
 	assert.ErrorContains(t, err, "not its segments joined")
+
+	// A template that splits a rune writes invalid UTF-8 pieces: JSON
+	// turns each bad byte into U+FFFD, and the lengths follow.
+	split := PreparedExample{Text: "é", Segments: []Segment{{Text: "\xc3"}, {Text: "\xa9", Train: true}}}
+	require.NoError(t, json.Unmarshal([]byte(encodeLine(t, split)), &back))
+	assert.Equal(t, []Segment{{Text: "\ufffd"}, {Text: "\ufffd", Train: true}}, back.Segments)
 }
 
 func TestPreparedLineRejectsBadSegments(t *testing.T) {
