@@ -18,7 +18,18 @@ func appendJSONString(b []byte, s string) []byte {
 // appendJSONStringBody appends s escaped as in appendJSONString, without
 // the quotes, so a string can be written in pieces.
 func appendJSONStringBody(b []byte, s string) []byte {
+	b, _ = appendJSONStringPiece(b, s)
+	return b
+}
+
+// appendJSONStringPiece is appendJSONStringBody that also reports the
+// length s will have once read back: each invalid UTF-8 byte becomes
+// U+FFFD (3 bytes), the rest is unchanged. Segment lengths are written
+// this way so they match the text a reader decodes even if a segment is
+// not valid UTF-8 (a template that splits a rune).
+func appendJSONStringPiece(b []byte, s string) ([]byte, int) {
 	const hex = "0123456789abcdef"
+	decoded := len(s)
 	start := 0
 	for i := 0; i < len(s); {
 		i += jsonPlainLen(s[i:])
@@ -56,6 +67,7 @@ func appendJSONStringBody(b []byte, s string) []byte {
 		if r == utf8.RuneError && size == 1 {
 			b = append(b, s[start:i]...)
 			b = append(b, `\ufffd`...)
+			decoded += len("\uFFFD") - 1
 			i += size
 			start = i
 			continue
@@ -71,26 +83,7 @@ func appendJSONStringBody(b []byte, s string) []byte {
 		}
 		i += size
 	}
-	return append(b, s[start:]...)
-}
-
-// jsonDecodedLen is the length of s once written by appendJSONString and
-// read back: each invalid UTF-8 byte becomes U+FFFD (3 bytes). Segment
-// lengths are written this way so they match the text a reader decodes
-// even if a segment is not valid UTF-8 (a template that splits a rune).
-func jsonDecodedLen(s string) int {
-	if utf8.ValidString(s) {
-		return len(s)
-	}
-	n := len(s)
-	for i := 0; i < len(s); {
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			n += len("\uFFFD") - 1
-		}
-		i += size
-	}
-	return n
+	return append(b, s[start:]...), decoded
 }
 
 func appendJSONBool(b []byte, v bool) []byte {

@@ -55,10 +55,11 @@ func TestJSONPlainLen(t *testing.T) {
 	assert.Equal(t, 0, jsonPlainLen("short"), "only whole words")
 }
 
-func TestJSONDecodedLen(t *testing.T) {
+func TestAppendJSONStringPieceLength(t *testing.T) {
 	for _, s := range []string{"", "plain", "é 日本", "bad \xff\xfe", "\xe6\x97", "half \xe6\x97 rune", "\xed\xa0\x80"} {
 		var back string
 		require.NoError(t, json.Unmarshal(appendJSONString(nil, s), &back))
-		assert.Equal(t, len(back), jsonDecodedLen(s), "%q", s)
+		_, n := appendJSONStringPiece(nil, s)
+		assert.Equal(t, len(back), n, "%q", s)
 	}
 }

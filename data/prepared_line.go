@@ -12,7 +12,8 @@ import (
 // rather than repeating its text: the segments (and the prompt/completion
 // pair, which the old form also wrote) are the rendered text again, so the
 // old form wrote every example three times and writing dominated Prepare.
-// The length is in bytes of the UTF-8 text as read back (jsonDecodedLen);
+// The length is in bytes of the UTF-8 text as read back (see
+// appendJSONStringPiece);
 // flags are segTrain|segSpecial.
 // Lines in the old form ("segments":[{"text":…,"train":…}], with "prompt"
 // and "completion") are still read.
@@ -61,8 +62,12 @@ func appendPreparedLine(b []byte, p *PreparedExample) []byte {
 	b = append(b, `,"augmented":`...)
 	b = appendJSONBool(b, p.Augmented)
 	b = append(b, `,"text":"`...)
+	var lens [16]int // the segments' lengths as read back; templates give a few per turn
+	decoded := lens[:0]
 	for _, s := range p.Segments {
-		b = appendJSONStringBody(b, s.Text)
+		var n int
+		b, n = appendJSONStringPiece(b, s.Text)
+		decoded = append(decoded, n)
 	}
 	b = append(b, `","segments":[`...)
 	for i, s := range p.Segments {
@@ -70,7 +75,7 @@ func appendPreparedLine(b []byte, p *PreparedExample) []byte {
 			b = append(b, ',')
 		}
 		b = append(b, '[')
-		b = appendJSONInt(b, jsonDecodedLen(s.Text))
+		b = appendJSONInt(b, decoded[i])
 		b = append(b, ',')
 		b = appendJSONInt(b, segmentFlags(s))
 		b = append(b, ']')
