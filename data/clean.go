@@ -32,10 +32,38 @@ func CleanText(s string, keepHTML bool) string {
 		s = strings.ReplaceAll(s, "\r\n", "\n")
 		s = strings.ReplaceAll(s, "\r", "\n")
 	}
+	// Often the markup was all there was to fix; what is left is checked
+	// as text ('<' and '&' now are text, hence keepHTML).
+	if isClean(s, true) {
+		return s
+	}
 	// NFC last: dropping a control character can bring a base letter and a
 	// combining mark together, which only then compose.
-	return norm.NFC.String(tidySpace(s))
+	t, inert := tidySpace(s)
+	if inert {
+		return t
+	}
+	return norm.NFC.String(t)
 }
+
+// textClass and htmlClass sort bytes for isClean: cleanPlain for printable
+// ASCII other than space (and other than '<' and '&' unless HTML is kept),
+// cleanSpace for the space, 0 for the rest.
+var textClass, htmlClass = func() (t, h [256]uint8) {
+	for c := '!'; c < 0x7f; c++ {
+		h[c] = cleanPlain
+		if c != '<' && c != '&' {
+			t[c] = cleanPlain
+		}
+	}
+	t[' '], h[' '] = cleanSpace, cleanSpace
+	return t, h
+}()
+
+const (
+	cleanPlain = 1
+	cleanSpace = 2
+)
 
 // isClean is the fast path: most fields in real datasets need no change,
 // and checking is much cheaper than rebuilding.
@@ -46,41 +74,73 @@ func isClean(s string, keepHTML bool) bool {
 	if s[0] == ' ' || s[0] == '\n' || s[len(s)-1] == ' ' || s[len(s)-1] == '\n' {
 		return false
 	}
+	class := &textClass
+	if keepHTML {
+		class = &htmlClass
+	}
 	lineStart := true
-	ascii := true
+	inert := true // every rune so far is one NFC leaves as it is, whatever its neighbours
 	var prev, prev2 byte
-	for i := 0; i < len(s); i++ {
+	for i := 0; i < len(s); {
 		c := s[i]
+		if class[c] == cleanPlain {
+			// Words and the single spaces between them, without a branch
+			// per word: a byte continues the run if it is plain, or a space
+			// after a plain byte (class[prev]<<1 is cleanSpace then).
+			for i++; i < len(s) && class[s[i]]&(cleanPlain|class[s[i-1]]<<1) != 0; i++ {
+			}
+			// What follows asks only whether prev is a space or a newline,
+			// and prev2 only when prev is a newline.
+			lineStart, prev2, prev = false, 'a', s[i-1]
+			continue
+		}
 		switch {
 		case c >= utf8.RuneSelf:
 			r, n := utf8.DecodeRuneInString(s[i:])
 			if (r == utf8.RuneError && n == 1) || isHSpace(r) || dropRune(r) || r == '\u2028' || r == '\u2029' {
 				return false
 			}
-			i += n - 1
-			ascii, lineStart = false, false
-			c = 'a' // any letter: what matters below is that it is not a space
-		case c == 0x7f:
-			return false
+			i += n
+			inert = inert && nfcInert(r)
+			lineStart, prev2, prev = false, prev, 'a'
+			continue
 		case c == '\n':
 			if prev == ' ' || (prev == '\n' && prev2 == '\n') {
 				return false
 			}
 			lineStart = true
-		case c < 0x20:
-			return false // tabs, CR and other controls take the slow path
 		case c == ' ':
 			if prev == ' ' && !lineStart {
 				return false
 			}
-		case (c == '<' || c == '&') && !keepHTML:
-			return false
 		default:
-			lineStart = false
+			return false // controls, tabs, CR, DEL, and markup to strip
 		}
 		prev2, prev = prev, c
+		i++
 	}
-	return ascii || norm.NFC.IsNormalString(s)
+	return inert || norm.NFC.IsNormalString(s)
+}
+
+// nfcInert reports runes that are in NFC and never compose with a rune
+// before them, so a string of them (and ASCII) is in NFC without asking
+// the norm tables: Latin-1 and Latin Extended letters, general
+// punctuation (dashes, quotes), CJK ideographs and Hangul syllables, the
+// non-ASCII text of most datasets. TestNFCInert checks every rune listed.
+func nfcInert(r rune) bool {
+	switch {
+	case r < 0x300:
+		return true
+	case r < 0x2010:
+		return false
+	case r <= 0x2027:
+		return true
+	case r < 0x2030:
+		return false
+	case r <= 0x205e:
+		return true
+	}
+	return (r >= 0x4e00 && r <= 0x9fff) || (r >= 0xac00 && r <= 0xd7a3)
 }
 
 // isHSpace reports horizontal whitespace: tab and the Unicode space
@@ -93,27 +153,34 @@ func isHSpace(r rune) bool {
 	return r >= '\u2000' && r <= '\u200a'
 }
 
-// tidySpace applies the character and whitespace rules of CleanText.
-func tidySpace(s string) string {
+// tidySpace applies the character and whitespace rules of CleanText to
+// valid UTF-8, and reports whether every rune of the result is nfcInert
+// (then it needs no NFC pass). Runs of printable ASCII are copied whole.
+func tidySpace(s string) (string, bool) {
 	var b strings.Builder
 	b.Grow(len(s))
-	var indent []rune // leading whitespace of the current line, written only if the line has text
+	var indent []byte // leading whitespace of the current line, written only if the line has text
 	newlines := 0
 	lineStart := true
 	pendingSpace := false
-	for _, r := range s {
+	inert := true
+	for i := 0; i < len(s); {
+		c := s[i]
+		r, n := rune(c), 1
+		if c >= utf8.RuneSelf {
+			r, n = utf8.DecodeRuneInString(s[i:])
+		}
 		switch {
 		case r == '\n' || r == '\u2028' || r == '\u2029':
 			newlines++
 			lineStart, pendingSpace, indent = true, false, indent[:0]
 		case isHSpace(r):
-			if lineStart {
-				if r != '\t' {
-					r = ' '
-				}
-				indent = append(indent, r)
-			} else {
+			if !lineStart {
 				pendingSpace = true
+			} else if r == '\t' {
+				indent = append(indent, '\t')
+			} else {
+				indent = append(indent, ' ')
 			}
 		case dropRune(r):
 		default:
@@ -125,18 +192,27 @@ func tidySpace(s string) string {
 					b.WriteString("\n\n")
 				}
 				if lineStart {
-					for _, ir := range indent {
-						b.WriteRune(ir)
-					}
+					b.Write(indent)
 				} else if pendingSpace {
 					b.WriteByte(' ')
 				}
 			}
 			newlines, lineStart, pendingSpace = 0, false, false
-			b.WriteRune(r)
+			j := i + n
+			if c < utf8.RuneSelf {
+				for j < len(s) && s[j] > ' ' && s[j] < 0x7f {
+					j++
+				}
+			} else {
+				inert = inert && nfcInert(r)
+			}
+			b.WriteString(s[i:j])
+			i = j
+			continue
 		}
+		i += n
 	}
-	return b.String()
+	return b.String(), inert
 }
 
 // dropRune reports characters that carry no text: C0/C1 controls and the
@@ -299,6 +375,50 @@ func fnvByte(h uint64, c byte) uint64 {
 	return h * fnvPrime
 }
 
+// asciiFold maps a byte to what the folded form keeps of it: the
+// lower-case letter or the digit, ' ' for ASCII whitespace, 0 for ASCII
+// punctuation, symbols and controls (dropped), and foldRune for the bytes
+// of multi-byte runes. One table load replaces a chain of compares in the
+// loop every byte of every record goes through.
+var asciiFold = func() (t [256]byte) {
+	for c := range 256 {
+		switch {
+		case c >= utf8.RuneSelf:
+			t[c] = foldRune
+		case c >= 'A' && c <= 'Z':
+			t[c] = byte(c) + 'a' - 'A'
+		case (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'):
+			t[c] = byte(c)
+		case c == ' ' || c == '\n' || c == '\t' || c == '\r':
+			t[c] = ' '
+		}
+	}
+	return t
+}()
+
+// foldClass sorts bytes for foldHash's inner loop: foldLetter for ASCII
+// letters and digits, foldSpace for ASCII whitespace, 0 for the rest.
+var foldClass = func() (t [256]uint8) {
+	for c, f := range asciiFold {
+		switch {
+		case f > ' ':
+			t[c] = foldLetter
+		case f == ' ':
+			t[c] = foldSpace
+		}
+	}
+	return t
+}()
+
+const (
+	foldLetter = 1
+	foldSpace  = 2
+)
+
+// foldRune marks, in asciiFold, a byte that starts (or continues) a
+// multi-byte rune: 1 is no letter, digit or space.
+const foldRune = 1
+
 // foldHash hashes the folded form of s: lower case, punctuation and symbols
 // removed, whitespace runs as one separator. Hashing while folding avoids
 // building the folded string for every record.
@@ -307,24 +427,34 @@ func foldHash(h uint64, s string) uint64 {
 	wrote := false
 	var buf [utf8.UTFMax]byte
 	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			i++
-			switch {
-			case c >= 'A' && c <= 'Z':
-				c += 'a' - 'A'
-			case (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'):
-			case c == ' ' || c == '\n' || c == '\t' || c == '\r':
-				space = true
-				continue
-			default:
-				continue // ASCII punctuation, symbols, controls
-			}
+		switch f := asciiFold[s[i]]; {
+		case f > ' ': // a letter or digit: hash it and the rest of its word
 			if space && wrote {
 				h = fnvByte(h, ' ')
 			}
 			space, wrote = false, true
-			h = fnvByte(h, c)
+			h = fnvByte(h, f)
+			// The rest of the word, and the words after it that single
+			// ASCII whitespace separates, in one loop whose only branch is
+			// its end: a whitespace byte continues it (hashed as ' ') when
+			// a letter or digit follows.
+			for i++; i < len(s); i++ {
+				var next uint8
+				if i+1 < len(s) {
+					next = foldClass[s[i+1]]
+				}
+				if foldClass[s[i]]&(foldLetter|next<<1) == 0 {
+					break
+				}
+				h = fnvByte(h, asciiFold[s[i]])
+			}
+			continue
+		case f == ' ':
+			space = true
+			i++
+			continue
+		case f == 0:
+			i++
 			continue
 		}
 		r, n := utf8.DecodeRuneInString(s[i:])
@@ -348,23 +478,30 @@ func foldHash(h uint64, s string) uint64 {
 	return h
 }
 
-// contentHashes returns the exact and the normalised hash of an example's
-// content (roles, turns, input, text), the keys for de-duplication and split.
-func contentHashes(ex *Example) (exact, folded uint64) {
-	exact, folded = fnvOffset, fnvOffset
-	add := func(tag byte, s string) {
-		exact = fnvString(fnvByte(exact, tag), s)
-		exact = fnvByte(exact, 0)
-		folded = foldHash(fnvByte(folded, tag), s)
-		folded = fnvByte(folded, 0)
-	}
+// foldedHash is the normalised hash of an example's content (roles,
+// turns, input, text): the key of the split, of ids and of normalised
+// de-duplication.
+func foldedHash(ex *Example) uint64 {
+	h := uint64(fnvOffset)
 	if ex.IsText() {
-		add('t', ex.Text)
-		return exact, folded
+		return fnvByte(foldHash(fnvByte(h, 't'), ex.Text), 0)
 	}
 	for _, m := range ex.Messages {
-		add(m.Role[0], m.Content)
+		h = fnvByte(foldHash(fnvByte(h, m.Role[0]), m.Content), 0)
 	}
-	add('i', ex.Input)
-	return exact, folded
+	return fnvByte(foldHash(fnvByte(h, 'i'), ex.Input), 0)
+}
+
+// exactHash is the hash of the same content as cleaned, for exact
+// de-duplication only (the other modes skip it: it is a pass over every
+// byte).
+func exactHash(ex *Example) uint64 {
+	h := uint64(fnvOffset)
+	if ex.IsText() {
+		return fnvByte(fnvString(fnvByte(h, 't'), ex.Text), 0)
+	}
+	for _, m := range ex.Messages {
+		h = fnvByte(fnvString(fnvByte(h, m.Role[0]), m.Content), 0)
+	}
+	return fnvByte(fnvString(fnvByte(h, 'i'), ex.Input), 0)
 }

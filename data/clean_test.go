@@ -1,11 +1,13 @@
 package data
 
 import (
+	"math/rand/v2"
 	"strings"
 	"testing"
 	"unicode"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 	"golang.org/x/text/unicode/norm"
 )
 
@@ -60,7 +62,57 @@ func FuzzCleanText(f *testing.F) {
 				t.Fatalf("control character left: %q -> %q", s, got)
 			}
 		}
+		if foldHash(fnvOffset, s) != foldHashRef(fnvOffset, s) {
+			t.Fatalf("foldHash %q differs from the reference", s)
+		}
+		for _, keep := range []bool{false, true} {
+			if want := cleanTextRef(s, keep); CleanText(s, keep) != want {
+				t.Fatalf("keepHTML %v: %q -> %q, the reference gives %q", keep, s, CleanText(s, keep), want)
+			}
+		}
 	})
+}
+
+// TestCleanTextMatchesReference runs the fast paths against the plain
+// rune-at-a-time cleaner (and the folding hash against its first version)
+// on strings built from the pieces they treat specially.
+func TestCleanTextMatchesReference(t *testing.T) {
+	pieces := []string{
+		"a", "Word", "42", ".", " ", "  ", "\t", "\n", "\n\n\n", "\r\n", "\r", "<b>", "</p>", "<br/>",
+		"&amp;", "&", "<", "List<T>", "é", "e\u0301", "\u0301", "Zürich", "二酸化炭素", "가", "\u11a8",
+		"\u00a0", "\u3000", "\u2028", "\u200b", "\ufeff", "\u00ad", "\x07", "\x7f", "\u0085", "\xff",
+		"—", "“q”", "…", "\u2000", "\u2126", "\u0bc6\u0bbe", "👩\u200d🔬", "\u0958", "ǅ",
+	}
+	rng := rand.New(rand.NewPCG(7, 7))
+	for range 20000 {
+		var b strings.Builder
+		for range 1 + rng.IntN(12) {
+			b.WriteString(pieces[rng.IntN(len(pieces))])
+		}
+		s := b.String()
+		for _, keep := range []bool{false, true} {
+			want := cleanTextRef(s, keep)
+			require.Equal(t, want, CleanText(s, keep), "keepHTML %v: %q", keep, s)
+			require.Equal(t, isCleanRef(s, keep), isClean(s, keep), "isClean, keepHTML %v: %q", keep, s)
+		}
+		require.Equal(t, foldHashRef(fnvOffset, s), foldHash(fnvOffset, s), "foldHash %q", s)
+	}
+}
+
+// TestNFCInert checks nfcInert against the Unicode tables: each rune it
+// names is in NFC and starts a new NFC segment (nothing before it can
+// compose with it), which is what lets a string of them skip the NFC pass.
+func TestNFCInert(t *testing.T) {
+	for r := rune(0x80); r <= unicode.MaxRune; r++ {
+		if !nfcInert(r) {
+			continue
+		}
+		s := string(r)
+		require.True(t, norm.NFC.IsNormalString(s), "%U is not NFC", r)
+		p := norm.NFC.PropertiesString(s)
+		require.True(t, p.BoundaryBefore(), "%U can compose with what precedes it", r)
+		require.Zero(t, p.CCC(), "%U combines", r)
+	}
 }
 
 func TestFoldHashFoldsCaseSpacePunctuation(t *testing.T) {
@@ -70,6 +122,26 @@ func TestFoldHashFoldsCaseSpacePunctuation(t *testing.T) {
 	assert.Equal(t, h("ÉTÉ — chaud!"), h("été chaud"))
 	assert.NotEqual(t, h("what is co2"), h("what is co3"))
 	assert.NotEqual(t, h("ab c"), h("a bc"))
+}
+
+// TestContentHashesAreStable pins the hashes: they choose each example's
+// split and id, so a faster implementation must give the same values.
+func TestContentHashesAreStable(t *testing.T) {
+	examples := []Example{
+		{Shape: ShapeText, Text: "Some corpus text, with PUNCTUATION!\n\nAnd\ttabs."},
+		{Shape: ShapeQA, Messages: []Message{{RoleUser, "What is CO2?"}, {RoleAssistant, "Carbon  dioxide —  a gas."}}},
+		{Shape: ShapeInstruction, Messages: []Message{{RoleSystem, "Be brief."}, {RoleUser, "Translate"}, {RoleAssistant, "Zürich, São Paulo, 二酸化炭素 énergie"}}, Input: "ÉNERGIE ‘quoted’ \u00a0x"},
+		{Shape: ShapeChat, Messages: []Message{{RoleUser, "ÀÉÎ ǅ ß"}, {RoleAssistant, "\u200bzero\u00adwidth ~`^"}}},
+	}
+	want := [][2]uint64{ // exact, folded
+		{0x672c1683367dd989, 0x6f1e54d4690d6e35},
+		{0x7bfea275f848222e, 0x4a4dc24bd30fdd93},
+		{0x6f128cf0b541987, 0x59dc80a1ac664796},
+		{0x79002c846b056f54, 0x53985805ee93fb5f},
+	}
+	for i := range examples {
+		assert.Equal(t, want[i], [2]uint64{exactHash(&examples[i]), foldedHash(&examples[i])}, "example %d", i)
+	}
 }
 
 func TestHashSet(t *testing.T) {

@@ -10,16 +10,38 @@ import (
 // because reflection-based encoding was the slowest step at 1 GB scale,
 // and the result must stay byte-identical to what the loader expects.
 func appendJSONString(b []byte, s string) []byte {
-	const hex = "0123456789abcdef"
 	b = append(b, '"')
+	b = appendJSONStringBody(b, s)
+	return append(b, '"')
+}
+
+// appendJSONStringBody appends s escaped as in appendJSONString, without
+// the quotes, so a string can be written in pieces.
+func appendJSONStringBody(b []byte, s string) []byte {
+	b, _ = appendJSONStringPiece(b, s)
+	return b
+}
+
+// appendJSONStringPiece is appendJSONStringBody that also reports the
+// length s will have once read back: each invalid UTF-8 byte becomes
+// U+FFFD (3 bytes), the rest is unchanged. Segment lengths are written
+// this way so they match the text a reader decodes even if a segment is
+// not valid UTF-8 (a template that splits a rune).
+func appendJSONStringPiece(b []byte, s string) ([]byte, int) {
+	const hex = "0123456789abcdef"
+	decoded := len(s)
 	start := 0
 	for i := 0; i < len(s); {
+		i += jsonPlainLen(s[i:])
+		if i >= len(s) {
+			break
+		}
 		c := s[i]
+		if jsonPlain[c] {
+			i++
+			continue
+		}
 		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
 			b = append(b, s[start:i]...)
 			switch c {
 			case '"', '\\':
@@ -45,6 +67,7 @@ func appendJSONString(b []byte, s string) []byte {
 		if r == utf8.RuneError && size == 1 {
 			b = append(b, s[start:i]...)
 			b = append(b, `\ufffd`...)
+			decoded += len("\uFFFD") - 1
 			i += size
 			start = i
 			continue
@@ -60,8 +83,7 @@ func appendJSONString(b []byte, s string) []byte {
 		}
 		i += size
 	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
+	return append(b, s[start:]...), decoded
 }
 
 func appendJSONBool(b []byte, v bool) []byte {

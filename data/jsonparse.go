@@ -57,7 +57,7 @@ func (p *jsonParser) value(depth int) (any, bool) {
 	case c == '[':
 		return p.array(depth + 1)
 	case c == '"':
-		return p.str()
+		return p.str() // the one place a string is boxed: keys stay strings
 	case c == 't':
 		return true, p.literal("true")
 	case c == 'f':
@@ -104,7 +104,7 @@ func (p *jsonParser) object(depth int) (any, bool) {
 		if !ok {
 			return nil, false
 		}
-		m[k.(string)] = v
+		m[k] = v
 		p.space()
 		if p.i >= len(p.b) {
 			return nil, false
@@ -191,22 +191,35 @@ func (p *jsonParser) number() (any, bool) {
 	return f, true
 }
 
-// str reads a string at p.i (a '"'), taking the plain run up to the closing quote in
-// one copy and decoding escapes and non-ASCII only when there are any.
-func (p *jsonParser) str() (any, bool) {
+// str reads a string at p.i (a '"'), taking the run up to the closing quote in one
+// copy when it has no escapes and is valid UTF-8 (non-ASCII text included), and
+// decoding only when it has escapes or invalid bytes.
+func (p *jsonParser) str() (string, bool) {
 	p.i++ // '"'
 	start := p.i
 	for p.i < len(p.b) {
+		p.i += jsonPlainLen(p.b[p.i:])
+		if p.i >= len(p.b) {
+			break
+		}
 		c := p.b[p.i]
+		if jsonPlain[c] {
+			p.i++
+			continue
+		}
 		if c == '"' {
 			s := string(p.b[start:p.i])
 			p.i++
 			return s, true
 		}
-		if c == '\\' || c < 0x20 || c >= utf8.RuneSelf {
+		if c < utf8.RuneSelf {
+			break // an escape or a control character
+		}
+		r, size := utf8.DecodeRune(p.b[p.i:])
+		if r == utf8.RuneError && size == 1 {
 			break
 		}
-		p.i++
+		p.i += size
 	}
 	// The decoded string is at most as long as the quoted text (escapes shrink; only
 	// invalid UTF-8 grows), so one allocation usually holds it.
@@ -227,10 +240,10 @@ func (p *jsonParser) str() (any, bool) {
 			p.i++
 			return sb.String(), true
 		case c < 0x20:
-			return nil, false
+			return "", false
 		case c == '\\':
 			if p.i+1 >= len(p.b) {
-				return nil, false
+				return "", false
 			}
 			e := p.b[p.i+1]
 			p.i += 2
@@ -250,7 +263,7 @@ func (p *jsonParser) str() (any, bool) {
 			case 'u':
 				r, ok := p.hex4()
 				if !ok {
-					return nil, false
+					return "", false
 				}
 				if utf16.IsSurrogate(r) {
 					// A valid pair is consumed whole; anything else is U+FFFD and the
@@ -267,7 +280,7 @@ func (p *jsonParser) str() (any, bool) {
 				}
 				sb.WriteRune(r)
 			default:
-				return nil, false
+				return "", false
 			}
 		case c < utf8.RuneSelf:
 			sb.WriteByte(c)
@@ -282,7 +295,7 @@ func (p *jsonParser) str() (any, bool) {
 			p.i += size
 		}
 	}
-	return nil, false
+	return "", false
 }
 
 // nextU reads a "\uXXXX" escape at p.i, if there is one.

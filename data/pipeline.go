@@ -42,6 +42,16 @@ type chunk struct {
 	seq   int
 	items []item
 	arena []byte
+	out   []byte // the items' rendered lines (item.line, item.aug point into it)
+}
+
+// reset empties a consumed chunk for reuse. Chunks are recycled because
+// allocating and zeroing their item arrays (a few hundred bytes per item)
+// and arenas for every MiB of input showed up in profiles, and so did
+// growing the item slice.
+func (c *chunk) reset() {
+	clear(c.items) // drop references to the consumed records' strings
+	c.items, c.arena, c.out = c.items[:0], c.arena[:0], c.out[:0]
 }
 
 // Chunk limits: ~1 MiB of JSON keeps per-chunk overhead low while the
@@ -65,8 +75,9 @@ type pipeline struct {
 	opts    *ReadOptions
 	conv    *converter
 	files   []inputFile
-	work    func(*item) // on worker goroutines, for records that converted
+	work    func(it *item, out *[]byte) // on worker goroutines, for records that converted; may append it.line to out
 	consume func(*item) error
+	exact   bool // compute item.exact (exact de-duplication needs it)
 
 	stats    []fileStat
 	total    int64
@@ -100,13 +111,14 @@ func (p *pipeline) run(ctx context.Context) error {
 	sem := make(chan struct{}, maxInFlight)
 	work := make(chan *chunk, nw)
 	results := make(chan *chunk, maxInFlight)
+	free := make(chan *chunk, maxInFlight) // consumed chunks, for the reader to refill
 
 	var readErr error
 	readDone := make(chan struct{})
 	go func() {
 		defer close(readDone)
 		defer close(work)
-		readErr = p.readAll(ctx, sem, work)
+		readErr = p.readAll(ctx, sem, work, free)
 	}()
 
 	var wg sync.WaitGroup
@@ -116,9 +128,8 @@ func (p *pipeline) run(ctx context.Context) error {
 			defer wg.Done()
 			for c := range work {
 				for i := range c.items {
-					p.process(&c.items[i])
+					p.process(&c.items[i], &c.out)
 				}
-				c.arena = nil
 				results <- c
 			}
 		}()
@@ -150,6 +161,11 @@ func (p *pipeline) run(ctx context.Context) error {
 					}
 				}
 			}
+			c.reset()
+			select {
+			case free <- c:
+			default:
+			}
 			<-sem
 		}
 	}
@@ -165,7 +181,7 @@ func (p *pipeline) run(ctx context.Context) error {
 
 // process converts one record on a worker goroutine. A panic in caller code
 // (a template or tokenizer) skips the record rather than killing the run.
-func (p *pipeline) process(it *item) {
+func (p *pipeline) process(it *item, out *[]byte) {
 	defer func() {
 		if r := recover(); r != nil {
 			it.err = fmt.Errorf("panic: %v", r)
@@ -196,20 +212,33 @@ func (p *pipeline) process(it *item) {
 	if it.err != nil {
 		return
 	}
-	it.exact, it.folded = contentHashes(&it.ex)
+	it.folded = foldedHash(&it.ex)
+	if p.exact {
+		it.exact = exactHash(&it.ex)
+	}
 	if it.ex.ID == "" {
 		// A content hash, not a position, so ids survive reordering inputs.
 		it.ex.ID = hex64(it.folded)
 	}
 	if p.work != nil {
-		p.work(it)
+		p.work(it, out)
 	}
 }
 
 // readAll reads the files in order, batching records into chunks.
-func (p *pipeline) readAll(ctx context.Context, sem chan struct{}, work chan<- *chunk) error {
+func (p *pipeline) readAll(ctx context.Context, sem chan struct{}, work chan<- *chunk, free <-chan *chunk) error {
 	seq := 0
-	cur := &chunk{}
+	next := func() *chunk {
+		select {
+		case c := <-free:
+			return c
+		default:
+			// Sized for the usual case (lines a little longer than their
+			// records) so the line buffer rarely grows.
+			return &chunk{out: make([]byte, 0, 2*chunkBytes)}
+		}
+	}
+	cur := next()
 	send := func() error {
 		if len(cur.items) == 0 {
 			return nil
@@ -222,7 +251,7 @@ func (p *pipeline) readAll(ctx context.Context, sem chan struct{}, work chan<- *
 		cur.seq = seq
 		seq++
 		work <- cur
-		cur = &chunk{}
+		cur = next()
 		return nil
 	}
 	for i := range p.files {
@@ -235,7 +264,9 @@ func (p *pipeline) readAll(ctx context.Context, sem chan struct{}, work chan<- *
 					if err := send(); err != nil {
 						return err
 					}
-					cur.arena = make([]byte, 0, max(chunkBytes, len(it.raw)))
+					if len(cur.arena)+len(it.raw) > cap(cur.arena) {
+						cur.arena = make([]byte, 0, max(chunkBytes, len(it.raw)))
+					}
 				}
 				n := len(cur.arena)
 				cur.arena = append(cur.arena, it.raw...)

@@ -94,7 +94,8 @@ func Prepare(ctx context.Context, cfg Config) (Manifest, error) {
 	}
 
 	p := newPipeline(&cfg.ReadOptions, files)
-	p.work = func(it *item) { cfg.render(it, tmpl, man.Fractions) }
+	p.work = func(it *item, out *[]byte) { cfg.render(it, tmpl, man.Fractions, out) }
+	p.exact = man.Dedup == DedupExact
 	dd := deduper{mode: man.Dedup}
 	var skipLine []byte
 	p.consume = func(it *item) error {
@@ -210,10 +211,10 @@ func (cfg *Config) resolve() (Template, Manifest, error) {
 }
 
 // render is Prepare's worker stage: split, render, count tokens, encode
-// the output line and the augmented variants.
-func (cfg *Config) render(it *item, tmpl Template, fr Fractions) {
+// the output line and the augmented variants, appending them to out.
+func (cfg *Config) render(it *item, tmpl Template, fr Fractions, out *[]byte) {
 	it.split = fr.Assign(it.folded, cfg.Seed)
-	line, tokens, err := cfg.renderLine(&it.ex, it.split, tmpl)
+	line, tokens, err := cfg.renderLine(&it.ex, it.split, tmpl, out)
 	if err != nil {
 		it.err = err
 		return
@@ -225,13 +226,16 @@ func (cfg *Config) render(it *item, tmpl Template, fr Fractions) {
 	for _, v := range augment(&it.ex, cfg.Augment, cfg.Seed, it.folded) {
 		// A variant that fails (too long after rephrasing) is dropped
 		// quietly: the original is already in.
-		if l, _, err := cfg.renderLine(&v, it.split, tmpl); err == nil {
+		if l, _, err := cfg.renderLine(&v, it.split, tmpl, out); err == nil {
 			it.aug = append(it.aug, l)
 		}
 	}
 }
 
-func (cfg *Config) renderLine(ex *Example, split Split, tmpl Template) ([]byte, int, error) {
+// renderLine renders ex, appends its output line to out and returns the
+// line. Lines share out's memory (one buffer per chunk of records, reused)
+// rather than each having its own allocation.
+func (cfg *Config) renderLine(ex *Example, split Split, tmpl Template, out *[]byte) ([]byte, int, error) {
 	segs, err := tmpl.Render(ex)
 	if err != nil {
 		return nil, 0, &RecordError{Reason: ReasonTemplateError, Detail: err.Error()}
@@ -253,8 +257,15 @@ func (cfg *Config) renderLine(ex *Example, split Split, tmpl Template) ([]byte, 
 		}
 		tokens = enc.Len()
 	}
-	pe := newPrepared(ex, split, tmpl.Name(), segs, tokens)
-	return pe.appendLine(make([]byte, 0, 3*len(pe.Text)+512)), tokens, nil
+	// Text, Prompt and Completion stay empty: the line is written from the
+	// segments, and a reader derives the rest.
+	pe := PreparedExample{
+		ID: ex.ID, Source: ex.Source, Split: split, Shape: ex.Shape, Template: tmpl.Name(),
+		Augmented: ex.Augmented, Segments: segs, Tokens: tokens,
+	}
+	start := len(*out)
+	*out = appendPreparedLine(*out, &pe)
+	return (*out)[start:len(*out):len(*out)], tokens, nil
 }
 
 // appendSkipLine appends a Skip as a JSON line (encoding/json is fine here:

@@ -146,8 +146,9 @@ func (t *turnTemplate) Render(ex *Example) ([]Segment, error) {
 	if ex.IsText() {
 		return textSegments(ex), nil
 	}
-	var s segmenter
-	for _, m := range ex.Turns() {
+	turns := ex.Turns()
+	s := make(segmenter, 0, 4*len(turns)) // open, content, close, after: one allocation
+	for _, m := range turns {
 		train := m.Role == RoleAssistant
 		s.add(t.open.of(m.Role), false, true)
 		s.add(m.Content, train, false)
