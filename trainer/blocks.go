@@ -27,6 +27,10 @@ type builder struct {
 	// firstOfPair is the F32 [2, 1] constant (1, 0) sigmoid needs, made on first use.
 	firstOfPair *ggml.Tensor
 
+	// zeros are input tensors of zeros, by shape, that low-rank products are padded with
+	// (see loraUp).
+	zeros map[[3]int]*ggml.Tensor
+
 	// checkpoints are the layers' inputs and the last layer's output, where gradient
 	// checkpointing restarts the forward pass.
 	checkpoints []*ggml.Tensor
@@ -54,6 +58,11 @@ func (b *builder) setInputs(tokens []int32) error {
 	}
 	if b.firstOfPair != nil {
 		if err := b.firstOfPair.SetF32([]float32{1, 0}); err != nil {
+			return err
+		}
+	}
+	for _, z := range b.zeros {
+		if err := z.Zero(); err != nil {
 			return err
 		}
 	}
@@ -131,7 +140,7 @@ func (b *builder) linear(l int, name string, x *ggml.Tensor) *ggml.Tensor {
 			b.dropMask = append(b.dropMask, dm)
 			in = b.c.Mul(x, dm)
 		}
-		y = b.c.Add(y, b.c.Scale(b.c.MulMat(p.B, b.c.MulMat(p.A, in)), b.lora.Scale()))
+		y = b.c.Add(y, b.c.Scale(b.loraUp(p.B, b.c.MulMat(p.A, in)), b.lora.Scale()))
 	}
 	return y
 }
@@ -343,4 +352,32 @@ func checkQKV(m *Model) error {
 		}
 	}
 	return nil
+}
+
+// loraUp returns B·h for an adapter's B [r, out] and h = A·x [r, n]. The product sums
+// over the rank, and the CPU's tiled matrix kernels need sums a multiple of 16 long:
+// below that (rank 8, PEFT's default) ggml falls back to one dot product per output
+// value, about 20× slower. So both are padded with zero rows to the next multiple of
+// 16, which adds nothing to the product, and their gradients are the padded ones' leading
+// rows.
+func (b *builder) loraUp(B, h *ggml.Tensor) *ggml.Tensor {
+	const tile = 16
+	r := B.Ne(0)
+	if r%tile == 0 {
+		return b.c.MulMat(B, h)
+	}
+	rp := (r + tile - 1) / tile * tile
+	return b.c.MulMat(b.c.Acc(b.zero(rp, B.Ne(1), 0), B), b.c.Acc(b.zero(rp, h.Ne(1), 1), h))
+}
+
+// zero returns input tensor of zeros number i of shape [n0, n1], made on first use.
+func (b *builder) zero(n0, n1, i int) *ggml.Tensor {
+	if b.zeros == nil {
+		b.zeros = map[[3]int]*ggml.Tensor{}
+	}
+	k := [3]int{n0, n1, i}
+	if b.zeros[k] == nil {
+		b.zeros[k] = b.c.NewTensor(ggml.TypeF32, n0, n1).SetName(fmt.Sprintf("zeros_%dx%d_%d", n0, n1, i)).SetInput()
+	}
+	return b.zeros[k]
 }
