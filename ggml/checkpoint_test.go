@@ -57,7 +57,7 @@ func TestCheckpoint(t *testing.T) {
 			seed = g.Grad(loss).SetInput()
 			outs = []*Tensor{loss, g.Grad(W[0]).SetOutput(), g.Grad(W[1]).SetOutput()}
 			run = e.c.NewGraph(2048, false)
-			run.ExpandFrom(g)
+			run.ExpandFrom(g, outs, nil)
 
 		}))
 		s := e.scheduler()

@@ -79,14 +79,55 @@ func (g *Graph) Expand(t *Tensor) {
 	g.leafs += newLeafs
 }
 
-// ExpandFrom adds h's nodes to g in h's order, each preceded by the tensors it depends on
-// that g lacks. After a rewrite (OutProdsAsMatMul, Checkpoint) this puts each new tensor
-// right before its first use, where expanding from the outputs alone could compute it
-// long before and keep it alive in between.
-func (g *Graph) ExpandFrom(h *Graph) {
+// ExpandFrom adds the nodes of h that outputs depend on to g, in h's order, each
+// preceded by the tensors it depends on that g lacks. After a rewrite (OutProdsAsMatMul,
+// Checkpoint) this puts each new tensor right before its first use, where expanding from
+// the outputs alone could compute it long before and keep it alive in between; and it
+// drops the nodes a rewrite left unused, which matters beyond their cost: the graph
+// allocator frees a tensor only once every view of it has been used, so one dead view
+// keeps its tensor alive to the end.
+//
+// after, if not nil, gives tensors to add right after a node of h (a gradient's
+// consumers, so that it need not stay alive to the end of the graph); they count as
+// outputs.
+func (g *Graph) ExpandFrom(h *Graph, outputs []*Tensor, after map[*Tensor][]*Tensor) {
 	ch := h.live()
+	then := make(map[*C.struct_ggml_tensor][]*Tensor, len(after))
+	needed := map[*C.struct_ggml_tensor]bool{}
+	var stack []*C.struct_ggml_tensor
+	for _, t := range outputs {
+		stack = append(stack, t.ptr())
+	}
+	for t, ts := range after {
+		then[t.ptr()] = append(then[t.ptr()], ts...)
+		for _, x := range ts {
+			stack = append(stack, x.ptr())
+		}
+	}
+	for len(stack) > 0 {
+		p := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		if p == nil || needed[p] {
+			continue
+		}
+		needed[p] = true
+		for _, s := range p.src {
+			stack = append(stack, s)
+		}
+		stack = append(stack, p.view_src)
+	}
 	for i := 0; i < int(C.ggml_graph_n_nodes(ch)); i++ {
-		g.Expand(&Tensor{p: C.ggml_graph_node(ch, C.int(i)), c: h.c})
+		p := C.ggml_graph_node(ch, C.int(i))
+		if !needed[p] {
+			continue
+		}
+		g.Expand(&Tensor{p: p, c: h.c})
+		for _, t := range then[p] {
+			g.Expand(t)
+		}
+	}
+	for _, t := range outputs {
+		g.Expand(t)
 	}
 }
 

@@ -65,15 +65,19 @@ func newStepGraph(m *Model, lora *LoRA, params, accs []*ggml.Tensor, B, T, K int
 		g.OutProdsAsMatMul(c, inputGradType)
 		s.seed = g.Grad(s.loss).SetInput()
 		s.weight = c.NewTensor(ggml.TypeF32, 1).SetName("acc_weight").SetInput()
-		s.g = c.NewGraph(m.graphNodes, false)
-		s.g.ExpandFrom(g)
+		// Each gradient is added to its accumulator as soon as it is complete, so
+		// that hundreds of small gradients do not stay alive (and scatter the compute
+		// buffer) until the end of the graph.
+		after := map[*ggml.Tensor][]*ggml.Tensor{}
 		for i, p := range params {
 			grad := g.Grad(p)
 			if grad == nil {
 				opErr(fmt.Sprintf("%s gets no gradient from the loss", p.Name()))
 			}
-			s.g.Expand(c.Cpy(c.Add(accs[i], c.Mul(grad, s.weight)), accs[i]))
+			after[grad] = append(after[grad], c.Cpy(c.Add(accs[i], c.Mul(grad, s.weight)), accs[i]))
 		}
+		s.g = c.NewGraph(m.graphNodes, false)
+		s.g.ExpandFrom(g, []*ggml.Tensor{s.loss}, after)
 	})
 	if err != nil {
 		s.c.Close()
