@@ -59,6 +59,7 @@ Example:
 			&cli.IntFlag{Name: "lora.r", Value: 8, Usage: "LoRA rank"},
 			&cli.StringFlag{Name: "lora.targets", Value: "all", Usage: "modules to adapt"},
 			&cli.BoolFlag{Name: "finetune", Usage: "also run llama.cpp's llama-finetune (full fine-tuning) on the same model and sequence length"},
+			&cli.BoolFlag{Name: "gradient-checkpointing", Usage: "train the LoRA with gradient checkpointing"},
 			&cli.BoolFlag{Name: "profile", Usage: "also run one more LoRA step node by node and print the time per op"},
 			&cli.BoolFlag{Name: "full", Usage: "also measure full fine-tuning (F32 weights)"},
 			&cli.StringFlag{Name: "qlora", Usage: "also compare peak memory of LoRA training on the model and on copies quantized to these types (comma-separated, e.g. q4_k,iq4_nl), each in its own process"},
@@ -130,7 +131,8 @@ func runBench(c *cli.Context) error {
 	if res.LlamaPP, err = llamaBenchPP(c.Context, filepath.Join(c.String("tools"), "llama-bench"), model, res.SeqLen, res.Threads); err != nil {
 		return err
 	}
-	cfg := trainer.Config{LoRA: trainer.LoRAConfig{Rank: c.Int("lora.r"), Alpha: float32(2 * c.Int("lora.r")), Targets: []string{c.String("lora.targets")}}}
+	cfg := trainer.Config{LoRA: trainer.LoRAConfig{Rank: c.Int("lora.r"), Alpha: float32(2 * c.Int("lora.r")), Targets: []string{c.String("lora.targets")}},
+		GradientCheckpointing: c.Bool("gradient-checkpointing")}
 	fmt.Fprintf(w, "bench: ecotune LoRA training, %d+1 steps of %d tokens\n", c.Int("steps"), res.SeqLen)
 	var perStep float64
 	var prof *[]ggml.OpTime
