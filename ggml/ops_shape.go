@@ -128,24 +128,6 @@ func (c *Context) Cpy(a, b *Tensor) *Tensor {
 	return c.wrap(C.ggml_cpy(c.reserve("cpy", 1), a.p, b.p))
 }
 
-// Acc returns a copy of a (F32) with b (F32) added to its leading corner: b's rows land
-// on the first b.Ne(0) values of a's first rows. Autograd passes a's gradient to a and
-// the matching corner of it to b, which makes Acc onto zeros a differentiable padding.
-func (c *Context) Acc(a, b *Tensor) *Tensor {
-	sameCtx("acc", c, a, b)
-	x, y := ne4(a), ne4(b)
-	for i := range x {
-		if y[i] > x[i] {
-			opErrorf("acc", "%s does not fit in %s", b, a)
-		}
-	}
-	if a.Type() != TypeF32 || b.Type() != TypeF32 || !a.IsContiguous() {
-		opErrorf("acc", "needs contiguous F32 tensors, got %s and %s", a, b)
-	}
-	p := a.ptr()
-	return c.wrap(C.ggml_acc(c.reserve("acc", 1), p, b.p, p.nb[1], p.nb[2], p.nb[3], 0))
-}
-
 // Concat joins a and b along dimension dim; other dimensions and types must match.
 func (c *Context) Concat(a, b *Tensor, dim int) *Tensor {
 	sameCtx("concat", c, a, b)

@@ -27,9 +27,8 @@ type builder struct {
 	// firstOfPair is the F32 [2, 1] constant (1, 0) sigmoid needs, made on first use.
 	firstOfPair *ggml.Tensor
 
-	// zeros are input tensors of zeros, by shape, that low-rank products are padded with
-	// (see loraUp).
-	zeros map[[3]int]*ggml.Tensor
+	// pad is the input matrix that pads the adapters' rank (see loraUp), made on first use.
+	pad *ggml.Tensor
 
 	// checkpoints are the layers' inputs and the last layer's output, where gradient
 	// checkpointing restarts the forward pass.
@@ -61,8 +60,13 @@ func (b *builder) setInputs(tokens []int32) error {
 			return err
 		}
 	}
-	for _, z := range b.zeros {
-		if err := z.Zero(); err != nil {
+	if b.pad != nil {
+		r, rp := b.pad.Ne(0), b.pad.Ne(1)
+		id := make([]float32, r*rp)
+		for i := 0; i < r; i++ {
+			id[i*r+i] = 1
+		}
+		if err := b.pad.SetF32(id); err != nil {
 			return err
 		}
 	}
@@ -358,26 +362,24 @@ func checkQKV(m *Model) error {
 // over the rank, and the CPU's tiled matrix kernels need sums a multiple of 16 long:
 // below that (rank 8, PEFT's default) ggml falls back to one dot product per output
 // value, about 20× slower. So both are padded with zero rows to the next multiple of
-// 16, which adds nothing to the product, and their gradients are the padded ones' leading
-// rows.
+// 16, which adds nothing to the product. The padding is itself a product, with the
+// [r, r'] matrix whose leading square is the identity: exact, cheap at these sizes,
+// and differentiable, where ggml's pad op has no backward rule.
 func (b *builder) loraUp(B, h *ggml.Tensor) *ggml.Tensor {
 	const tile = 16
 	r := B.Ne(0)
 	if r%tile == 0 {
 		return b.c.MulMat(B, h)
 	}
-	rp := (r + tile - 1) / tile * tile
-	return b.c.MulMat(b.c.Acc(b.zero(rp, B.Ne(1), 0), B), b.c.Acc(b.zero(rp, h.Ne(1), 1), h))
+	P := b.padding(r, (r+tile-1)/tile*tile)
+	return b.c.MulMat(b.c.MulMat(P, B), b.c.MulMat(P, h))
 }
 
-// zero returns input tensor of zeros number i of shape [n0, n1], made on first use.
-func (b *builder) zero(n0, n1, i int) *ggml.Tensor {
-	if b.zeros == nil {
-		b.zeros = map[[3]int]*ggml.Tensor{}
+// padding returns the input [r, rp] matrix (I 0) that pads r rows to rp, made on first
+// use.
+func (b *builder) padding(r, rp int) *ggml.Tensor {
+	if b.pad == nil {
+		b.pad = b.c.NewTensor(ggml.TypeF32, r, rp).SetName(fmt.Sprintf("pad_%d_%d", r, rp)).SetInput()
 	}
-	k := [3]int{n0, n1, i}
-	if b.zeros[k] == nil {
-		b.zeros[k] = b.c.NewTensor(ggml.TypeF32, n0, n1).SetName(fmt.Sprintf("zeros_%dx%d_%d", n0, n1, i)).SetInput()
-	}
-	return b.zeros[k]
+	return b.pad
 }
