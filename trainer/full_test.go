@@ -37,6 +37,23 @@ func TestFullGradientsMatchFiniteDifferences(t *testing.T) {
 	_, err = s.run(b, 1, nil, nil)
 	require.NoError(t, err)
 
+	// The same step with gradient checkpointing gives every weight the same gradient.
+	ckOpt, err := newAdamW(m, params, OptimizerConfig{})
+	require.NoError(t, err)
+	defer ckOpt.Close()
+	ck, err := newStepGraph(m, nil, params, ckOpt.accs, b.B, b.T, b.Targets(), 0, true)
+	require.NoError(t, err)
+	defer ck.Close()
+	_, err = ck.run(b, 1, nil, nil)
+	require.NoError(t, err)
+	for i, p := range params {
+		want, err := opt.accs[i].F32()
+		require.NoError(t, err)
+		got, err := ckOpt.accs[i].F32()
+		require.NoError(t, err)
+		require.Equalf(t, want, got, "%s: gradient with checkpointing", p.Name())
+	}
+
 	loss := func() float64 {
 		logits, err := m.Logits(b.Tokens, b.B, b.T, nil)
 		require.NoError(t, err)
