@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -61,6 +62,7 @@ Example:
 			&cli.StringFlag{Name: "data", Usage: "training data: text file or prepared .jsonl (required unless --resume)"},
 			&cli.StringFlag{Name: "val", Usage: "validation data (same formats); default: hold out --val-split of --data"},
 			&cli.BoolFlag{Name: "train-on-inputs", Usage: "with prepared .jsonl data, the loss covers prompts too, not only answers"},
+			&cli.StringFlag{Name: "truncation", Usage: "prepared examples longer than --seq-len: left (cut the start, keep the answer), right or drop (default: the policy in the data's manifest.json, else left)"},
 			&cli.Float64Flag{Name: "val-split", Value: 0.1, Usage: "fraction of --data held out when --val is not given"},
 			&cli.StringFlag{Name: "out", Aliases: []string{"o"}, Usage: "output directory (required unless --resume)"},
 			&cli.StringFlag{Name: "resume", Usage: "continue the run in this output directory from its newest checkpoint"},
@@ -104,11 +106,14 @@ type runSettings struct {
 	Name  string `json:"model_name,omitempty"`
 	Dtype string `json:"dtype,omitempty"`
 	// TrainOnInputs makes every token of prepared examples a target (prompts too).
-	TrainOnInputs bool           `json:"train_on_inputs,omitempty"`
-	Data          string         `json:"data"`
-	Val           string         `json:"val"`
-	ValSplit      float64        `json:"val_split"`
-	Config        trainer.Config `json:"config"`
+	TrainOnInputs bool `json:"train_on_inputs,omitempty"`
+	// Truncation is what happens to prepared examples longer than the sequence length;
+	// "" takes the prepared data's manifest's policy, else left.
+	Truncation data.Truncation `json:"truncation,omitempty"`
+	Data       string          `json:"data"`
+	Val        string          `json:"val"`
+	ValSplit   float64         `json:"val_split"`
+	Config     trainer.Config  `json:"config"`
 }
 
 func runTrain(c *cli.Context) error {
@@ -153,6 +158,7 @@ func runTrain(c *cli.Context) error {
 		{"val", func() { rs.Val = c.String("val") }},
 		{"val-split", func() { rs.ValSplit = c.Float64("val-split") }},
 		{"train-on-inputs", func() { rs.TrainOnInputs = c.Bool("train-on-inputs") }},
+		{"truncation", func() { rs.Truncation = data.Truncation(c.String("truncation")) }},
 		{"method", func() { cfg.Method = c.String("method") }},
 		{"lora.r", func() { cfg.LoRA.Rank = c.Int("lora.r") }},
 		{"lora.alpha", func() { cfg.LoRA.Alpha = float32(c.Float64("lora.alpha")) }},
@@ -219,13 +225,13 @@ func runTrain(c *cli.Context) error {
 	}
 	defer vocab.Close()
 	tok := tokenizer{vocab}
-	trainSet, err := loadTrainData(rs.Data, tok, cfg.SeqLen, rs.TrainOnInputs)
+	trainSet, err := loadTrainData(rs.Data, tok, cfg.SeqLen, rs.TrainOnInputs, rs.Truncation, c.App.ErrWriter)
 	if err != nil {
 		return err
 	}
 	var valSet trainer.Dataset
 	if rs.Val != "" {
-		if valSet, err = loadTrainData(rs.Val, tok, cfg.SeqLen, rs.TrainOnInputs); err != nil {
+		if valSet, err = loadTrainData(rs.Val, tok, cfg.SeqLen, rs.TrainOnInputs, rs.Truncation, c.App.ErrWriter); err != nil {
 			return err
 		}
 	} else if rs.ValSplit > 0 {
@@ -375,18 +381,31 @@ func (t tokenizer) Detokenize(ids []int32) (string, error) { return t.m.Detokeni
 
 // loadTrainData reads a prepared .jsonl file (answer tokens are targets; every token
 // with allTargets, to continue pre-training on the whole text) or plain text
-// (windows of seqLen tokens, every token a target).
-func loadTrainData(path string, tok tokenizer, seqLen int, allTargets bool) (trainer.Dataset, error) {
+// (windows of seqLen tokens, every token a target). trunc says what happens to a
+// prepared example longer than seqLen; "" takes the policy prepare recorded in the
+// manifest beside the file, else left. Skipped examples are counted on w.
+func loadTrainData(path string, tok tokenizer, seqLen int, allTargets bool, trunc data.Truncation, w io.Writer) (trainer.Dataset, error) {
 	if strings.HasSuffix(path, ".jsonl") {
 		prepared, err := data.LoadPrepared(path)
 		if err != nil {
 			return nil, err
 		}
+		if trunc, err = trainTruncation(path, trunc); err != nil {
+			return nil, err
+		}
 		var out trainer.Examples
-		skipped := 0
+		skipped, tooLong := 0, 0
+		var firstErr error
 		for i := range prepared {
-			enc, err := prepared[i].Encode(tok, data.EncodeOptions{MaxLen: seqLen + 1, Truncation: data.TruncateLeft, AddBOS: true})
+			enc, err := prepared[i].Encode(tok, data.EncodeOptions{MaxLen: seqLen + 1, Truncation: trunc, AddBOS: true})
+			if errors.Is(err, data.ErrTooLong) {
+				tooLong++
+				continue
+			}
 			if err != nil {
+				if firstErr == nil {
+					firstErr = fmt.Errorf("line %d: %w", i+1, err)
+				}
 				skipped++
 				continue
 			}
@@ -397,8 +416,11 @@ func loadTrainData(path string, tok tokenizer, seqLen int, allTargets bool) (tra
 			}
 			out = append(out, trainer.Example{IDs: enc.IDs, Mask: enc.Mask})
 		}
+		if tooLong > 0 {
+			fmt.Fprintf(w, "train: %s: %d examples longer than %d tokens skipped (--truncation drop)\n", path, tooLong, seqLen+1)
+		}
 		if len(out) == 0 {
-			return nil, fmt.Errorf("%s: no usable examples (%d could not be encoded)", path, skipped)
+			return nil, fmt.Errorf("%s: no usable examples (%d could not be encoded, %d too long; first: %v)", path, skipped, tooLong, firstErr)
 		}
 		return out, nil
 	}
@@ -422,4 +444,25 @@ func writeJSON(path string, v any) error {
 		return err
 	}
 	return os.WriteFile(path, append(b, '\n'), 0o644)
+}
+
+// trainTruncation resolves the truncation policy for the prepared file at path: the
+// flag's when given, else the one `ecotune prepare --truncation` recorded in the
+// manifest beside the file (left or right; drop there only governed --max-tokens), else
+// left, which keeps the answer.
+func trainTruncation(path string, flag data.Truncation) (data.Truncation, error) {
+	if flag != "" {
+		t, err := data.ParseTruncation(string(flag))
+		if err != nil {
+			return "", fmt.Errorf("--truncation: %w", err)
+		}
+		return t, nil
+	}
+	if m, err := data.LoadManifest(filepath.Dir(path)); err == nil {
+		switch t := m.Options.Truncation; t {
+		case data.TruncateLeft, data.TruncateRight:
+			return t, nil
+		}
+	}
+	return data.TruncateLeft, nil
 }

@@ -3,14 +3,20 @@ package main
 import (
 	"bufio"
 	"encoding/json"
+	"io"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/ecotune/ecotune/bindings"
+	"github.com/ecotune/ecotune/data"
 	"github.com/ecotune/ecotune/internal/testenv"
+	"github.com/ecotune/ecotune/trainer"
 )
 
 // storiesModel is the shared stories260K model, relative to this package's directory;
@@ -98,4 +104,50 @@ func TestTrainFull(t *testing.T) {
 	code, _, stderr = runCLI(t, "train", "--method", "qlora", "--model", storiesModel, "--data", data, "--out", t.TempDir())
 	assert.Equal(t, exitUsage, code)
 	assert.Contains(t, stderr, `--method "qlora"`)
+}
+
+// TestTrainTruncation checks which end of an over-long prepared example train cuts:
+// the policy prepare recorded in the manifest, unless --truncation says otherwise.
+func TestTrainTruncation(t *testing.T) {
+	requireModel(t)
+	dir := t.TempDir()
+	in := filepath.Join(dir, "qa.jsonl")
+	long := strings.Repeat("The river carried the seeds down to the sea. ", 8)
+	require.NoError(t, os.WriteFile(in, []byte(`{"question":"Where did the seeds go?","answer":"`+long+`"}`+"\n"), 0o644))
+	prepared := filepath.Join(dir, "prep")
+	code, _, stderr := runCLI(t, "prepare", in, "-o", prepared, "--val", "0", "--test", "0", "-m", storiesModel,
+		"--max-tokens", "20", "--truncation", "right", "-q")
+	require.Equal(t, 0, code, stderr)
+
+	vocab, err := bindings.LoadModel(storiesModel, bindings.ModelOptions{VocabOnly: true})
+	require.NoError(t, err)
+	defer vocab.Close()
+	tok := tokenizer{vocab}
+	file := filepath.Join(prepared, "train.jsonl")
+	full, err := loadTrainData(file, tok, 4096, false, "", io.Discard)
+	require.NoError(t, err)
+	whole, mask := full.(trainer.Examples)[0].IDs, full.(trainer.Examples)[0].Mask
+	first := slices.Index(mask, true)
+	require.Greater(t, len(whole), first+40)
+
+	seqLen := first + 10 // room for the prompt and the start of the answer
+	for _, c := range []struct {
+		flag data.Truncation
+		want []int32
+	}{
+		{"", whole[:seqLen+1]},      // the manifest says right: the start is kept
+		{"right", whole[:seqLen+1]}, // the same, asked for
+		// left keeps BOS and the end of the answer
+		{"left", append([]int32{whole[0]}, whole[len(whole)-seqLen:]...)},
+	} {
+		ds, err := loadTrainData(file, tok, seqLen, false, c.flag, io.Discard)
+		require.NoError(t, err)
+		assert.Equal(t, c.want, ds.(trainer.Examples)[0].IDs, "truncation %q", c.flag)
+	}
+	var msg strings.Builder
+	_, err = loadTrainData(file, tok, seqLen, false, "drop", &msg)
+	require.Error(t, err, "the only example is too long")
+	assert.Contains(t, err.Error(), "1 too long")
+	_, err = loadTrainData(file, tok, seqLen, false, "middle", io.Discard)
+	assert.ErrorContains(t, err, "--truncation")
 }
