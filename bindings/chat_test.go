@@ -93,3 +93,24 @@ func TestModelChatTemplate(t *testing.T) {
 		assert.ErrorIs(t, err, ErrClosed)
 	}
 }
+
+// TestPromptTokensOneBOS checks that a prompt beginning with the BOS text, as chat
+// templates write it, starts the sequence with one BOS, like a prompt without it.
+func TestPromptTokensOneBOS(t *testing.T) {
+	v, err := LoadModel(testenv.Vocab(t, "llama-spm"), ModelOptions{VocabOnly: true})
+	require.NoError(t, err)
+	defer v.Close()
+	require.True(t, v.AddBOS())
+	bos, err := v.Detokenize([]int32{v.BOS()}, true, false)
+	require.NoError(t, err)
+	plain, err := v.promptTokens("[INST] Hi [/INST]", true)
+	require.NoError(t, err)
+	withText, err := v.promptTokens(bos+"[INST] Hi [/INST]", true)
+	require.NoError(t, err)
+	assert.Equal(t, plain, withText)
+	assert.Equal(t, v.BOS(), plain[0])
+	assert.NotEqual(t, v.BOS(), plain[1])
+	later, err := v.promptTokens("[INST] Hi [/INST]", false)
+	require.NoError(t, err)
+	assert.Equal(t, plain[1:], later, "no BOS after the start of a sequence")
+}

@@ -42,13 +42,28 @@ func Generate(goctx context.Context, c *Context, prompt string, opts GenerateOpt
 			yield(Token{}, err)
 			return
 		}
-		tokens, err := c.model.Tokenize(prompt, maxPos < 0, true)
+		tokens, err := c.model.promptTokens(prompt, maxPos < 0)
 		if err != nil {
 			yield(Token{}, err)
 			return
 		}
 		generateTokens(goctx, c, tokens, opts, yield)
 	}
+}
+
+// promptTokens tokenizes a prompt, special tokens written as text included; first adds
+// the BOS the vocabulary wants at the start of a sequence. A prompt from a chat template
+// often begins with the BOS text itself, and tokenizing it with BOS added would start
+// the sequence with two (llama.cpp warns of this and keeps both); one is dropped.
+func (m *Model) promptTokens(prompt string, first bool) ([]int32, error) {
+	tokens, err := m.Tokenize(prompt, first, true)
+	if err != nil {
+		return nil, err
+	}
+	if first && m.AddBOS() && len(tokens) >= 2 && tokens[0] == m.BOS() && tokens[1] == m.BOS() {
+		tokens = tokens[1:]
+	}
+	return tokens, nil
 }
 
 // GenerateTokens is Generate for a prompt already tokenized (nothing is added to it).
