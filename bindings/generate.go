@@ -42,7 +42,7 @@ func Generate(goctx context.Context, c *Context, prompt string, opts GenerateOpt
 			yield(Token{}, err)
 			return
 		}
-		tokens, err := c.model.promptTokens(prompt, maxPos < 0)
+		tokens, err := c.model.PromptTokens(prompt, maxPos < 0)
 		if err != nil {
 			yield(Token{}, err)
 			return
@@ -51,11 +51,11 @@ func Generate(goctx context.Context, c *Context, prompt string, opts GenerateOpt
 	}
 }
 
-// promptTokens tokenizes a prompt, special tokens written as text included; first adds
+// PromptTokens tokenizes a prompt, special tokens written as text included; first adds
 // the BOS the vocabulary wants at the start of a sequence. A prompt from a chat template
 // often begins with the BOS text itself, and tokenizing it with BOS added would start
 // the sequence with two (llama.cpp warns of this and keeps both); one is dropped.
-func (m *Model) promptTokens(prompt string, first bool) ([]int32, error) {
+func (m *Model) PromptTokens(prompt string, first bool) ([]int32, error) {
 	tokens, err := m.Tokenize(prompt, first, true)
 	if err != nil {
 		return nil, err

@@ -116,8 +116,8 @@ func Generate(goctx context.Context, c *bindings.Context, prompts []string, opts
 				return nil, fmt.Errorf("eval: generate: prompt %d: %w", i, err)
 			}
 		}
-		// As bindings.Generate on an empty sequence: BOS added, special tokens parsed.
-		ids, err := m.Tokenize(p, true, true)
+		// As bindings.Generate on an empty sequence: BOS added (once), special tokens parsed.
+		ids, err := m.PromptTokens(p, true)
 		if err != nil {
 			return nil, fmt.Errorf("eval: generate: prompt %d: %w", i, err)
 		}
