@@ -29,7 +29,10 @@ import "C"
 // but the graph's node order no longer lists each new copy before its use: compute the
 // result through a new graph expanded from the outputs (Expand orders it afresh). It
 // returns the number of nodes rewritten. New tensors are made in c.
-func (g *Graph) OutProdsAsMatMul(c *Context, quantT Type) int {
+//
+// kept, if not nil, returns a transposed copy of a leaf kept elsewhere (a frozen
+// weight's, made once), or nil; the rewrite then multiplies by it instead of making one.
+func (g *Graph) OutProdsAsMatMul(c *Context, quantT Type, kept func(*Tensor) *Tensor) int {
 	cg := g.live()
 	if !quantT.valid() || quantT.IsQuantized() {
 		opErrorf("out_prod as mul_mat", "a dequantized weight needs a float type, not %s", quantT)
@@ -80,9 +83,17 @@ func (g *Graph) OutProdsAsMatMul(c *Context, quantT Type) int {
 		if x.p.nb[0] != C.size_t(x.Type().TypeSize()) {
 			x = c.Cont(x) // mul_mat reads rows of its second operand contiguously
 		}
-		at, ok := transposedCopy(c, a, quantT, rows)
-		if !ok {
-			continue
+		var at *Tensor
+		if kept != nil && a.p.op == C.GGML_OP_NONE {
+			if t := kept(a); t != nil && t.Ne(0) == a.Ne(1) && t.Ne(1) == a.Ne(0) && t.IsContiguous() {
+				at = t
+			}
+		}
+		if at == nil {
+			var ok bool
+			if at, ok = transposedCopy(c, a, quantT, rows); !ok {
+				continue
+			}
 		}
 		// Turn the node into the mul_mat in place: same shape and type (F32), and every
 		// consumer already points at it.

@@ -16,6 +16,10 @@ type ModelOptions struct {
 	// Trainable loads every weight as F32 and marks it trainable, for full fine-tuning
 	// (Config.Method MethodFull). The file must hold F32, F16 or BF16 weights.
 	Trainable bool
+	// KeepTransposed keeps a transposed copy of every frozen F32/F16 weight matrix for
+	// the backward pass to read, instead of transposing each at every step: faster LoRA
+	// steps for a second copy of those weights in memory. Ignored with Trainable.
+	KeepTransposed bool
 }
 
 // Model is a GGUF causal language model loaded into a ggml weights buffer. It owns its
@@ -30,6 +34,10 @@ type Model struct {
 	cpu, gpu   *ggml.Backend
 	ctx        *ggml.Context
 	buf        *ggml.Buffer
+	// transposed holds, by weight name, the copies ModelOptions.KeepTransposed keeps.
+	transposed    map[string]*ggml.Tensor
+	transposedCtx *ggml.Context
+	transposedBuf *ggml.Buffer
 	sched      *ggml.Scheduler
 	graphNodes int
 	kvType     ggml.Type // type K and V are rounded to in attention: F32, or F16 to mimic llama.cpp's cache
@@ -205,6 +213,11 @@ func LoadModel(path string, opts ModelOptions) (m *Model, err error) {
 			return nil, fmt.Errorf("trainer: load model %s: %w", path, err)
 		}
 	}
+	if opts.KeepTransposed && !opts.Trainable {
+		if err := m.keepTransposed(weightsOn); err != nil {
+			return nil, fmt.Errorf("trainer: load model %s: %w", path, err)
+		}
+	}
 	// A training graph has the forward nodes (about 70 per block with LoRA on every module), their gradients and
 	// the helper nodes of the backward pass.
 	m.graphNodes = max(4096, 512*(hp.Layers+2))
@@ -254,8 +267,8 @@ func (m *Model) Close() error {
 	if m == nil {
 		return nil
 	}
-	err := errors.Join(m.sched.Close(), m.buf.Close(), m.ctx.Close(), m.gpu.Close(), m.cpu.Close())
-	m.sched, m.buf, m.ctx, m.gpu, m.cpu = nil, nil, nil, nil, nil
+	err := errors.Join(m.sched.Close(), m.transposedBuf.Close(), m.transposedCtx.Close(), m.buf.Close(), m.ctx.Close(), m.gpu.Close(), m.cpu.Close())
+	m.sched, m.transposedBuf, m.transposedCtx, m.buf, m.ctx, m.gpu, m.cpu = nil, nil, nil, nil, nil, nil, nil
 	return err
 }
 

@@ -60,6 +60,7 @@ Example:
 			&cli.StringFlag{Name: "lora.targets", Value: "all", Usage: "modules to adapt"},
 			&cli.BoolFlag{Name: "finetune", Usage: "also run llama.cpp's llama-finetune (full fine-tuning) on the same model and sequence length"},
 			&cli.BoolFlag{Name: "gradient-checkpointing", Usage: "train the LoRA with gradient checkpointing"},
+			&cli.BoolFlag{Name: "keep-transposed", Usage: "train the LoRA with transposed copies of the weights kept (see ecotune train --keep-transposed)"},
 			&cli.BoolFlag{Name: "profile", Usage: "also run one more LoRA step node by node and print the time per op"},
 			&cli.BoolFlag{Name: "full", Usage: "also measure full fine-tuning (F32 weights)"},
 			&cli.StringFlag{Name: "qlora", Usage: "also compare peak memory of LoRA training on the model and on copies quantized to these types (comma-separated, e.g. q4_k,iq4_nl), each in its own process"},
@@ -139,7 +140,7 @@ func runBench(c *cli.Context) error {
 	if c.Bool("profile") {
 		prof = &res.Profile
 	}
-	if res.LoRA, perStep, res.Params, err = trainThroughput(c.Context, model, cfg, false, res.SeqLen, c.Int("steps"), res.Threads, prof); err != nil {
+	if res.LoRA, perStep, res.Params, err = trainThroughput(c.Context, model, cfg, false, c.Bool("keep-transposed"), res.SeqLen, c.Int("steps"), res.Threads, prof); err != nil {
 		return err
 	}
 	res.LoRAStepSecond = perStep
@@ -156,7 +157,7 @@ func runBench(c *cli.Context) error {
 	if c.Bool("full") {
 		fmt.Fprintf(w, "bench: ecotune full fine-tuning, %d+1 steps of %d tokens\n", c.Int("steps"), res.SeqLen)
 		cfg.Method = trainer.MethodFull
-		if res.Full, _, _, err = trainThroughput(c.Context, model, cfg, true, res.SeqLen, c.Int("steps"), res.Threads, nil); err != nil {
+		if res.Full, _, _, err = trainThroughput(c.Context, model, cfg, true, false, res.SeqLen, c.Int("steps"), res.Threads, nil); err != nil {
 			return err
 		}
 		res.FullRatio = res.Full / res.LlamaPP
@@ -334,8 +335,8 @@ func llamaBenchPP(ctx context.Context, tool, model string, n, threads int) (floa
 // model's parameter count.
 // With prof non-nil, one more step after the timed ones runs node by node and its time
 // per op is stored there.
-func trainThroughput(ctx context.Context, path string, cfg trainer.Config, full bool, seqLen, steps, threads int, prof *[]ggml.OpTime) (tps, perStep float64, params int64, err error) {
-	m, err := trainer.LoadModel(path, trainer.ModelOptions{Threads: threads, Trainable: full})
+func trainThroughput(ctx context.Context, path string, cfg trainer.Config, full, keepT bool, seqLen, steps, threads int, prof *[]ggml.OpTime) (tps, perStep float64, params int64, err error) {
+	m, err := trainer.LoadModel(path, trainer.ModelOptions{Threads: threads, Trainable: full, KeepTransposed: keepT})
 	if err != nil {
 		return 0, 0, 0, err
 	}

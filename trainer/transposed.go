@@ -1,0 +1,94 @@
+package trainer
+
+import (
+	"fmt"
+
+	"github.com/ecotune/ecotune/ggml"
+)
+
+// keepTransposed makes, once, a transposed copy of every frozen F32 or F16 matrix a
+// product reads (the blocks' projections and the output layer), on the backend that
+// holds the weights. The backward pass multiplies by the transposes (see
+// ggml.Graph.OutProdsAsMatMul); without these copies it makes them at every step,
+// which ggml does one value at a time. Quantized weights are left out: QLoRA is for
+// memory, and a copy would undo it.
+func (m *Model) keepTransposed(on *ggml.Backend) error {
+	var ws []*ggml.Tensor
+	add := func(t *ggml.Tensor) {
+		if t == nil || len(t.Shape()) != 2 || (t.Type() != ggml.TypeF32 && t.Type() != ggml.TypeF16) {
+			return
+		}
+		ws = append(ws, t)
+	}
+	if out := m.globals[outputW]; out != nil {
+		add(out)
+	} else {
+		add(m.globals[tokEmbd]) // tied: the embeddings are the output layer
+	}
+	for _, blk := range m.blocks {
+		for name, t := range blk {
+			if len(name) > 7 && name[len(name)-7:] == ".weight" {
+				add(t)
+			}
+		}
+	}
+	if len(ws) == 0 {
+		return nil
+	}
+	ctx, err := ggml.NewContext(len(ws), 0)
+	if err != nil {
+		return err
+	}
+	m.transposedCtx = ctx
+	m.transposed = make(map[string]*ggml.Tensor, len(ws))
+	pairs := make([][2]*ggml.Tensor, 0, len(ws))
+	if err := ggml.Build(func() {
+		for _, w := range ws {
+			wt := ctx.NewTensor(w.Type(), w.Ne(1), w.Ne(0)).SetName(w.Name() + ".T")
+			m.transposed[w.Name()] = wt
+			pairs = append(pairs, [2]*ggml.Tensor{w, wt})
+		}
+	}); err != nil {
+		return err
+	}
+	if m.transposedBuf, err = ctx.AllocTensors(on); err != nil {
+		return fmt.Errorf("transposed weights: %w", err)
+	}
+	m.transposedBuf.MarkWeights()
+	for _, p := range pairs {
+		b, err := p[0].Bytes()
+		if err != nil {
+			return err
+		}
+		if err := p[1].SetBytes(transposeBytes(b, p[0].Ne(0), p[0].Ne(1), p[0].Type().TypeSize())); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// transposeBytes transposes a row-major matrix of rows × cols elements of size bytes
+// each (ggml's [cols, rows]) into cols × rows, in tiles so that both sides stay in cache.
+func transposeBytes(b []byte, cols, rows, size int) []byte {
+	out := make([]byte, len(b))
+	const tile = 32
+	for r0 := 0; r0 < rows; r0 += tile {
+		for c0 := 0; c0 < cols; c0 += tile {
+			for r := r0; r < min(r0+tile, rows); r++ {
+				for c := c0; c < min(c0+tile, cols); c++ {
+					copy(out[(c*rows+r)*size:(c*rows+r+1)*size], b[(r*cols+c)*size:(r*cols+c+1)*size])
+				}
+			}
+		}
+	}
+	return out
+}
+
+// transposedOf returns the kept transpose of weight w, or nil.
+func (m *Model) transposedOf(w *ggml.Tensor) *ggml.Tensor {
+	wt := m.transposed[w.Name()]
+	if wt == nil || wt.Ne(0) != w.Ne(1) || wt.Ne(1) != w.Ne(0) {
+		return nil
+	}
+	return wt
+}

@@ -1,0 +1,68 @@
+package trainer
+
+import (
+	"slices"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// TestKeepTransposed checks that kept transposes give the backward pass the same
+// gradients as transposing at every step, and that the graph then transposes no weight.
+func TestKeepTransposed(t *testing.T) {
+	plain := loadStories(t)
+	kept, err := LoadModel(storiesPath, ModelOptions{Threads: 1, KeepTransposed: true})
+	require.NoError(t, err)
+	defer kept.Close()
+	require.NotEmpty(t, kept.transposed)
+	w := kept.Weight("blk.1.ffn_up.weight")
+	wt := kept.transposed["blk.1.ffn_up.weight"]
+	require.NotNil(t, wt)
+	a, err := w.F32()
+	require.NoError(t, err)
+	at, err := wt.F32()
+	require.NoError(t, err)
+	in, out := w.Ne(0), w.Ne(1)
+	for r := 0; r < out; r += 7 {
+		for c := 0; c < in; c += 5 {
+			require.Equal(t, a[r*in+c], at[c*out+r])
+		}
+	}
+
+	b := testBatch(t)
+	var grads [2]map[string][]float32
+	var losses [2]float64
+	for i, m := range []*Model{plain, kept} {
+		l, err := NewLoRA(m, LoRAConfig{Rank: 8, Alpha: 16, Targets: []string{"all"}, Seed: 5})
+		require.NoError(t, err)
+		defer l.Close()
+		randomizeB(t, l, 3, 0.05)
+		losses[i], grads[i] = lossAndGrads(t, m, l, b)
+	}
+	assert.Equal(t, losses[0], losses[1])
+
+	l, err := NewLoRA(kept, LoRAConfig{Rank: 8, Alpha: 16, Targets: []string{"all"}, Seed: 5})
+	require.NoError(t, err)
+	defer l.Close()
+	opt, err := newAdamW(kept, l.params(), OptimizerConfig{})
+	require.NoError(t, err)
+	defer opt.Close()
+	s, err := newStepGraph(kept, l, l.params(), opt.accs, b.B, b.T, b.Targets(), 0, false)
+	require.NoError(t, err)
+	defer s.Close()
+	for i := 0; i < s.g.Len(); i++ {
+		n := s.g.Node(i)
+		if n.Op() != "CONT" {
+			continue
+		}
+		root := n.Src(0) // through views to the tensor copied
+		for slices.Contains([]string{"VIEW", "RESHAPE", "PERMUTE", "TRANSPOSE"}, root.Op()) {
+			root = root.Src(0)
+		}
+		assert.Falsef(t, kept.transposed[root.Name()] != nil, "%s is still transposed in the step", root.Name())
+	}
+	for name, g := range grads[0] {
+		require.Truef(t, slices.Equal(g, grads[1][name]), "%s", name)
+	}
+}
