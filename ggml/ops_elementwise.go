@@ -42,6 +42,18 @@ func (c *Context) SiLU(a *Tensor) *Tensor {
 	return c.wrap(C.ggml_silu(c.reserve("silu", 1), a.p))
 }
 
+// Exp returns e^a element-wise (differentiable).
+func (c *Context) Exp(a *Tensor) *Tensor {
+	sameCtx("exp", c, a)
+	return c.wrap(C.ggml_exp(c.reserve("exp", 1), a.p))
+}
+
+// Softplus returns log(1 + e^a) element-wise (differentiable).
+func (c *Context) Softplus(a *Tensor) *Tensor {
+	sameCtx("softplus", c, a)
+	return c.wrap(C.ggml_softplus(c.reserve("softplus", 1), a.p))
+}
+
 // GELU returns ggml's GELU (tanh approximation, as GPT-2 and Phi use).
 func (c *Context) GELU(a *Tensor) *Tensor {
 	sameCtx("gelu", c, a)

@@ -104,7 +104,7 @@ func TestMulMat(t *testing.T) {
 	}
 }
 
-func TestRMSNormSoftMaxSiLU(t *testing.T) {
+func TestElementwiseAndNorms(t *testing.T) {
 	const n, rows = 64, 5
 	for _, be := range testBackends(t) {
 		t.Run(be.Name(), func(t *testing.T) {
@@ -130,6 +130,15 @@ func TestRMSNormSoftMaxSiLU(t *testing.T) {
 			for i, v := range x {
 				want := float64(v) / (1 + math.Exp(-float64(v)))
 				require.InDelta(t, want, got[i], 1e-5, "silu %d", i)
+			}
+			got = e.run(func(c *Context) *Tensor { return c.Exp(X) })
+			for i, v := range x {
+				want := math.Exp(float64(v))
+				require.InDelta(t, want, got[i], 1e-6*(1+want), "exp %d", i)
+			}
+			got = e.run(func(c *Context) *Tensor { return c.Softplus(X) })
+			for i, v := range x {
+				require.InDelta(t, math.Log1p(math.Exp(float64(v))), got[i], 1e-6, "softplus %d", i)
 			}
 			got = e.run(func(c *Context) *Tensor { return c.Norm(X, 1e-5) })
 			for row := 0; row < rows; row++ {

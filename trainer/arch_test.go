@@ -472,9 +472,6 @@ func TestDifferentiableOps(t *testing.T) {
 			require.NoError(t, m.sched.Alloc(g))
 			require.NoError(t, xt.SetF32(x))
 			require.NoError(t, wt.SetF32(w))
-			if b.firstOfPair != nil {
-				require.NoError(t, b.firstOfPair.SetF32([]float32{1, 0}))
-			}
 			g.Reset()
 			require.NoError(t, m.sched.Run(g))
 			gotY, err := y.F32()

@@ -29,24 +29,16 @@ func (b *builder) gelu(x *ggml.Tensor) *ggml.Tensor {
 	return c.Mul(x, b.sigmoid(c.Scale(z, float32(2*math.Sqrt(2/math.Pi)))))
 }
 
-// sigmoid is σ(y) for a contiguous y: the first entry of the softmax of the pair
-// (y, 0), since ggml differentiates softmax but not sigmoid or tanh. Ops on rows of
-// two cost ggml's CPU kernels a loop per element: forward and backward take about 15×
-// a native elementwise op (measured against silu). ggml's div and exp, which it can
-// differentiate, would make gelu and tanh a few plain elementwise ops once the ggml
-// package exposes them.
+// sigmoid is σ(y) = exp(-softplus(-y)), from ops ggml differentiates (it has no
+// backward rule for its sigmoid or tanh), and stable at both ends: softplus(-y) is -y
+// for very negative y and tends to 0 for large y.
 func (b *builder) sigmoid(y *ggml.Tensor) *ggml.Tensor {
 	c := b.c
-	n := y.Elements()
-	pair := c.Mul(c.Repeat(c.Reshape(y, 1, n), c.NewTensor(ggml.TypeF32, 2, n)), b.pairSelector())
-	s := c.SoftMax(pair, nil, 1, 0)
-	return c.Reshape(c.Cont(c.View(s, []int{1, n}, []int{s.Nb(1)}, 0)), y.Shape()...)
+	return c.Exp(c.Scale(c.Softplus(c.Scale(y, -1)), -1))
 }
 
-// pairSelector is the input constant (1, 0) that zeroes the second of each pair.
-func (b *builder) pairSelector() *ggml.Tensor {
-	if b.firstOfPair == nil {
-		b.firstOfPair = b.c.NewTensor(ggml.TypeF32, 2, 1).SetName("first_of_pair").SetInput()
-	}
-	return b.firstOfPair
+// tanhHalf is tanh(y/2) = σ(y) - σ(-y), which needs no constant term.
+func (b *builder) tanhHalf(y *ggml.Tensor) *ggml.Tensor {
+	c := b.c
+	return c.Sub(b.sigmoid(y), c.Exp(c.Scale(c.Softplus(y), -1)))
 }

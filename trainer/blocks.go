@@ -24,9 +24,6 @@ type builder struct {
 	dropout  float32
 	dropMask []*ggml.Tensor
 
-	// firstOfPair is the F32 [2, 1] constant (1, 0) sigmoid needs, made on first use.
-	firstOfPair *ggml.Tensor
-
 	// pad is the input matrix that pads the adapters' rank (see loraUp), made on first use.
 	pad *ggml.Tensor
 
@@ -54,11 +51,6 @@ func (b *builder) setInputs(tokens []int32) error {
 	}
 	if err := b.pos.SetI32(pos); err != nil {
 		return err
-	}
-	if b.firstOfPair != nil {
-		if err := b.firstOfPair.SetF32([]float32{1, 0}); err != nil {
-			return err
-		}
 	}
 	if b.pad != nil {
 		r, rp := b.pad.Ne(0), b.pad.Ne(1)
@@ -317,9 +309,8 @@ func (b *builder) logits(h *ggml.Tensor) *ggml.Tensor {
 		y = b.c.Add(y, bias)
 	}
 	if sc := b.m.HP.FinalSoftcap; sc > 0 {
-		// c·tanh(y/c) = 2c·σ(2y/c) - c.
-		one := b.c.View(b.pairSelector(), []int{1}, nil, 0)
-		y = b.c.Add(b.c.Scale(b.sigmoid(b.c.Scale(y, 2/sc)), 2*sc), b.c.Scale(one, -sc))
+		// c·tanh(y/c) = c·(σ(2y/c) - σ(-2y/c)).
+		y = b.c.Scale(b.tanhHalf(b.c.Scale(y, 2/sc)), sc)
 	}
 	return y
 }
