@@ -37,8 +37,8 @@ type ChatTemplater interface {
 
 // TemplateOptions tune the built-in templates for a model's vocabulary.
 type TemplateOptions struct {
-	BOS string // text of the BOS token between Llama 2 turns (default "<s>")
-	EOS string // end-of-answer text for alpaca, llama2 and phi2 (defaults "</s>", "</s>", "<|endoftext|>")
+	BOS string `json:"bos"` // text of the BOS token between Llama 2 turns (default "<s>")
+	EOS string `json:"eos"` // end-of-answer text for alpaca, llama2 and phi2 (defaults "</s>", "</s>", "<|endoftext|>")
 }
 
 // TemplateNames lists the names TemplateByName accepts.

@@ -24,11 +24,11 @@ type Backend struct {
 
 // DeviceInfo describes one compute device ggml can use.
 type DeviceInfo struct {
-	Name        string
-	Description string
-	GPU         bool
-	FreeBytes   uint64
-	TotalBytes  uint64
+	Name        string `json:"name"`
+	Description string `json:"description"`
+	GPU         bool   `json:"gpu"`
+	FreeBytes   uint64 `json:"free_bytes"`
+	TotalBytes  uint64 `json:"total_bytes"`
 }
 
 // Devices lists the devices of every backend compiled into this binary.
