@@ -389,6 +389,9 @@ func TestPrepareProgressAndCancel(t *testing.T) {
 	cancel()
 	_, err = Prepare(ctx, Config{Inputs: []string{in}, OutputDir: filepath.Join(dir, "cancelled")})
 	assert.ErrorIs(t, err, context.Canceled)
+	// An interrupted run leaves no temporary files behind.
+	left, _ := filepath.Glob(filepath.Join(dir, "cancelled", ".*"))
+	assert.Empty(t, left)
 }
 
 func TestPrepareConfigErrors(t *testing.T) {

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 
 	"github.com/schollz/progressbar/v3"
 	"github.com/urfave/cli/v2"
@@ -108,7 +110,14 @@ Example:
 				}
 				defer bar.Finish()
 			}
-			man, err := data.Prepare(c.Context, cfg)
+			// Ctrl-C cancels the run: Prepare removes its temporary files and replaces
+			// none of the outputs.
+			ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			man, err := data.Prepare(ctx, cfg)
+			if err != nil && ctx.Err() != nil && c.Context.Err() == nil {
+				return fmt.Errorf("prepare: interrupted; %s was left as it was", cfg.OutputDir)
+			}
 			var ce *data.ConfigError
 			if errors.As(err, &ce) {
 				return usageError{err}
