@@ -24,8 +24,10 @@ type builder struct {
 	dropout  float32
 	dropMask []*ggml.Tensor
 
-	// pad is the input matrix that pads the adapters' rank (see loraUp), made on first use.
-	pad *ggml.Tensor
+	// pad and padScaled are the input matrices that pad the adapters' rank, the second
+	// also scaling by the adapters' scale (see loraUp); made on first use.
+	pad, padScaled *ggml.Tensor
+	scale          float32
 
 	// checkpoints are the layers' inputs and the last layer's output, where gradient
 	// checkpointing restarts the forward pass.
@@ -54,11 +56,14 @@ func (b *builder) setInputs(tokens []int32) error {
 	}
 	if b.pad != nil {
 		r, rp := b.pad.Ne(0), b.pad.Ne(1)
-		id := make([]float32, r*rp)
+		id, ids := make([]float32, r*rp), make([]float32, r*rp)
 		for i := 0; i < r; i++ {
-			id[i*r+i] = 1
+			id[i*r+i], ids[i*r+i] = 1, b.scale
 		}
 		if err := b.pad.SetF32(id); err != nil {
+			return err
+		}
+		if err := b.padScaled.SetF32(ids); err != nil {
 			return err
 		}
 	}
@@ -136,7 +141,7 @@ func (b *builder) linear(l int, name string, x *ggml.Tensor) *ggml.Tensor {
 			b.dropMask = append(b.dropMask, dm)
 			in = b.c.Mul(x, dm)
 		}
-		y = b.c.Add(y, b.c.Scale(b.loraUp(p.B, b.c.MulMat(p.A, in)), b.lora.Scale()))
+		y = b.c.Add(y, b.loraUp(p.B, b.c.MulMat(p.A, in), b.lora.Scale()))
 	}
 	return y
 }
@@ -349,28 +354,31 @@ func checkQKV(m *Model) error {
 	return nil
 }
 
-// loraUp returns B·h for an adapter's B [r, out] and h = A·x [r, n]. The product sums
-// over the rank, and the CPU's tiled matrix kernels need sums a multiple of 16 long:
-// below that (rank 8, PEFT's default) ggml falls back to one dot product per output
+// loraUp returns s·B·h for an adapter's B [r, out] and h = A·x [r, n]. The product
+// sums over the rank, and the CPU's tiled matrix kernels need sums a multiple of 16
+// long: below that (rank 8, PEFT's default) ggml falls back to one dot product per output
 // value, about 20× slower. So both are padded with zero rows to the next multiple of
 // 16, which adds nothing to the product. The padding is itself a product, with the
-// [r, r'] matrix whose leading square is the identity: exact, cheap at these sizes,
-// and differentiable, where ggml's pad op has no backward rule.
-func (b *builder) loraUp(B, h *ggml.Tensor) *ggml.Tensor {
+// [r, r'] matrix whose leading square is the identity (times s for h, so the scale costs
+// no pass over the [out, n] result): exact, cheap at these sizes, and differentiable,
+// where ggml's pad op has no backward rule.
+func (b *builder) loraUp(B, h *ggml.Tensor, s float32) *ggml.Tensor {
 	const tile = 16
 	r := B.Ne(0)
 	if r%tile == 0 {
-		return b.c.MulMat(B, h)
+		return b.c.MulMat(B, b.c.Scale(h, s))
 	}
-	P := b.padding(r, (r+tile-1)/tile*tile)
-	return b.c.MulMat(b.c.MulMat(P, B), b.c.MulMat(P, h))
+	P, Ps := b.padding(r, (r+tile-1)/tile*tile, s)
+	return b.c.MulMat(b.c.MulMat(P, B), b.c.MulMat(Ps, h))
 }
 
-// padding returns the input [r, rp] matrix (I 0) that pads r rows to rp, made on first
-// use.
-func (b *builder) padding(r, rp int) *ggml.Tensor {
+// padding returns the input [r, rp] matrices (I 0) and (sI 0) that pad r rows to rp,
+// made on first use.
+func (b *builder) padding(r, rp int, s float32) (*ggml.Tensor, *ggml.Tensor) {
 	if b.pad == nil {
 		b.pad = b.c.NewTensor(ggml.TypeF32, r, rp).SetName(fmt.Sprintf("pad_%d_%d", r, rp)).SetInput()
+		b.padScaled = b.c.NewTensor(ggml.TypeF32, r, rp).SetName(fmt.Sprintf("pad_%d_%d_scaled", r, rp)).SetInput()
+		b.scale = s
 	}
-	return b.pad
+	return b.pad, b.padScaled
 }
