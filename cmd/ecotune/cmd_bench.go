@@ -60,7 +60,7 @@ Example:
 			&cli.StringFlag{Name: "lora.targets", Value: "all", Usage: "modules to adapt"},
 			&cli.BoolFlag{Name: "finetune", Usage: "also run llama.cpp's llama-finetune (full fine-tuning) on the same model and sequence length"},
 			&cli.BoolFlag{Name: "gradient-checkpointing", Usage: "train the LoRA with gradient checkpointing"},
-			&cli.BoolFlag{Name: "keep-transposed", Usage: "train the LoRA with transposed copies of the weights kept (see ecotune train --keep-transposed)"},
+			&cli.StringFlag{Name: "keep-transposed", Value: "auto", Usage: "transposed copies of the weights for the LoRA run: on, off or auto (see ecotune train --keep-transposed)"},
 			&cli.BoolFlag{Name: "profile", Usage: "also run one more LoRA step node by node and print the time per op"},
 			&cli.BoolFlag{Name: "full", Usage: "also measure full fine-tuning (F32 weights)"},
 			&cli.StringFlag{Name: "qlora", Usage: "also compare peak memory of LoRA training on the model and on copies quantized to these types (comma-separated, e.g. q4_k,iq4_nl), each in its own process"},
@@ -83,6 +83,7 @@ type benchResult struct {
 	Full           float64 `json:"full_tokens_per_sec,omitempty"`
 	FullRatio      float64 `json:"full_ratio_to_pp,omitempty"`
 	LoRAStepSecond float64 `json:"lora_seconds_per_step"`
+	KeepTransposed bool    `json:"keep_transposed"`
 	// Finetune is llama.cpp's llama-finetune (full fine-tuning) on the same model and
 	// sequence length (--finetune), or FinetuneFailure its error when it cannot run.
 	Finetune        float64 `json:"llama_finetune_tokens_per_sec,omitempty"`
@@ -140,7 +141,12 @@ func runBench(c *cli.Context) error {
 	if c.Bool("profile") {
 		prof = &res.Profile
 	}
-	if res.LoRA, perStep, res.Params, err = trainThroughput(c.Context, model, cfg, false, c.Bool("keep-transposed"), res.SeqLen, c.Int("steps"), res.Threads, prof); err != nil {
+	keepT, err := keepTransposed(c.String("keep-transposed"), model, false)
+	if err != nil {
+		return err
+	}
+	res.KeepTransposed = keepT
+	if res.LoRA, perStep, res.Params, err = trainThroughput(c.Context, model, cfg, false, keepT, res.SeqLen, c.Int("steps"), res.Threads, prof); err != nil {
 		return err
 	}
 	res.LoRAStepSecond = perStep
@@ -186,6 +192,9 @@ func runBench(c *cli.Context) error {
 		fmt.Fprintf(o, " %.1f | %.3f |", res.Full, res.FullRatio)
 	}
 	fmt.Fprintln(o)
+	if res.KeepTransposed {
+		fmt.Fprintln(o, "\n(the LoRA run kept transposed copies of the weights: --keep-transposed)")
+	}
 	switch {
 	case res.Finetune > 0:
 		fmt.Fprintf(o, "\nllama-finetune (full fine-tuning, %d-token sequences): %.1f tok/s; ecotune LoRA is %.2f× that\n", res.SeqLen, res.Finetune, res.LoRAVsFinetune)

@@ -90,7 +90,7 @@ Example:
 			&cli.Float64Flag{Name: "weight-decay", Usage: "AdamW decoupled weight decay"},
 			&cli.IntFlag{Name: "eval-every", Value: trainer.DefaultEvalEvery, Usage: "evaluate every this many steps; -1 never"},
 			&cli.IntFlag{Name: "eval-batches", Usage: "batches per evaluation; 0 the whole validation set"},
-			&cli.BoolFlag{Name: "keep-transposed", Usage: "keep a transposed copy of the frozen F32/F16 weights for the backward pass: faster LoRA steps for twice those weights' memory"},
+			&cli.StringFlag{Name: "keep-transposed", Value: "auto", Usage: "keep a transposed copy of the frozen F32/F16 weights for the backward pass, faster LoRA steps for twice those weights' memory: on, off, or auto (on when the model file is at most a quarter of free memory)"},
 			&cli.BoolFlag{Name: "gradient-checkpointing", Usage: "recompute each layer's activations in the backward pass: the same gradients for far less memory, about a third more compute"},
 			&cli.Uint64Flag{Name: "seed", Value: 42, Usage: "seed of initialisation, shuffling and dropout"},
 			&cli.IntFlag{Name: "threads", Usage: "CPU threads (default: all)"},
@@ -252,8 +252,12 @@ func runTrain(c *cli.Context) error {
 	if cfg.Method != trainer.MethodLoRA && cfg.Method != trainer.MethodFull {
 		return usagef("--method %q: want %s or %s", cfg.Method, trainer.MethodLoRA, trainer.MethodFull)
 	}
+	keepT, err := keepTransposed(c.String("keep-transposed"), basePath, c.Bool("gpu"))
+	if err != nil {
+		return err
+	}
 	m, err := trainer.LoadModel(basePath, trainer.ModelOptions{Threads: c.Int("threads"), GPU: c.Bool("gpu"),
-		Trainable: cfg.Method == trainer.MethodFull, KeepTransposed: c.Bool("keep-transposed")})
+		Trainable: cfg.Method == trainer.MethodFull, KeepTransposed: keepT})
 	if err != nil {
 		return err
 	}
