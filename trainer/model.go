@@ -31,16 +31,16 @@ type Model struct {
 	BOS  int32 // tokenizer.ggml.bos_token_id, or -1
 	EOS  int32 // tokenizer.ggml.eos_token_id, or -1
 
-	cpu, gpu   *ggml.Backend
-	ctx        *ggml.Context
-	buf        *ggml.Buffer
+	cpu, gpu *ggml.Backend
+	ctx      *ggml.Context
+	buf      *ggml.Buffer
 	// transposed holds, by weight name, the copies ModelOptions.KeepTransposed keeps.
 	transposed    map[string]*ggml.Tensor
 	transposedCtx *ggml.Context
 	transposedBuf *ggml.Buffer
-	sched      *ggml.Scheduler
-	graphNodes int
-	kvType     ggml.Type // type K and V are rounded to in attention: F32, or F16 to mimic llama.cpp's cache
+	sched         *ggml.Scheduler
+	graphNodes    int
+	kvType        ggml.Type // type K and V are rounded to in attention: F32, or F16 to mimic llama.cpp's cache
 	// geluOp uses ggml's gelu op, which llama.cpp's CPU backend evaluates through an
 	// f16 table, instead of the differentiable exact GELU. ggml cannot differentiate
 	// the op: only forward passes compared with libllama set it.
