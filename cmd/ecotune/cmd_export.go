@@ -4,9 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"time"
 
-	"github.com/schollz/progressbar/v3"
 	"github.com/urfave/cli/v2"
 
 	"github.com/ecotune/ecotune/export"
@@ -146,22 +144,8 @@ Example:
 					return quant.Dequantize(ggml.Type(t), data, n)
 				}}
 			if !c.Bool("quiet") {
-				var bar *progressbar.ProgressBar
-				opts.Progress = func(p onnx.Progress) {
-					if bar == nil {
-						bar = progressbar.NewOptions64(p.BytesTotal,
-							progressbar.OptionSetWriter(c.App.ErrWriter),
-							progressbar.OptionSetDescription("exporting"),
-							progressbar.OptionShowBytes(true),
-							progressbar.OptionSetPredictTime(true),
-							progressbar.OptionClearOnFinish(),
-							progressbar.OptionThrottle(100*time.Millisecond))
-					}
-					_ = bar.Set64(p.BytesDone)
-					if p.Done == p.Total {
-						_ = bar.Finish()
-					}
-				}
+				show := byteProgress(c.App.ErrWriter, "exporting")
+				opts.Progress = func(p onnx.Progress) { show(p.BytesDone, p.BytesTotal, p.Done, p.Total) }
 			}
 			sum, err := onnx.Export(context.Background(), opts)
 			if err != nil {

@@ -5,9 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"time"
 
-	"github.com/schollz/progressbar/v3"
 	"github.com/urfave/cli/v2"
 
 	"github.com/ecotune/ecotune/export"
@@ -58,22 +56,8 @@ Example:
 				opts.Adapters = append(opts.Adapters, as)
 			}
 			if !c.Bool("quiet") {
-				var bar *progressbar.ProgressBar
-				opts.Progress = func(p export.Progress) {
-					if bar == nil {
-						bar = progressbar.NewOptions64(p.BytesTotal,
-							progressbar.OptionSetWriter(c.App.ErrWriter),
-							progressbar.OptionSetDescription("merging"),
-							progressbar.OptionShowBytes(true),
-							progressbar.OptionSetPredictTime(true),
-							progressbar.OptionClearOnFinish(),
-							progressbar.OptionThrottle(100*time.Millisecond))
-					}
-					_ = bar.Set64(p.BytesDone)
-					if p.Done == p.Total {
-						_ = bar.Finish()
-					}
-				}
+				show := byteProgress(c.App.ErrWriter, "merging")
+				opts.Progress = func(p export.Progress) { show(p.BytesDone, p.BytesTotal, p.Done, p.Total) }
 			}
 			sum, err := export.Merge(context.Background(), opts)
 			if err != nil {

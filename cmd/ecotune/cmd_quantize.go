@@ -7,9 +7,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
-	"time"
 
-	"github.com/schollz/progressbar/v3"
 	"github.com/urfave/cli/v2"
 
 	"github.com/ecotune/ecotune/gguf"
@@ -69,22 +67,8 @@ Example:
 				return nil
 			}
 			if !c.Bool("quiet") {
-				var bar *progressbar.ProgressBar
-				opts.Progress = func(p quant.Progress) {
-					if bar == nil {
-						bar = progressbar.NewOptions64(p.BytesTotal,
-							progressbar.OptionSetWriter(c.App.ErrWriter),
-							progressbar.OptionSetDescription("quantizing to "+ft.String()),
-							progressbar.OptionShowBytes(true),
-							progressbar.OptionSetPredictTime(true),
-							progressbar.OptionClearOnFinish(),
-							progressbar.OptionThrottle(100*time.Millisecond))
-					}
-					_ = bar.Set64(p.BytesDone)
-					if p.Done == p.Total {
-						_ = bar.Finish()
-					}
-				}
+				show := byteProgress(c.App.ErrWriter, "quantizing to "+ft.String())
+				opts.Progress = func(p quant.Progress) { show(p.BytesDone, p.BytesTotal, p.Done, p.Total) }
 			}
 			s, err := quant.QuantizeModel(context.Background(), in, out, opts)
 			if err != nil {
