@@ -15,6 +15,7 @@ import (
 
 	"github.com/ecotune/ecotune/bindings"
 	"github.com/ecotune/ecotune/gguf"
+	"github.com/ecotune/ecotune/internal/llamaref"
 	"github.com/ecotune/ecotune/internal/testenv"
 )
 
@@ -135,29 +136,8 @@ func (l *libllama) logits(t testing.TB, text string) []float32 {
 	t.Helper()
 	tokens, err := l.m.Tokenize(text, true, false)
 	require.NoError(t, err)
-	require.NoError(t, l.c.ClearMemory())
-	b, err := bindings.NewBatch(len(tokens), 1)
-	require.NoError(t, err)
-	defer b.Close()
-	for i, tok := range tokens {
-		require.NoError(t, b.Add(tok, int32(i), []int32{0}, true))
-	}
-	require.NoError(t, l.c.Decode(b))
-	var out []float32
-	for i := range tokens {
-		row, err := l.c.Logits(i)
-		require.NoError(t, err)
-		out = append(out, row...)
-	}
-	return out
+	return llamaref.Flat(llamaref.Logits(t, l.c, tokens))
 }
 
 // maxAbsDiff returns max |a-b| and the range max-min of b.
-func maxAbsDiff(a, b []float32) (diff, rng float64) {
-	lo, hi := math.Inf(1), math.Inf(-1)
-	for i := range a {
-		diff = math.Max(diff, math.Abs(float64(a[i])-float64(b[i])))
-		lo, hi = math.Min(lo, float64(b[i])), math.Max(hi, float64(b[i]))
-	}
-	return diff, hi - lo
-}
+func maxAbsDiff(a, b []float32) (diff, rng float64) { return llamaref.MaxAbsDiff(a, b) }

@@ -1,11 +1,11 @@
 package trainer
 
 import (
-	"github.com/ecotune/ecotune/ggml"
-
 	"fmt"
 	"log/slog"
 	"math"
+
+	"github.com/ecotune/ecotune/ggml"
 )
 
 // Training defaults, used where a Config field is zero.

@@ -2,7 +2,6 @@ package trainer
 
 import (
 	"log/slog"
-	"math"
 	"os"
 	"path/filepath"
 	"testing"
@@ -10,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ecotune/ecotune/bindings"
+	"github.com/ecotune/ecotune/internal/llamaref"
 	"github.com/ecotune/ecotune/internal/testenv"
 )
 
@@ -65,28 +65,8 @@ func (r *llamaRef) tokenize(t testing.TB, text string) []int32 {
 // logits decodes one sequence from position 0 and returns every position's logits.
 func (r *llamaRef) logits(t testing.TB, tokens []int32) [][]float32 {
 	t.Helper()
-	require.NoError(t, r.c.ClearMemory())
-	b, err := bindings.NewBatch(len(tokens), 1)
-	require.NoError(t, err)
-	defer b.Close()
-	for i, tok := range tokens {
-		require.NoError(t, b.Add(tok, int32(i), []int32{0}, true))
-	}
-	require.NoError(t, r.c.Decode(b))
-	out := make([][]float32, len(tokens))
-	for i := range tokens {
-		out[i], err = r.c.Logits(i)
-		require.NoError(t, err)
-	}
-	return out
+	return llamaref.Logits(t, r.c, tokens)
 }
 
 // maxAbsDiff returns max |a-b| and the range max-min of b.
-func maxAbsDiff(a, b []float32) (diff, rng float64) {
-	lo, hi := math.Inf(1), math.Inf(-1)
-	for i := range a {
-		diff = math.Max(diff, math.Abs(float64(a[i])-float64(b[i])))
-		lo, hi = math.Min(lo, float64(b[i])), math.Max(hi, float64(b[i]))
-	}
-	return diff, hi - lo
-}
+func maxAbsDiff(a, b []float32) (diff, rng float64) { return llamaref.MaxAbsDiff(a, b) }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/ecotune/ecotune/bindings"
 	"github.com/ecotune/ecotune/export/onnx"
+	"github.com/ecotune/ecotune/internal/llamaref"
 	"github.com/ecotune/ecotune/internal/testenv"
 )
 
@@ -136,31 +137,11 @@ func llamaLogits(t testing.TB, path string, tokens []int32) []float32 {
 	c, err := bindings.NewContext(m, bindings.ContextOptions{NCtx: 256, NBatch: 256, Threads: 2, FlashAttn: bindings.FlashAttnDisabled})
 	require.NoError(t, err)
 	defer c.Close()
-	b, err := bindings.NewBatch(len(tokens), 1)
-	require.NoError(t, err)
-	defer b.Close()
-	for i, tok := range tokens {
-		require.NoError(t, b.Add(tok, int32(i), []int32{0}, true))
-	}
-	require.NoError(t, c.Decode(b))
-	var out []float32
-	for i := range tokens {
-		row, err := c.Logits(i)
-		require.NoError(t, err)
-		out = append(out, row...)
-	}
-	return out
+	return llamaref.Flat(llamaref.Logits(t, c, tokens))
 }
 
 // maxAbsDiff returns max |a-b| and the range max-min of b.
-func maxAbsDiff(a, b []float32) (diff, rng float64) {
-	lo, hi := math.Inf(1), math.Inf(-1)
-	for i := range a {
-		diff = math.Max(diff, math.Abs(float64(a[i])-float64(b[i])))
-		lo, hi = math.Min(lo, float64(b[i])), math.Max(hi, float64(b[i]))
-	}
-	return diff, hi - lo
-}
+func maxAbsDiff(a, b []float32) (diff, rng float64) { return llamaref.MaxAbsDiff(a, b) }
 
 // randomF32 returns n normal values of standard deviation std as F32 bytes.
 func randomF32(n int, std float64, seed uint64) []byte {
