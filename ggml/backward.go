@@ -8,15 +8,17 @@ package ggml
 import "C"
 
 // OutProdsAsMatMul rewrites the OUT_PROD nodes of the backward pass BuildBackward
-// made as MUL_MAT nodes over transposed copies of their operands, by two identities:
+// made, by three identities:
 //
 //	out_prod(a, transpose(x)) = mul_mat(cont(transpose(a)), x)
 //	out_prod(a, b)            = mul_mat(cont(transpose(a)), cont(transpose(b)))
+//	out_prod(a, b)            = cont(transpose(out_prod(b, a)))
 //
 // The first is every input gradient, autograd's out_prod(W, gᵀ) for y = mul_mat(W, x):
 // the transposed copy of a quantized W is dequantized to type quantT first. The second
-// is every gradient of a mul_mat's first operand (attention's scores and values), and
-// is rewritten only where the product outweighs the two transpositions.
+// is a gradient of a mul_mat's first operand (attention's scores and values), rewritten
+// where the product outweighs the two transpositions; the third is such a gradient with
+// a short first dimension (a LoRA B's rank), whose OUT_PROD would run rank-long rows.
 //
 // Why: the CPU backend's OUT_PROD is a loop of axpy rows, 3–30× slower than a matrix
 // product of the same size (34× for IQ4_NL, whose rows it dequantizes one at a time),
@@ -27,8 +29,8 @@ import "C"
 //
 // The rewritten nodes keep their identity, so gradients read with Grad stay valid,
 // but the graph's node order no longer lists each new copy before its use: compute the
-// result through a new graph expanded from the outputs (Expand orders it afresh). It
-// returns the number of nodes rewritten. New tensors are made in c.
+// result through a new graph filled by ExpandFrom. It returns the number of nodes
+// rewritten. New tensors are made in c.
 //
 // kept, if not nil, returns a transposed copy of a leaf kept elsewhere (a frozen
 // weight's, made once), or nil; the rewrite then multiplies by it instead of making one.
