@@ -2,6 +2,7 @@ package trainer
 
 import (
 	"fmt"
+	"unsafe"
 
 	"github.com/ecotune/ecotune/ggml"
 )
@@ -68,20 +69,38 @@ func (m *Model) keepTransposed(on *ggml.Backend) error {
 }
 
 // transposeBytes transposes a row-major matrix of rows × cols elements of size bytes
-// each (ggml's [cols, rows]) into cols × rows, in tiles so that both sides stay in cache.
+// (4 or 2) each (ggml's [cols, rows]) into cols × rows, in tiles so that both sides
+// stay in cache.
 func transposeBytes(b []byte, cols, rows, size int) []byte {
 	out := make([]byte, len(b))
-	const tile = 32
+	if len(b) == 0 {
+		return out
+	}
+	switch size {
+	case 4:
+		transposeTiles(unsafe.Slice((*uint32)(unsafe.Pointer(&b[0])), len(b)/4),
+			unsafe.Slice((*uint32)(unsafe.Pointer(&out[0])), len(out)/4), cols, rows)
+	case 2:
+		transposeTiles(unsafe.Slice((*uint16)(unsafe.Pointer(&b[0])), len(b)/2),
+			unsafe.Slice((*uint16)(unsafe.Pointer(&out[0])), len(out)/2), cols, rows)
+	default:
+		panic(fmt.Sprintf("transposeBytes: element size %d", size))
+	}
+	return out
+}
+
+func transposeTiles[E uint16 | uint32](src, dst []E, cols, rows int) {
+	const tile = 64
 	for r0 := 0; r0 < rows; r0 += tile {
-		for c0 := 0; c0 < cols; c0 += tile {
-			for r := r0; r < min(r0+tile, rows); r++ {
-				for c := c0; c < min(c0+tile, cols); c++ {
-					copy(out[(c*rows+r)*size:(c*rows+r+1)*size], b[(r*cols+c)*size:(r*cols+c+1)*size])
-				}
+		r1 := min(r0+tile, rows)
+		block := src[r0*cols : r1*cols]
+		for c := 0; c < cols; c++ {
+			out := dst[c*rows+r0 : c*rows+r1]
+			for i := range out {
+				out[i] = block[i*cols+c]
 			}
 		}
 	}
-	return out
 }
 
 // transposedOf returns the kept transpose of weight w, or nil.

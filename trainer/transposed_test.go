@@ -66,3 +66,28 @@ func TestKeepTransposed(t *testing.T) {
 		require.Truef(t, slices.Equal(g, grads[1][name]), "%s", name)
 	}
 }
+
+func TestTransposeBytes(t *testing.T) {
+	for _, size := range []int{2, 4} {
+		const cols, rows = 70, 131 // not multiples of the tile
+		src := make([]byte, cols*rows*size)
+		for i := range src {
+			src[i] = byte(i*7 + i/size)
+		}
+		got := transposeBytes(src, cols, rows, size)
+		for r := 0; r < rows; r++ {
+			for c := 0; c < cols; c++ {
+				require.Equal(t, src[(r*cols+c)*size:(r*cols+c+1)*size], got[(c*rows+r)*size:(c*rows+r+1)*size], "size %d (%d, %d)", size, r, c)
+			}
+		}
+	}
+}
+
+// BenchmarkTransposeBytes is the load-time cost of --keep-transposed per byte of weights.
+func BenchmarkTransposeBytes(b *testing.B) {
+	src := make([]byte, 4*576*1536)
+	b.SetBytes(int64(len(src)))
+	for range b.N {
+		transposeBytes(src, 576, 1536, 4)
+	}
+}
