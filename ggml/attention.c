@@ -1,0 +1,466 @@
+//go:build cgo
+
+// Fused causal attention, forward and backward, as ggml custom ops for the CPU backend.
+//
+// Built from ggml's generic ops, training attention computes the full T×T score matrix
+// of every head (half of it masked), stores the probabilities, and its backward pass
+// needs transposed copies of those T×T matrices, which the CPU copies one value at a
+// time. Here each head is taken in 64×64 blocks: blocks above the diagonal (or outside
+// a sliding window) are never computed, softmax is taken online, and the backward pass
+// recomputes probabilities from the saved log-sum-exp of each row, so nothing of size
+// T×T is stored except the score gradients the dq pass reads back (lower-triangle
+// blocks only). Each output block belongs to exactly one unit of work, so results do
+// not depend on the number of threads.
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "attention.h"
+
+#define BLK ECOTUNE_ATTN_BLOCK
+
+typedef float   v16  __attribute__((vector_size(64)));
+typedef int32_t vi16 __attribute__((vector_size(64)));
+
+static inline v16 ld(const float * p) { v16 v; memcpy(&v, p, sizeof v); return v; }
+static inline void st(float * p, v16 v) { memcpy(p, &v, sizeof v); }
+static inline int imin(int a, int b) { return a < b ? a : b; }
+static inline int imax(int a, int b) { return a > b ? a : b; }
+
+// vexp is e^x for x ≤ ~0 (scores minus a row maximum or log-sum-exp), 0 below -87
+// and for -inf or NaN: Cody-Waite reduction to f in [-ln2/2, ln2/2] and a degree-6
+// Taylor polynomial (relative error ~1e-7).
+static inline v16 vexp(v16 x) {
+    const vi16 keep = x > -87.0f;
+    x = (v16)(((vi16)x & keep) | ((vi16)((v16){0} - 87.0f) & ~keep));
+    const v16 t = x * 1.44269504088896341f - 0.5f;
+    const vi16 n = __builtin_convertvector(t, vi16) ; // trunc(t-0.5) = round(t) for t ≤ 0.5
+    const v16 fn = __builtin_convertvector(n, v16);
+    const v16 f = x - fn * 0.693145751953125f - fn * 1.428606820309417232e-6f;
+    v16 p = f * (1.0f / 720) + (1.0f / 120);
+    p = p * f + (1.0f / 24);
+    p = p * f + (1.0f / 6);
+    p = p * f + 0.5f;
+    p = p * f + 1.0f;
+    p = p * f + 1.0f;
+    const vi16 bits = (vi16)p + (n << 23);
+    return (v16)(bits & keep);
+}
+
+// vtanh is tanh(y) = sign(y)·(1 - e^(-2|y|)) / (1 + e^(-2|y|)).
+static inline v16 vtanh(v16 y) {
+    const vi16 sign = (vi16)y & (vi16)((v16){0} - 0.0f);
+    const v16 ay = (v16)((vi16)y & ~sign);
+    const v16 e = vexp(ay * -2.0f);
+    const v16 t = (1.0f - e) / (1.0f + e);
+    return (v16)((vi16)t | sign);
+}
+
+static inline float hsum(v16 v) {
+    float s = 0;
+    for (int i = 0; i < 16; i++) s += v[i];
+    return s;
+}
+
+static inline float hmax(v16 v) {
+    float m = v[0];
+    for (int i = 1; i < 16; i++) m = v[i] > m ? v[i] : m;
+    return m;
+}
+
+// gemm computes C[m][n] = (acc ? C[m][n] : 0) + Σ_k A(m,k)·B[k][n] for m < M, n < N,
+// k < K, where A(m,k) = A[m·am + k·ak] (so either A or its transpose) and B's and C's
+// rows lie ldb and ldc floats apart. Four rows by 64 columns at a time: 16 vector
+// accumulators, four loads of B and four broadcasts of A per step of k.
+static void gemm(int M, int N, int K, const float * A, ptrdiff_t am, ptrdiff_t ak,
+                 const float * B, ptrdiff_t ldb, float * C, ptrdiff_t ldc, int acc) {
+    int n = 0;
+    for (; n + 64 <= N; n += 64) {
+        int m = 0;
+        for (; m + 4 <= M; m += 4) {
+            v16 c00, c01, c02, c03, c10, c11, c12, c13, c20, c21, c22, c23, c30, c31, c32, c33;
+            float * c0 = C + (ptrdiff_t)m * ldc + n, * c1 = c0 + ldc, * c2 = c1 + ldc, * c3 = c2 + ldc;
+            if (acc) {
+                c00 = ld(c0); c01 = ld(c0 + 16); c02 = ld(c0 + 32); c03 = ld(c0 + 48);
+                c10 = ld(c1); c11 = ld(c1 + 16); c12 = ld(c1 + 32); c13 = ld(c1 + 48);
+                c20 = ld(c2); c21 = ld(c2 + 16); c22 = ld(c2 + 32); c23 = ld(c2 + 48);
+                c30 = ld(c3); c31 = ld(c3 + 16); c32 = ld(c3 + 32); c33 = ld(c3 + 48);
+            } else {
+                c00 = c01 = c02 = c03 = c10 = c11 = c12 = c13 = (v16){0};
+                c20 = c21 = c22 = c23 = c30 = c31 = c32 = c33 = (v16){0};
+            }
+            const float * a = A + (ptrdiff_t)m * am;
+            for (int k = 0; k < K; k++) {
+                const float * b = B + (ptrdiff_t)k * ldb + n;
+                const v16 b0 = ld(b), b1 = ld(b + 16), b2 = ld(b + 32), b3 = ld(b + 48);
+                const float * ak0 = a + (ptrdiff_t)k * ak;
+                const float x0 = ak0[0], x1 = ak0[am], x2 = ak0[2 * am], x3 = ak0[3 * am];
+                c00 += x0 * b0; c01 += x0 * b1; c02 += x0 * b2; c03 += x0 * b3;
+                c10 += x1 * b0; c11 += x1 * b1; c12 += x1 * b2; c13 += x1 * b3;
+                c20 += x2 * b0; c21 += x2 * b1; c22 += x2 * b2; c23 += x2 * b3;
+                c30 += x3 * b0; c31 += x3 * b1; c32 += x3 * b2; c33 += x3 * b3;
+            }
+            st(c0, c00); st(c0 + 16, c01); st(c0 + 32, c02); st(c0 + 48, c03);
+            st(c1, c10); st(c1 + 16, c11); st(c1 + 32, c12); st(c1 + 48, c13);
+            st(c2, c20); st(c2 + 16, c21); st(c2 + 32, c22); st(c2 + 48, c23);
+            st(c3, c30); st(c3 + 16, c31); st(c3 + 32, c32); st(c3 + 48, c33);
+        }
+        for (; m < M; m++) {
+            float * c0 = C + (ptrdiff_t)m * ldc + n;
+            v16 c00, c01, c02, c03;
+            if (acc) {
+                c00 = ld(c0); c01 = ld(c0 + 16); c02 = ld(c0 + 32); c03 = ld(c0 + 48);
+            } else {
+                c00 = c01 = c02 = c03 = (v16){0};
+            }
+            const float * a = A + (ptrdiff_t)m * am;
+            for (int k = 0; k < K; k++) {
+                const float * b = B + (ptrdiff_t)k * ldb + n;
+                const float x0 = a[(ptrdiff_t)k * ak];
+                c00 += x0 * ld(b); c01 += x0 * ld(b + 16); c02 += x0 * ld(b + 32); c03 += x0 * ld(b + 48);
+            }
+            st(c0, c00); st(c0 + 16, c01); st(c0 + 32, c02); st(c0 + 48, c03);
+        }
+    }
+    for (; n + 16 <= N; n += 16) {
+        int m = 0;
+        for (; m + 4 <= M; m += 4) {
+            float * c0 = C + (ptrdiff_t)m * ldc + n, * c1 = c0 + ldc, * c2 = c1 + ldc, * c3 = c2 + ldc;
+            v16 c00, c10, c20, c30;
+            if (acc) {
+                c00 = ld(c0); c10 = ld(c1); c20 = ld(c2); c30 = ld(c3);
+            } else {
+                c00 = c10 = c20 = c30 = (v16){0};
+            }
+            const float * a = A + (ptrdiff_t)m * am;
+            for (int k = 0; k < K; k++) {
+                const v16 b0 = ld(B + (ptrdiff_t)k * ldb + n);
+                const float * ak0 = a + (ptrdiff_t)k * ak;
+                c00 += ak0[0] * b0; c10 += ak0[am] * b0; c20 += ak0[2 * am] * b0; c30 += ak0[3 * am] * b0;
+            }
+            st(c0, c00); st(c1, c10); st(c2, c20); st(c3, c30);
+        }
+        for (; m < M; m++) {
+            float * c0 = C + (ptrdiff_t)m * ldc + n;
+            v16 c00 = acc ? ld(c0) : (v16){0};
+            const float * a = A + (ptrdiff_t)m * am;
+            for (int k = 0; k < K; k++) {
+                c00 += a[(ptrdiff_t)k * ak] * ld(B + (ptrdiff_t)k * ldb + n);
+            }
+            st(c0, c00);
+        }
+    }
+    for (; n < N; n++) {
+        for (int m = 0; m < M; m++) {
+            float s = acc ? C[(ptrdiff_t)m * ldc + n] : 0;
+            for (int k = 0; k < K; k++) {
+                s += A[(ptrdiff_t)m * am + (ptrdiff_t)k * ak] * B[(ptrdiff_t)k * ldb + n];
+            }
+            C[(ptrdiff_t)m * ldc + n] = s;
+        }
+    }
+}
+
+// attn is one op's view of its operands.
+struct attn {
+    struct ecotune_attn_params p;
+    float c1; // scale·pre: the score factor without a soft cap
+    int hd, H, KV, T, B, r, nqb;
+    const char * q, * k, * v;
+    size_t q1, q2, q3, k1, k2, k3, v1, v2, v3;
+};
+
+static void attn_init(struct attn * a, const struct ggml_tensor * dst, const struct ggml_tensor * q,
+                      const struct ggml_tensor * k, const struct ggml_tensor * v) {
+    memcpy(&a->p, (const char *)dst->op_params + ECOTUNE_ATTN_PARAMS_OFFSET, sizeof a->p);
+    a->c1 = a->p.scale * a->p.pre;
+    a->hd = (int)k->ne[0];
+    a->KV = (int)k->ne[1];
+    a->T = (int)k->ne[2];
+    a->B = (int)k->ne[3];
+    a->H = q ? (int)q->ne[1] : (int)dst->ne[1];
+    a->r = a->H / a->KV;
+    a->nqb = (a->T + BLK - 1) / BLK;
+    a->k = k->data;
+    a->k1 = k->nb[1]; a->k2 = k->nb[2]; a->k3 = k->nb[3];
+    if (q) {
+        a->q = q->data;
+        a->q1 = q->nb[1]; a->q2 = q->nb[2]; a->q3 = q->nb[3];
+    }
+    if (v) {
+        a->v = v->data;
+        a->v1 = v->nb[1]; a->v2 = v->nb[2]; a->v3 = v->nb[3];
+    }
+}
+
+static inline const float * at(const char * base, size_t n1, size_t n2, size_t n3, int h, int t, int b) {
+    return (const float *)(base + (size_t)h * n1 + (size_t)t * n2 + (size_t)b * n3);
+}
+
+// The key blocks query block qb sees are kbFirst(qb)..qb; the query blocks that see key
+// block kb are kb..qbLast(kb). Both say: some query i and key j of the two blocks have
+// j ≤ i and i - j < window.
+static inline int kb_first(const struct attn * a, int qb) {
+    return a->p.window > 0 ? imax(0, qb * BLK - a->p.window + 1) / BLK : 0;
+}
+
+static inline int qb_last(const struct attn * a, int kb) {
+    if (a->p.window <= 0) return a->nqb - 1;
+    const int j0 = kb * BLK, nj = imin(BLK, a->T - j0);
+    return imin(a->nqb - 1, (a->p.window + j0 + nj - 2) / BLK);
+}
+
+// The score gradients of sequence b, head h, blocks (qb, kb ≤ qb) are kept at
+// block index qb(qb+1)/2 + kb, BLK×BLK floats each.
+static inline float * score_block(const struct attn * a, float * scores, int b, int h, int qb, int kb) {
+    const size_t nblk = (size_t)a->nqb * (a->nqb + 1) / 2;
+    return scores + (((size_t)b * a->H + h) * nblk + (size_t)qb * (qb + 1) / 2 + kb) * BLK * BLK;
+}
+
+int64_t ecotune_attn_scores_size(int64_t H, int64_t T, int64_t B) {
+    const int64_t nqb = (T + BLK - 1) / BLK;
+    return B * H * (nqb * (nqb + 1) / 2) * BLK * BLK;
+}
+
+void ecotune_attn_set_params(struct ggml_tensor * t, struct ecotune_attn_params p) {
+    memcpy((char *)t->op_params + ECOTUNE_ATTN_PARAMS_OFFSET, &p, sizeof p);
+}
+
+// scores turns the products z = q·k of rows i0.. and keys j0.. of S (BLK columns) into
+// scores, -inf where masked. With a soft cap, th (if not NULL) keeps tanh(pre·z/cap).
+static void scores(const struct attn * a, float * S, float * th, int i0, int ni, int j0, int nj) {
+    const float cap = a->p.softcap;
+    for (int ii = 0; ii < ni; ii++) {
+        float * s = S + ii * BLK;
+        if (cap > 0) {
+            for (int jj = 0; jj < BLK; jj += 16) {
+                const v16 t = vtanh(ld(s + jj) * (a->p.pre / cap));
+                if (th) st(th + ii * BLK + jj, t);
+                st(s + jj, t * (cap * a->p.scale));
+            }
+        } else {
+            for (int jj = 0; jj < BLK; jj += 16) st(s + jj, ld(s + jj) * a->c1);
+        }
+        const int i = i0 + ii;
+        const int lo = a->p.window > 0 ? imax(0, i - a->p.window + 1 - j0) : 0;
+        const int hi = imax(0, imin(nj, i - j0 + 1));
+        for (int jj = 0; jj < imin(lo, BLK); jj++) s[jj] = -INFINITY;
+        for (int jj = hi; jj < BLK; jj++) s[jj] = -INFINITY;
+    }
+}
+
+// pack_t writes rows j0..j0+nj of head h (rows ld floats apart, hd long) transposed into
+// P (hd × BLK), zero past nj.
+static void pack_t(float * P, const float * X, ptrdiff_t ld, int nj, int hd) {
+    for (int jj = 0; jj < nj; jj++) {
+        const float * x = X + (ptrdiff_t)jj * ld;
+        for (int d = 0; d < hd; d++) P[d * BLK + jj] = x[d];
+    }
+    for (int d = 0; d < hd; d++) {
+        for (int jj = nj; jj < BLK; jj++) P[d * BLK + jj] = 0;
+    }
+}
+
+// share assigns n units of work with the given costs to nth threads, the costliest
+// first, each to the least loaded thread; every thread computes the same assignment
+// and keeps its own units in mine (in order). It returns how many.
+static int share(int n, const int * cost, int nth, int ith, int * mine) {
+    int maxc = 0;
+    for (int u = 0; u < n; u++) maxc = imax(maxc, cost[u]);
+    int64_t * load = calloc((size_t)nth, sizeof *load);
+    int cnt = 0;
+    for (int c = maxc; c >= 0; c--) {
+        for (int u = 0; u < n; u++) {
+            if (cost[u] != c) continue;
+            int t = 0;
+            for (int j = 1; j < nth; j++) if (load[j] < load[t]) t = j;
+            load[t] += c;
+            if (t == ith) mine[cnt++] = u;
+        }
+    }
+    free(load);
+    return cnt;
+}
+
+static float * scratch(size_t floats) {
+    return aligned_alloc(64, ((floats * sizeof(float) + 63) / 64) * 64);
+}
+
+void ecotune_attn_fwd(struct ggml_tensor * dst, int ith, int nth, void * userdata) {
+    (void)userdata;
+    struct attn a;
+    attn_init(&a, dst, dst->src[0], dst->src[1], dst->src[2]);
+    const int hd = a.hd, H = a.H, T = a.T;
+    float * out = dst->data;
+    float * lse = out + (size_t)hd * H * T * a.B;
+
+    const int n = a.B * H * a.nqb;
+    int * cost = malloc(sizeof(int) * 2 * (size_t)n), * mine = cost + n;
+    for (int u = 0; u < n; u++) {
+        const int qb = u % a.nqb;
+        cost[u] = qb - kb_first(&a, qb) + 1;
+    }
+    const int cnt = share(n, cost, nth, ith, mine);
+
+    float * ws = scratch((size_t)hd * BLK * 2 + BLK * BLK + 2 * BLK);
+    float * Kt = ws, * S = Kt + hd * BLK, * acc = S + BLK * BLK, * mx = acc + hd * BLK, * l = mx + BLK;
+    for (int w = 0; w < cnt; w++) {
+        const int u = mine[w], qb = u % a.nqb, h = (u / a.nqb) % H, b = u / (a.nqb * H), g = h / a.r;
+        const int i0 = qb * BLK, ni = imin(BLK, T - i0);
+        const float * Q = at(a.q, a.q1, a.q2, a.q3, h, i0, b);
+        memset(acc, 0, sizeof(float) * (size_t)ni * hd);
+        for (int ii = 0; ii < ni; ii++) { mx[ii] = -INFINITY; l[ii] = 0; }
+        for (int kb = kb_first(&a, qb); kb <= qb; kb++) {
+            const int j0 = kb * BLK, nj = imin(BLK, T - j0);
+            pack_t(Kt, at(a.k, a.k1, a.k2, a.k3, g, j0, b), a.k2 / 4, nj, hd);
+            gemm(ni, BLK, hd, Q, a.q2 / 4, 1, Kt, BLK, S, BLK, 0);
+            scores(&a, S, NULL, i0, ni, j0, nj);
+            for (int ii = 0; ii < ni; ii++) {
+                float * s = S + ii * BLK;
+                v16 vm = ld(s);
+                for (int jj = 16; jj < BLK; jj += 16) {
+                    const v16 x = ld(s + jj);
+                    vm = (v16)(((vi16)x & (x > vm)) | ((vi16)vm & ~(x > vm)));
+                }
+                const float m = hmax(vm);
+                if (m == -INFINITY) {
+                    memset(s, 0, sizeof(float) * BLK);
+                    continue;
+                }
+                const float mnew = m > mx[ii] ? m : mx[ii];
+                if (mnew != mx[ii] && mx[ii] != -INFINITY) {
+                    const float corr = expf(mx[ii] - mnew);
+                    l[ii] *= corr;
+                    for (int d = 0; d < hd; d++) acc[ii * hd + d] *= corr;
+                }
+                v16 sum = (v16){0};
+                for (int jj = 0; jj < BLK; jj += 16) {
+                    const v16 p = vexp(ld(s + jj) - mnew);
+                    st(s + jj, p);
+                    sum += p;
+                }
+                l[ii] += hsum(sum);
+                mx[ii] = mnew;
+            }
+            gemm(ni, hd, nj, S, BLK, 1, at(a.v, a.v1, a.v2, a.v3, g, j0, b), a.v2 / 4, acc, hd, 1);
+        }
+        for (int ii = 0; ii < ni; ii++) {
+            const size_t row = ((size_t)b * T + i0 + ii) * H + h;
+            const float inv = 1 / l[ii];
+            for (int d = 0; d < hd; d++) out[row * hd + d] = acc[ii * hd + d] * inv;
+            lse[row] = mx[ii] + logf(l[ii]);
+        }
+    }
+    free(ws);
+    free(cost);
+}
+
+void ecotune_attn_back_kv(struct ggml_tensor * dst, int ith, int nth, void * userdata) {
+    (void)userdata;
+    const struct ggml_tensor * fwd = dst->src[3], * grad = dst->src[4];
+    struct attn a;
+    attn_init(&a, dst, dst->src[0], dst->src[1], dst->src[2]);
+    const int hd = a.hd, H = a.H, KV = a.KV, T = a.T;
+    const float * out = fwd->data;
+    const float * lse = out + (size_t)hd * H * T * a.B;
+    float * dk = dst->data;
+    float * dv = dk + (size_t)hd * KV * T * a.B;
+    float * sg = dv + (size_t)hd * KV * T * a.B;
+    const size_t g1 = grad->nb[1];
+
+    const int n = a.B * KV * a.nqb;
+    int * cost = malloc(sizeof(int) * 2 * (size_t)n), * mine = cost + n;
+    for (int u = 0; u < n; u++) {
+        const int kb = u % a.nqb;
+        cost[u] = a.r * (qb_last(&a, kb) - kb + 1);
+    }
+    const int cnt = share(n, cost, nth, ith, mine);
+
+    const int cap = a.p.softcap > 0;
+    float * ws = scratch((size_t)hd * BLK * 4 + BLK * BLK * (cap ? 3 : 2) + BLK);
+    float * Kt = ws, * Vt = Kt + hd * BLK, * dK = Vt + hd * BLK, * dV = dK + hd * BLK;
+    float * P = dV + hd * BLK, * dP = P + BLK * BLK, * D = dP + BLK * BLK, * th = cap ? D + BLK : NULL;
+    for (int w = 0; w < cnt; w++) {
+        const int u = mine[w], kb = u % a.nqb, g = (u / a.nqb) % KV, b = u / (a.nqb * KV);
+        const int j0 = kb * BLK, nj = imin(BLK, T - j0);
+        pack_t(Kt, at(a.k, a.k1, a.k2, a.k3, g, j0, b), a.k2 / 4, nj, hd);
+        pack_t(Vt, at(a.v, a.v1, a.v2, a.v3, g, j0, b), a.v2 / 4, nj, hd);
+        memset(dK, 0, sizeof(float) * (size_t)nj * hd);
+        memset(dV, 0, sizeof(float) * (size_t)nj * hd);
+        for (int h = g * a.r; h < (g + 1) * a.r; h++) {
+            for (int qb = kb; qb <= qb_last(&a, kb); qb++) {
+                const int i0 = qb * BLK, ni = imin(BLK, T - i0);
+                const float * Q = at(a.q, a.q1, a.q2, a.q3, h, i0, b);
+                const float * dO = (const float *)((const char *)grad->data + ((size_t)b * T + i0) * g1) + (size_t)h * hd;
+                gemm(ni, BLK, hd, Q, a.q2 / 4, 1, Kt, BLK, P, BLK, 0);
+                scores(&a, P, th, i0, ni, j0, nj);
+                for (int ii = 0; ii < ni; ii++) {
+                    const size_t row = ((size_t)b * T + i0 + ii) * H + h;
+                    const float L = lse[row];
+                    for (int jj = 0; jj < BLK; jj += 16) st(P + ii * BLK + jj, vexp(ld(P + ii * BLK + jj) - L));
+                    const float * o = out + row * hd, * go = dO + (size_t)ii * (g1 / 4);
+                    float s = 0;
+                    for (int d = 0; d < hd; d++) s += go[d] * o[d];
+                    D[ii] = s;
+                }
+                gemm(nj, hd, ni, P, 1, BLK, dO, g1 / 4, dV, hd, 1);
+                gemm(ni, BLK, hd, dO, g1 / 4, 1, Vt, BLK, dP, BLK, 0);
+                float * dS = score_block(&a, sg, b, h, qb, kb);
+                for (int ii = 0; ii < ni; ii++) {
+                    const float * p = P + ii * BLK, * dp = dP + ii * BLK;
+                    float * ds = dS + ii * BLK;
+                    if (cap) {
+                        const float f = a.p.scale * a.p.pre;
+                        const float * t = th + ii * BLK;
+                        for (int jj = 0; jj < BLK; jj++) ds[jj] = p[jj] * (dp[jj] - D[ii]) * f * (1 - t[jj] * t[jj]);
+                    } else {
+                        for (int jj = 0; jj < BLK; jj++) ds[jj] = p[jj] * (dp[jj] - D[ii]) * a.c1;
+                    }
+                }
+                gemm(nj, hd, ni, dS, 1, BLK, Q, a.q2 / 4, dK, hd, 1);
+            }
+        }
+        for (int jj = 0; jj < nj; jj++) {
+            const size_t row = ((size_t)b * T + j0 + jj) * KV + g;
+            memcpy(dk + row * hd, dK + (size_t)jj * hd, sizeof(float) * hd);
+            memcpy(dv + row * hd, dV + (size_t)jj * hd, sizeof(float) * hd);
+        }
+    }
+    free(ws);
+    free(cost);
+}
+
+void ecotune_attn_back_q(struct ggml_tensor * dst, int ith, int nth, void * userdata) {
+    (void)userdata;
+    const struct ggml_tensor * kv = dst->src[1];
+    struct attn a;
+    attn_init(&a, dst, NULL, dst->src[0], NULL);
+    const int hd = a.hd, H = a.H, KV = a.KV, T = a.T;
+    float * sg = (float *)kv->data + 2 * (size_t)hd * KV * T * a.B;
+    float * dq = dst->data;
+
+    const int n = a.B * H * a.nqb;
+    int * cost = malloc(sizeof(int) * 2 * (size_t)n), * mine = cost + n;
+    for (int u = 0; u < n; u++) {
+        const int qb = u % a.nqb;
+        cost[u] = qb - kb_first(&a, qb) + 1;
+    }
+    const int cnt = share(n, cost, nth, ith, mine);
+
+    float * acc = scratch((size_t)hd * BLK);
+    for (int w = 0; w < cnt; w++) {
+        const int u = mine[w], qb = u % a.nqb, h = (u / a.nqb) % H, b = u / (a.nqb * H), g = h / a.r;
+        const int i0 = qb * BLK, ni = imin(BLK, T - i0);
+        memset(acc, 0, sizeof(float) * (size_t)ni * hd);
+        for (int kb = kb_first(&a, qb); kb <= qb; kb++) {
+            const int j0 = kb * BLK, nj = imin(BLK, T - j0);
+            gemm(ni, hd, nj, score_block(&a, sg, b, h, qb, kb), BLK, 1,
+                 at(a.k, a.k1, a.k2, a.k3, g, j0, b), a.k2 / 4, acc, hd, 1);
+        }
+        for (int ii = 0; ii < ni; ii++) {
+            memcpy(dq + (((size_t)b * T + i0 + ii) * H + h) * hd, acc + (size_t)ii * hd, sizeof(float) * hd);
+        }
+    }
+    free(acc);
+}

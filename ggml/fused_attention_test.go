@@ -1,0 +1,157 @@
+//go:build cgo
+
+package ggml
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// attentionGradRef is causal attention and its gradients in float64, straight from the
+// definitions: q [hd, H, T, B], k and v [hd, KV, T, B], gO [hd·H, T·B] (ggml order).
+func attentionGradRef(q, k, v, gO []float64, hd, H, KV, T, B int, o AttentionOptions) (out, dq, dk, dv []float64) {
+	out, dq = make([]float64, len(q)), make([]float64, len(q))
+	dk, dv = make([]float64, len(k)), make([]float64, len(v))
+	pre := float64(o.PreScale)
+	if pre == 0 {
+		pre = 1
+	}
+	sc, scale := float64(o.Softcap), float64(o.Scale)
+	qi := func(b, h, t int) int { return ((b*T+t)*H + h) * hd }
+	ki := func(b, g, t int) int { return ((b*T+t)*KV + g) * hd }
+	for b := 0; b < B; b++ {
+		for h := 0; h < H; h++ {
+			g := h / (H / KV)
+			for i := 0; i < T; i++ {
+				lo := 0
+				if o.Window > 0 {
+					lo = max(0, i-o.Window+1)
+				}
+				s := make([]float64, i+1-lo)
+				th := make([]float64, len(s))
+				for j := lo; j <= i; j++ {
+					z := 0.0
+					for d := 0; d < hd; d++ {
+						z += q[qi(b, h, i)+d] * k[ki(b, g, j)+d]
+					}
+					x := z * pre
+					if sc > 0 {
+						th[j-lo] = math.Tanh(x / sc)
+						x = sc * th[j-lo]
+					}
+					s[j-lo] = x * scale
+				}
+				p := softmaxRef(s)
+				dO := gO[qi(b, h, i) : qi(b, h, i)+hd]
+				dp := make([]float64, len(p))
+				D := 0.0
+				for j := lo; j <= i; j++ {
+					for d := 0; d < hd; d++ {
+						out[qi(b, h, i)+d] += p[j-lo] * v[ki(b, g, j)+d]
+						dp[j-lo] += dO[d] * v[ki(b, g, j)+d]
+						dv[ki(b, g, j)+d] += p[j-lo] * dO[d]
+					}
+					D += p[j-lo] * dp[j-lo]
+				}
+				for j := lo; j <= i; j++ {
+					dz := p[j-lo] * (dp[j-lo] - D) * scale * pre
+					if sc > 0 {
+						dz *= 1 - th[j-lo]*th[j-lo]
+					}
+					for d := 0; d < hd; d++ {
+						dq[qi(b, h, i)+d] += dz * k[ki(b, g, j)+d]
+						dk[ki(b, g, j)+d] += dz * q[qi(b, h, i)+d]
+					}
+				}
+			}
+		}
+	}
+	return out, dq, dk, dv
+}
+
+// runFusedAttention computes CausalAttention and its backward pass with threads CPU
+// threads and returns the output and the gradients of q, k and v.
+func runFusedAttention(t *testing.T, threads int, q, k, v, gO []float32, hd, H, KV, T, B int, o AttentionOptions) [4][]float32 {
+	cpu, err := NewCPUBackend(threads)
+	require.NoError(t, err)
+	t.Cleanup(func() { cpu.Close() })
+	e := newEnv(t, cpu)
+	Q := e.leaf(TypeF32, q, hd, H, T, B)
+	K := e.leaf(TypeF32, k, hd, KV, T, B)
+	V := e.leaf(TypeF32, v, hd, KV, T, B)
+	G := e.leaf(TypeF32, gO, hd*H, T*B)
+	e.alloc()
+	var outs [4]*Tensor
+	require.NoError(t, Build(func() {
+		c := e.c
+		out := c.CausalAttention(Q, K, V, o)
+		dq, dk, dv := c.CausalAttentionBack(Q, K, V, out, G, o)
+		outs = [4]*Tensor{c.Cont(out), dq, c.Cont(dk), c.Cont(dv)}
+		e.graph = c.NewGraph(64, false)
+		for _, x := range outs {
+			x.SetOutput()
+			e.graph.Expand(x)
+		}
+	}))
+	require.NoError(t, e.scheduler().Compute(e.graph))
+	var res [4][]float32
+	for i, x := range outs {
+		res[i], err = x.F32()
+		require.NoError(t, err)
+	}
+	return res
+}
+
+func TestCausalAttentionMatchesReference(t *testing.T) {
+	cases := []struct {
+		hd, H, KV, T, B int
+		o               AttentionOptions
+	}{
+		{hd: 64, H: 4, KV: 2, T: 130, B: 2, o: AttentionOptions{Scale: 0.125}},
+		{hd: 8, H: 2, KV: 1, T: 7, B: 1, o: AttentionOptions{Scale: 0.35}},
+		{hd: 80, H: 2, KV: 2, T: 70, B: 1, o: AttentionOptions{Scale: 0.11}},
+		{hd: 20, H: 6, KV: 3, T: 150, B: 1, o: AttentionOptions{Scale: 1, PreScale: 0.25, Softcap: 5, Window: 40}},
+		{hd: 16, H: 2, KV: 1, T: 200, B: 2, o: AttentionOptions{Scale: 0.25, Window: 64}},
+	}
+	for _, tc := range cases {
+		name := fmt.Sprintf("hd%d_H%d_KV%d_T%d_B%d_cap%g_win%d", tc.hd, tc.H, tc.KV, tc.T, tc.B, tc.o.Softcap, tc.o.Window)
+		t.Run(name, func(t *testing.T) {
+			r := rand.New(rand.NewPCG(uint64(tc.T), uint64(tc.hd)))
+			hd, H, KV, T, B := tc.hd, tc.H, tc.KV, tc.T, tc.B
+			q := randn(r, hd*H*T*B, 1)
+			k := randn(r, hd*KV*T*B, 1)
+			v := randn(r, hd*KV*T*B, 1)
+			gO := randn(r, hd*H*T*B, 1)
+			wantO, wantQ, wantK, wantV := attentionGradRef(to64(q), to64(k), to64(v), to64(gO), hd, H, KV, T, B, tc.o)
+			got := runFusedAttention(t, 2, q, k, v, gO, hd, H, KV, T, B, tc.o)
+			for i, want := range [][]float64{wantO, wantQ, wantK, wantV} {
+				dmax, at := maxAbsDiff(got[i], want)
+				assert.LessOrEqualf(t, dmax, 2e-5*maxAbs(want), "%s: max diff %g at %d (range %g)",
+					[]string{"out", "dq", "dk", "dv"}[i], dmax, at, maxAbs(want))
+			}
+			// Every value is computed by one unit of work, whatever the threads.
+			for _, n := range []int{1, 3} {
+				assert.Equal(t, got, runFusedAttention(t, n, q, k, v, gO, hd, H, KV, T, B, tc.o), "%d threads", n)
+			}
+		})
+	}
+}
+
+func TestCausalAttentionRejectsMisfits(t *testing.T) {
+	c, err := NewContext(64, 0)
+	require.NoError(t, err)
+	defer c.Close()
+	q := c.NewTensor(TypeF32, 8, 3, 5, 1)
+	k := c.NewTensor(TypeF32, 8, 2, 5, 1)
+	assert.Error(t, Build(func() { c.CausalAttention(q, k, k, AttentionOptions{Scale: 1}) }), "3 heads over 2")
+	k1 := c.NewTensor(TypeF32, 8, 1, 5, 1)
+	assert.Error(t, Build(func() { c.CausalAttention(q, k1, k1, AttentionOptions{}) }), "zero scale")
+	h := c.NewTensor(TypeF16, 8, 1, 5, 1)
+	assert.Error(t, Build(func() { c.CausalAttention(q, h, h, AttentionOptions{Scale: 1}) }), "f16 keys")
+	assert.NoError(t, Build(func() { c.CausalAttention(q, k1, k1, AttentionOptions{Scale: 1}) }))
+}
