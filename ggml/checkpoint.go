@@ -33,6 +33,19 @@ func (g *Graph) Checkpoint(c *Context, checkpoints []*Tensor) int {
 	for i := 0; i < g.forward; i++ {
 		index[C.ggml_graph_node(cg, C.int(i))] = i
 	}
+	// A fused op stands where the forward node it computes stands, and is recomputed
+	// with its span; the fused backward ops are rewritten like listed backward nodes.
+	backward := []*C.struct_ggml_tensor{}
+	for i := g.forward; i < int(C.ggml_graph_n_nodes(cg)); i++ {
+		backward = append(backward, C.ggml_graph_node(cg, C.int(i)))
+	}
+	for _, a := range g.added {
+		if a.anchor >= 0 {
+			index[a.p] = a.anchor
+		} else {
+			backward = append(backward, a.p)
+		}
+	}
 	bounds := make([]int, 0, len(checkpoints))
 	for _, t := range checkpoints {
 		i, ok := index[t.ptr()]
@@ -81,8 +94,7 @@ func (g *Graph) Checkpoint(c *Context, checkpoints []*Tensor) int {
 		copies[p] = q
 		return q
 	}
-	for i := g.forward; i < int(C.ggml_graph_n_nodes(cg)); i++ {
-		node := C.ggml_graph_node(cg, C.int(i))
+	for _, node := range backward {
 		for j := range node.src {
 			if x := node.src[j]; x != nil && span(x) >= 0 {
 				node.src[j] = recompute(x)

@@ -155,3 +155,50 @@ func TestCausalAttentionRejectsMisfits(t *testing.T) {
 	assert.Error(t, Build(func() { c.CausalAttention(q, h, h, AttentionOptions{Scale: 1}) }), "f16 keys")
 	assert.NoError(t, Build(func() { c.CausalAttention(q, k1, k1, AttentionOptions{Scale: 1}) }))
 }
+
+// BenchmarkCausalAttention runs the fused forward and backward passes on the 143m
+// training shape (9 heads over 3 KV heads of 64, 512 tokens); GFLOP/s counts the
+// products of the visible half only (two forward, five backward).
+func BenchmarkCausalAttention(b *testing.B) {
+	const hd, H, KV, T, B = 64, 9, 3, 512, 1
+	r := rand.New(rand.NewPCG(1, 2))
+	cpu, err := NewCPUBackend(2)
+	require.NoError(b, err)
+	defer cpu.Close()
+	e := newEnv(b, cpu)
+	Q := e.leaf(TypeF32, randn(r, hd*H*T*B, 1), hd, H, T, B)
+	K := e.leaf(TypeF32, randn(r, hd*KV*T*B, 1), hd, KV, T, B)
+	V := e.leaf(TypeF32, randn(r, hd*KV*T*B, 1), hd, KV, T, B)
+	G := e.leaf(TypeF32, randn(r, hd*H*T*B, 1), hd*H, T*B)
+	e.alloc()
+	o := AttentionOptions{Scale: 0.125}
+	var fwd, bwd *Graph
+	require.NoError(b, Build(func() {
+		c := e.c
+		out := c.CausalAttention(Q, K, V, o)
+		fwd = c.NewGraph(64, false)
+		fwd.Expand(out)
+		dq, dk, dv := c.CausalAttentionBack(Q, K, V, out, G, o)
+		bwd = c.NewGraph(64, false)
+		for _, x := range []*Tensor{dq, dk, dv} {
+			bwd.Expand(x)
+		}
+	}))
+	s := e.scheduler()
+	for _, g := range []*Graph{fwd, bwd} {
+		require.NoError(b, s.Compute(g))
+	}
+	flops := func(n int) float64 { return float64(n) * 2 * hd * H * float64(T*(T+1)/2) * B }
+	b.Run("forward", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			require.NoError(b, s.Compute(fwd))
+		}
+		b.ReportMetric(flops(2)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+	})
+	b.Run("backward", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			require.NoError(b, s.Compute(bwd))
+		}
+		b.ReportMetric(flops(5)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+	})
+}

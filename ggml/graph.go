@@ -16,7 +16,8 @@ type Graph struct {
 	size         int
 	seen         map[*C.struct_ggml_tensor]bool // tensors already in the graph, to bound growth
 	nodes, leafs int
-	forward      int // nodes before BuildBackward appended the backward pass; 0 without one
+	forward      int     // nodes before BuildBackward appended the backward pass; 0 without one
+	added        []added // tensors FuseAttention made outside the node list, for Checkpoint
 }
 
 // NewGraph makes a graph of up to size nodes (and size leaves) in c; grads reserves

@@ -317,6 +317,7 @@ func TestArchLoRAGradients(t *testing.T) {
 				require.Truef(t, slices.Equal(g, ckGrads[name]), "%s: gradient differs with checkpointing", name)
 			}
 			t.Logf("%s: compute buffer %d KiB, %d KiB with gradient checkpointing", ac.name, plainBuf>>10, ckBuf>>10)
+			compareGenericAttention(t, m, l, b, loss, grads)
 			var names []string
 			for _, name := range l.Names() {
 				if strings.HasPrefix(name, "blk.0.") {
@@ -328,6 +329,33 @@ func TestArchLoRAGradients(t *testing.T) {
 			t.Logf("%s: worst relative error of %d LoRA gradients vs central differences: %.2e", ac.name, checked, worst)
 		})
 	}
+}
+
+// compareGenericAttention checks the loss, gradients and logits that m computes with
+// fused attention (the CPU's default, ggml.CausalAttention) against those of ggml's
+// generic ops, which the libllama comparisons use.
+func compareGenericAttention(t *testing.T, m *Model, l *LoRA, b *Batch, loss float64, grads map[string][]float32) {
+	t.Helper()
+	require.True(t, m.fusedAttention())
+	fused, err := m.Logits(b.Tokens, b.B, b.T, l)
+	require.NoError(t, err)
+	m.genericAttention = true
+	defer func() { m.genericAttention = false }()
+	genLoss, genGrads, _ := lossAndGradsWith(t, m, l, b, false)
+	generic, err := m.Logits(b.Tokens, b.B, b.T, l)
+	require.NoError(t, err)
+	assert.InDelta(t, genLoss, loss, 1e-6*math.Abs(genLoss), "loss")
+	worst := 0.0
+	for name, g := range genGrads {
+		d, r := maxAbsDiff(grads[name], g)
+		assert.LessOrEqualf(t, d, 1e-4*r, "%s: max diff %g, range %g", name, d, r)
+		if r > 0 {
+			worst = max(worst, d/r)
+		}
+	}
+	d, r := maxAbsDiff(fused, generic)
+	assert.LessOrEqual(t, d, 1e-5*r, "logits")
+	t.Logf("fused vs generic attention: logits %.1e, gradients %.1e of their range", d/r, worst)
 }
 
 // TestArchLoRATargets checks how module names resolve on each architecture, fused

@@ -17,7 +17,7 @@ type builder struct {
 
 	tokens  *ggml.Tensor // I32 [B·T]
 	pos     *ggml.Tensor // I32 [T], shared by every sequence
-	mask    *ggml.Tensor // F32 [T, T] causal mask
+	mask    *ggml.Tensor // F32 [T, T] causal mask, made on first use by generic attention
 	swaMask *ggml.Tensor // F32 [T, T] causal sliding-window mask, made on first use when T exceeds the window
 
 	// dropout > 0 adds one input mask per adapted module, filled before each run.
@@ -29,16 +29,29 @@ type builder struct {
 	pad, padScaled *ggml.Tensor
 	scale          float32
 
+	// attn says how attention is built; with attnSites, sites lists each layer's for
+	// ggml.Graph.FuseAttention.
+	attn  attnMode
+	sites []ggml.AttentionSite
+
 	// checkpoints are the layers' inputs and the last layer's output, where gradient
 	// checkpointing restarts the forward pass.
 	checkpoints []*ggml.Tensor
 }
 
+// attnMode is how a builder makes attention.
+type attnMode int
+
+const (
+	attnGeneric attnMode = iota // ggml's generic ops (mul_mat, soft_max), which autograd differentiates
+	attnFused                   // ggml.CausalAttention: forward graphs on the CPU
+	attnSites                   // generic ops, recorded for ggml.Graph.FuseAttention after autograd
+)
+
 func newBuilder(c *ggml.Context, m *Model, lora *LoRA, B, T int, dropout float32) *builder {
 	b := &builder{c: c, m: m, lora: lora, B: B, T: T, dropout: dropout}
 	b.tokens = c.NewTensor(ggml.TypeI32, B*T).SetName("tokens").SetInput()
 	b.pos = c.NewTensor(ggml.TypeI32, T).SetName("positions").SetInput()
-	b.mask = c.NewTensor(ggml.TypeF32, T, T).SetName("causal_mask").SetInput()
 	return b
 }
 
@@ -67,12 +80,17 @@ func (b *builder) setInputs(tokens []int32) error {
 			return err
 		}
 	}
-	if b.swaMask != nil {
+	// A graph whose attention FuseAttention fused reads no mask, and the scheduler
+	// leaves an input no node reads without memory.
+	if b.swaMask != nil && b.swaMask.Allocated() {
 		if err := b.swaMask.SetF32(causalMask(b.T, b.m.HP.SlidingWindow)); err != nil {
 			return err
 		}
 	}
-	return b.mask.SetF32(causalMask(b.T, b.T))
+	if b.mask != nil && b.mask.Allocated() {
+		return b.mask.SetF32(causalMask(b.T, b.T))
+	}
+	return nil
 }
 
 // causalMask is 0 where query i may see key j (i - window < j ≤ i) and -inf elsewhere.
@@ -94,6 +112,9 @@ func causalMask(T, window int) []float32 {
 // attnMask is the mask of a layer with sliding-window attention or not.
 func (b *builder) attnMask(swa bool) *ggml.Tensor {
 	if !swa || b.m.HP.SlidingWindow <= 0 || b.T <= b.m.HP.SlidingWindow {
+		if b.mask == nil {
+			b.mask = b.c.NewTensor(ggml.TypeF32, b.T, b.T).SetName("causal_mask").SetInput()
+		}
 		return b.mask
 	}
 	if b.swaMask == nil {
@@ -221,6 +242,20 @@ func (b *builder) attention(l int, x *ggml.Tensor, o attnOpts) *ggml.Tensor {
 	q = c.Rope(c.Reshape(q, hd, hp.Heads, T, B), b.pos, ff, rope)
 	k = c.Rope(c.Reshape(k, hd, hp.HeadsKV, T, B), b.pos, ff, rope)
 	v = c.Reshape(v, hd, hp.HeadsKV, T, B)
+	fused := ggml.AttentionOptions{Scale: float32(1 / math.Sqrt(float64(hd))), Softcap: hp.AttnSoftcap}
+	if o.qScale != 0 || o.preScaleQ {
+		fused.PreScale, fused.Scale = fused.Scale, 1
+		if o.qScale != 0 {
+			fused.PreScale = o.qScale
+		}
+	}
+	if o.swa && hp.SlidingWindow > 0 {
+		fused.Window = hp.SlidingWindow
+	}
+	if b.attn == attnFused {
+		return b.linear(l, "attn_output", c.CausalAttention(q, k, v, fused))
+	}
+	qr, kr, vr := q, k, v
 	q = c.Reshape(c.Cont(c.Permute(q, 0, 2, 1, 3)), hd, T, hp.Heads*B)     // [hd, T, H·B]
 	k = c.Reshape(c.Cont(c.Permute(k, 0, 2, 1, 3)), hd, T, hp.HeadsKV*B)   // [hd, T, KV·B]
 	vt := c.Reshape(c.Cont(c.Permute(v, 1, 2, 0, 3)), T, hd, hp.HeadsKV*B) // [T, hd, KV·B]
@@ -248,6 +283,9 @@ func (b *builder) attention(l int, x *ggml.Tensor, o attnOpts) *ggml.Tensor {
 	out := c.MulMat(vt, kq)                                         // [hd, T_q, H·B]
 	out = c.Permute(c.Reshape(out, hd, T, hp.Heads, B), 0, 2, 1, 3) // [hd, H, T, B]
 	out = c.Reshape(c.Cont(out), hd*hp.Heads, T*B)
+	if b.attn == attnSites {
+		b.sites = append(b.sites, ggml.AttentionSite{Q: qr, K: kr, V: vr, Out: out, Opts: fused})
+	}
 	return b.linear(l, "attn_output", out)
 }
 

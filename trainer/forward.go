@@ -46,6 +46,9 @@ func (m *Model) Logits(tokens []int32, B, T int, lora *LoRA) ([]float32, error) 
 	var g *ggml.Graph
 	err = ggml.Build(func() {
 		b = newBuilder(c, m, lora, B, T, 0)
+		if m.fusedAttention() {
+			b.attn = attnFused
+		}
 		out = b.logits(b.hidden()).SetOutput()
 		g = c.NewGraph(m.graphNodes, false)
 		g.Expand(out)

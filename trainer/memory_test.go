@@ -10,9 +10,9 @@ import (
 )
 
 // TestCheckpointingSavesMemory measures the compute buffer of one training step of an
-// 8-layer model on 256 tokens, with and without gradient checkpointing: attention's
-// scores are most of it, and checkpointing keeps one layer's at a time. (Only the
-// last tokens are targets, so the logits stay small.)
+// 8-layer model on 256 tokens, with and without gradient checkpointing, with attention
+// built from ggml's generic ops and fused. (Only the last tokens are targets, so the
+// logits stay small.)
 func TestCheckpointingSavesMemory(t *testing.T) {
 	ac := archCase{name: "llama-deep", vocab: "llama-spm",
 		spec: factory.Spec{Arch: "llama", Embd: 64, Layers: 8, Heads: 4, HeadsKV: 2, FF: 128, Context: 256}}
@@ -23,19 +23,30 @@ func TestCheckpointingSavesMemory(t *testing.T) {
 		ids[i] = int32(100 + i)
 		mask[i] = i > 250
 	}
-	var buffers [2]int
-	for i, ck := range []bool{true, false} {
-		m := loadArchModel(t, path) // a fresh scheduler: its buffer only grows
+	buffer := func(generic, ck bool) int {
+		// A fresh scheduler each time: its buffer only grows.
+		m, err := LoadModel(path, ModelOptions{Threads: 1, GenericAttention: generic})
+		require.NoError(t, err)
+		defer m.Close()
 		l, err := NewLoRA(m, LoRAConfig{Rank: 8, Alpha: 16, Targets: []string{"all"}, Seed: 1})
 		require.NoError(t, err)
 		defer l.Close()
 		b, err := NewBatch([]Example{{IDs: ids, Mask: mask}}, 256, 0)
 		require.NoError(t, err)
-		_, _, buffers[i] = lossAndGradsWith(t, m, l, b, ck)
+		_, _, n := lossAndGradsWith(t, m, l, b, ck)
+		return n
 	}
-	t.Logf("compute buffer: %d KiB with gradient checkpointing, %d KiB without", buffers[0]>>10, buffers[1]>>10)
-	// Without, every layer keeps its [256, 256, 4] scores and probabilities (2 MiB); with,
-	// one layer's backward (scores, probabilities, their gradients and transposes) is
-	// the peak. The gap grows with depth: 1,112 against 366 MiB on the 30-layer 143m shape.
-	assert.Less(t, buffers[0], buffers[1]*2/3)
+	generic := [2]int{buffer(true, true), buffer(true, false)}
+	fused := [2]int{buffer(false, true), buffer(false, false)}
+	t.Logf("compute buffer, generic attention: %d KiB with gradient checkpointing, %d KiB without", generic[0]>>10, generic[1]>>10)
+	t.Logf("compute buffer, fused attention: %d KiB with gradient checkpointing, %d KiB without", fused[0]>>10, fused[1]>>10)
+	// Generic attention keeps every layer's [256, 256, 4] scores and probabilities
+	// (2 MiB); with checkpointing, one layer's backward (scores, probabilities, their
+	// gradients and transposes) is the peak: 1,112 against 366 MiB on the 30-layer 143m
+	// shape.
+	assert.Less(t, generic[0], generic[1]*2/3)
+	// Fused attention stores no scores, so there is less to save, but each layer's
+	// other activations still go.
+	assert.Less(t, fused[0], fused[1]*4/5)
+	assert.Less(t, fused[1], generic[1]*4/5, "fused attention without checkpointing uses less memory than generic")
 }

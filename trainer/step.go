@@ -45,6 +45,12 @@ func newStepGraph(m *Model, lora *LoRA, params, accs []*ggml.Tensor, B, T, K int
 	err = ggml.Build(func() {
 		c := s.c
 		s.b = newBuilder(c, m, lora, B, T, dropout)
+		if m.fusedAttention() {
+			s.b.attn = attnFused
+			if s.train {
+				s.b.attn = attnSites
+			}
+		}
 		s.rows = c.NewTensor(ggml.TypeI32, K).SetName("target_rows").SetInput()
 		s.labels = c.NewTensor(ggml.TypeF32, m.HP.Vocab, K).SetName("labels").SetInput()
 		h := c.GetRows(s.b.hidden(), s.rows)
@@ -57,6 +63,10 @@ func newStepGraph(m *Model, lora *LoRA, params, accs []*ggml.Tensor, B, T, K int
 		}
 		s.loss.SetLoss()
 		g.BuildBackward(c)
+		if len(s.b.sites) > 0 {
+			// See ggml.Graph.FuseAttention: autograd cannot differentiate the fused op.
+			g.FuseAttention(c, s.b.sites)
+		}
 		if checkpoint {
 			g.Checkpoint(c, s.b.checkpoints)
 		}
