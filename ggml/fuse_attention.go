@@ -37,11 +37,7 @@ type added struct {
 // forward op like any other, and run the result through a new graph filled by
 // ExpandFrom. It returns the number of sites fused.
 func (g *Graph) FuseAttention(c *Context, sites []AttentionSite) int {
-	cg := g.live()
-	index := map[*C.struct_ggml_tensor]int{}
-	for i := 0; i < int(C.ggml_graph_n_nodes(cg)); i++ {
-		index[C.ggml_graph_node(cg, C.int(i))] = i
-	}
+	index := g.nodeIndex()
 	// moved: nodes turned into views, whose own views must follow them.
 	moved := map[*C.struct_ggml_tensor]bool{}
 	for _, s := range sites {
@@ -77,6 +73,14 @@ func (g *Graph) FuseAttention(c *Context, sites []AttentionSite) int {
 			}
 		}
 	}
+	g.followMoved(moved)
+	return len(sites)
+}
+
+// followMoved points the views of nodes that becomeView turned into views at what
+// those now view: ggml's allocator expects a view's source to be no view itself.
+func (g *Graph) followMoved(moved map[*C.struct_ggml_tensor]bool) {
+	cg := g.live()
 	for i := 0; i < int(C.ggml_graph_n_nodes(cg)); i++ {
 		node := C.ggml_graph_node(cg, C.int(i))
 		if v := node.view_src; v != nil && moved[v] {
@@ -84,7 +88,16 @@ func (g *Graph) FuseAttention(c *Context, sites []AttentionSite) int {
 			node.view_src = v.view_src
 		}
 	}
-	return len(sites)
+}
+
+// nodeIndex maps each node of g to its index.
+func (g *Graph) nodeIndex() map[*C.struct_ggml_tensor]int {
+	cg := g.live()
+	index := map[*C.struct_ggml_tensor]int{}
+	for i := 0; i < int(C.ggml_graph_n_nodes(cg)); i++ {
+		index[C.ggml_graph_node(cg, C.int(i))] = i
+	}
+	return index
 }
 
 // forwardNodes is the number of forward nodes: all of them without a backward pass.

@@ -317,7 +317,7 @@ func TestArchLoRAGradients(t *testing.T) {
 				require.Truef(t, slices.Equal(g, ckGrads[name]), "%s: gradient differs with checkpointing", name)
 			}
 			t.Logf("%s: compute buffer %d KiB, %d KiB with gradient checkpointing", ac.name, plainBuf>>10, ckBuf>>10)
-			compareGenericAttention(t, m, l, b, loss, grads)
+			compareGenericOps(t, m, l, b, loss, grads)
 			var names []string
 			for _, name := range l.Names() {
 				if strings.HasPrefix(name, "blk.0.") {
@@ -331,16 +331,16 @@ func TestArchLoRAGradients(t *testing.T) {
 	}
 }
 
-// compareGenericAttention checks the loss, gradients and logits that m computes with
+// compareGenericOps checks the loss, gradients and logits that m computes with
 // fused attention (the CPU's default, ggml.CausalAttention) against those of ggml's
 // generic ops, which the libllama comparisons use.
-func compareGenericAttention(t *testing.T, m *Model, l *LoRA, b *Batch, loss float64, grads map[string][]float32) {
+func compareGenericOps(t *testing.T, m *Model, l *LoRA, b *Batch, loss float64, grads map[string][]float32) {
 	t.Helper()
-	require.True(t, m.fusedAttention())
+	require.True(t, m.fusedOps())
 	fused, err := m.Logits(b.Tokens, b.B, b.T, l)
 	require.NoError(t, err)
-	m.genericAttention = true
-	defer func() { m.genericAttention = false }()
+	m.genericOps = true
+	defer func() { m.genericOps = false }()
 	genLoss, genGrads, _ := lossAndGradsWith(t, m, l, b, false)
 	generic, err := m.Logits(b.Tokens, b.B, b.T, l)
 	require.NoError(t, err)
@@ -355,7 +355,7 @@ func compareGenericAttention(t *testing.T, m *Model, l *LoRA, b *Batch, loss flo
 	}
 	d, r := maxAbsDiff(fused, generic)
 	assert.LessOrEqual(t, d, 1e-5*r, "logits")
-	t.Logf("fused vs generic attention: logits %.1e, gradients %.1e of their range", d/r, worst)
+	t.Logf("fused vs generic ops: logits %.1e, gradients %.1e of their range", d/r, worst)
 }
 
 // TestArchLoRATargets checks how module names resolve on each architecture, fused

@@ -29,23 +29,24 @@ type builder struct {
 	pad, padScaled *ggml.Tensor
 	scale          float32
 
-	// attn says how attention is built; with attnSites, sites lists each layer's for
-	// ggml.Graph.FuseAttention.
-	attn  attnMode
-	sites []ggml.AttentionSite
+	// fuse says how attention and adapters are built; with fuseSites, attnSites and
+	// loraSites list them for ggml.Graph.FuseAttention and FuseLoRA.
+	fuse      fuseMode
+	attnSites []ggml.AttentionSite
+	loraSites []ggml.LoRASite
 
 	// checkpoints are the layers' inputs and the last layer's output, where gradient
 	// checkpointing restarts the forward pass.
 	checkpoints []*ggml.Tensor
 }
 
-// attnMode is how a builder makes attention.
-type attnMode int
+// fuseMode is how a builder makes attention and adapters.
+type fuseMode int
 
 const (
-	attnGeneric attnMode = iota // ggml's generic ops (mul_mat, soft_max), which autograd differentiates
-	attnFused                   // ggml.CausalAttention: forward graphs on the CPU
-	attnSites                   // generic ops, recorded for ggml.Graph.FuseAttention after autograd
+	fuseNone  fuseMode = iota // ggml's generic ops (mul_mat, soft_max), which autograd differentiates
+	fuseOps                   // ggml.CausalAttention and ggml.LoRA: forward graphs on the CPU
+	fuseSites                 // generic ops, recorded for ggml.Graph.FuseAttention and FuseLoRA after autograd
 )
 
 func newBuilder(c *ggml.Context, m *Model, lora *LoRA, B, T int, dropout float32) *builder {
@@ -67,30 +68,40 @@ func (b *builder) setInputs(tokens []int32) error {
 	if err := b.pos.SetI32(pos); err != nil {
 		return err
 	}
+	// Fused adapters (ggml.Graph.FuseLoRA) leave the padding unread, and fused
+	// attention the masks: the scheduler gives an input no node reads no memory.
 	if b.pad != nil {
 		r, rp := b.pad.Ne(0), b.pad.Ne(1)
 		id, ids := make([]float32, r*rp), make([]float32, r*rp)
 		for i := 0; i < r; i++ {
 			id[i*r+i], ids[i*r+i] = 1, b.scale
 		}
-		if err := b.pad.SetF32(id); err != nil {
+		if err := setIfRead(b.pad, id); err != nil {
 			return err
 		}
-		if err := b.padScaled.SetF32(ids); err != nil {
-			return err
-		}
-	}
-	// A graph whose attention FuseAttention fused reads no mask, and the scheduler
-	// leaves an input no node reads without memory.
-	if b.swaMask != nil && b.swaMask.Allocated() {
-		if err := b.swaMask.SetF32(causalMask(b.T, b.m.HP.SlidingWindow)); err != nil {
+		if err := setIfRead(b.padScaled, ids); err != nil {
 			return err
 		}
 	}
-	if b.mask != nil && b.mask.Allocated() {
-		return b.mask.SetF32(causalMask(b.T, b.T))
+	if b.swaMask != nil {
+		if err := setIfRead(b.swaMask, causalMask(b.T, b.m.HP.SlidingWindow)); err != nil {
+			return err
+		}
+	}
+	if b.mask != nil {
+		return setIfRead(b.mask, causalMask(b.T, b.T))
 	}
 	return nil
+}
+
+// setIfRead fills input t unless the graph reads it nowhere: fused adapters
+// (ggml.Graph.FuseLoRA) leave the rank padding unread, fused attention the masks, and
+// the scheduler gives an input no node reads no memory.
+func setIfRead(t *ggml.Tensor, v []float32) error {
+	if !t.Allocated() {
+		return nil
+	}
+	return t.SetF32(v)
 }
 
 // causalMask is 0 where query i may see key j (i - window < j ≤ i) and -inf elsewhere.
@@ -162,7 +173,15 @@ func (b *builder) linear(l int, name string, x *ggml.Tensor) *ggml.Tensor {
 			b.dropMask = append(b.dropMask, dm)
 			in = b.c.Mul(x, dm)
 		}
-		y = b.c.Add(y, b.loraUp(p.B, b.c.MulMat(p.A, in), b.lora.Scale()))
+		s := b.lora.Scale()
+		if b.fuse == fuseOps {
+			return b.c.Add(y, b.c.LoRA(in, p.A, p.B, s))
+		}
+		up := b.loraUp(p.B, b.c.MulMat(p.A, in), s)
+		if b.fuse == fuseSites {
+			b.loraSites = append(b.loraSites, ggml.LoRASite{X: in, A: p.A, B: p.B, Up: up, Scale: s})
+		}
+		y = b.c.Add(y, up)
 	}
 	return y
 }
@@ -252,7 +271,7 @@ func (b *builder) attention(l int, x *ggml.Tensor, o attnOpts) *ggml.Tensor {
 	if o.swa && hp.SlidingWindow > 0 {
 		fused.Window = hp.SlidingWindow
 	}
-	if b.attn == attnFused {
+	if b.fuse == fuseOps {
 		return b.linear(l, "attn_output", c.CausalAttention(q, k, v, fused))
 	}
 	qr, kr, vr := q, k, v
@@ -283,8 +302,8 @@ func (b *builder) attention(l int, x *ggml.Tensor, o attnOpts) *ggml.Tensor {
 	out := c.MulMat(vt, kq)                                         // [hd, T_q, H·B]
 	out = c.Permute(c.Reshape(out, hd, T, hp.Heads, B), 0, 2, 1, 3) // [hd, H, T, B]
 	out = c.Reshape(c.Cont(out), hd*hp.Heads, T*B)
-	if b.attn == attnSites {
-		b.sites = append(b.sites, ggml.AttentionSite{Q: qr, K: kr, V: vr, Out: out, Opts: fused})
+	if b.fuse == fuseSites {
+		b.attnSites = append(b.attnSites, ggml.AttentionSite{Q: qr, K: kr, V: vr, Out: out, Opts: fused})
 	}
 	return b.linear(l, "attn_output", out)
 }

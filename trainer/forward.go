@@ -46,8 +46,8 @@ func (m *Model) Logits(tokens []int32, B, T int, lora *LoRA) ([]float32, error) 
 	var g *ggml.Graph
 	err = ggml.Build(func() {
 		b = newBuilder(c, m, lora, B, T, 0)
-		if m.fusedAttention() {
-			b.attn = attnFused
+		if m.fusedOps() {
+			b.fuse = fuseOps
 		}
 		out = b.logits(b.hidden()).SetOutput()
 		g = c.NewGraph(m.graphNodes, false)

@@ -25,7 +25,7 @@ func TestCheckpointingSavesMemory(t *testing.T) {
 	}
 	buffer := func(generic, ck bool) int {
 		// A fresh scheduler each time: its buffer only grows.
-		m, err := LoadModel(path, ModelOptions{Threads: 1, GenericAttention: generic})
+		m, err := LoadModel(path, ModelOptions{Threads: 1, GenericOps: generic})
 		require.NoError(t, err)
 		defer m.Close()
 		l, err := NewLoRA(m, LoRAConfig{Rank: 8, Alpha: 16, Targets: []string{"all"}, Seed: 1})
@@ -48,5 +48,5 @@ func TestCheckpointingSavesMemory(t *testing.T) {
 	// Fused attention stores no scores, so there is less to save, but each layer's
 	// other activations still go.
 	assert.Less(t, fused[0], fused[1]*4/5)
-	assert.Less(t, fused[1], generic[1]*4/5, "fused attention without checkpointing uses less memory than generic")
+	assert.Less(t, fused[1], generic[1]*4/5, "fused ops without checkpointing use less memory than generic ones")
 }

@@ -20,10 +20,10 @@ type ModelOptions struct {
 	// the backward pass to read, instead of transposing each at every step: faster LoRA
 	// steps for a second copy of those weights in memory. Ignored with Trainable.
 	KeepTransposed bool
-	// GenericAttention builds attention from ggml's generic ops on the CPU too, where
-	// it otherwise runs as one fused op per pass (ggml.CausalAttention): for
+	// GenericOps builds attention and adapters from ggml's generic ops on the CPU too,
+	// where they otherwise run as fused ops (ggml.CausalAttention, ggml.LoRA): for
 	// comparisons. GPU graphs always use the generic ops.
-	GenericAttention bool
+	GenericOps bool
 }
 
 // Model is a GGUF causal language model loaded into a ggml weights buffer. It owns its
@@ -52,10 +52,10 @@ type Model struct {
 	globals   map[string]*ggml.Tensor
 	blocks    []map[string]*ggml.Tensor
 	trainable bool
-	// genericAttention: ModelOptions.GenericAttention.
-	genericAttention bool
-	order            []*ggml.Tensor // every weight, in file order
-	params           []*ggml.Tensor // the weights full fine-tuning trains
+	// genericOps: ModelOptions.GenericOps.
+	genericOps bool
+	order      []*ggml.Tensor // every weight, in file order
+	params     []*ggml.Tensor // the weights full fine-tuning trains
 }
 
 // LoadModel reads path, validates its architecture, hyper-parameters and tensor shapes
@@ -86,7 +86,7 @@ func LoadModel(path string, opts ModelOptions) (m *Model, err error) {
 	hp.Vocab = int(te.Dims[1])
 
 	m = &Model{Arch: arch, HP: hp, Path: path, BOS: -1, EOS: -1, kvType: ggml.TypeF32, trainable: opts.Trainable,
-		genericAttention: opts.GenericAttention}
+		genericOps: opts.GenericOps}
 	defer func() {
 		if err != nil {
 			m.Close()
@@ -269,11 +269,12 @@ func (m *Model) Weight(name string) *ggml.Tensor {
 	return nil
 }
 
-// fusedAttention reports whether graphs compute attention with ggml's fused CPU ops:
-// unless asked not to, when nothing runs on a GPU (the CUDA backend has no such op)
-// and K and V stay F32 (not rounded to F16 as llama.cpp's cache is, for parity tests).
-func (m *Model) fusedAttention() bool {
-	return !m.genericAttention && m.gpu == nil && m.kvType == ggml.TypeF32
+// fusedOps reports whether graphs compute attention and adapters with ggml's fused CPU
+// ops: unless asked not to, when nothing runs on a GPU (the CUDA backend has no such
+// ops) and K and V stay F32 (not rounded to F16 as llama.cpp's cache is, for parity
+// tests).
+func (m *Model) fusedOps() bool {
+	return !m.genericOps && m.gpu == nil && m.kvType == ggml.TypeF32
 }
 
 // Close frees the scheduler, weights and backends. Safe to call twice.

@@ -45,10 +45,10 @@ func newStepGraph(m *Model, lora *LoRA, params, accs []*ggml.Tensor, B, T, K int
 	err = ggml.Build(func() {
 		c := s.c
 		s.b = newBuilder(c, m, lora, B, T, dropout)
-		if m.fusedAttention() {
-			s.b.attn = attnFused
+		if m.fusedOps() {
+			s.b.fuse = fuseOps
 			if s.train {
-				s.b.attn = attnSites
+				s.b.fuse = fuseSites
 			}
 		}
 		s.rows = c.NewTensor(ggml.TypeI32, K).SetName("target_rows").SetInput()
@@ -63,10 +63,9 @@ func newStepGraph(m *Model, lora *LoRA, params, accs []*ggml.Tensor, B, T, K int
 		}
 		s.loss.SetLoss()
 		g.BuildBackward(c)
-		if len(s.b.sites) > 0 {
-			// See ggml.Graph.FuseAttention: autograd cannot differentiate the fused op.
-			g.FuseAttention(c, s.b.sites)
-		}
+		// See ggml.Graph.FuseAttention: autograd cannot differentiate the fused ops.
+		g.FuseAttention(c, s.b.attnSites)
+		g.FuseLoRA(c, s.b.loraSites)
 		if checkpoint {
 			g.Checkpoint(c, s.b.checkpoints)
 		}
