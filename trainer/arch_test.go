@@ -331,9 +331,9 @@ func TestArchLoRAGradients(t *testing.T) {
 	}
 }
 
-// compareGenericOps checks the loss, gradients and logits that m computes with
-// fused attention (the CPU's default, ggml.CausalAttention) against those of ggml's
-// generic ops, which the libllama comparisons use.
+// compareGenericOps checks the loss, gradients and logits that m computes with fused
+// attention and adapters (the CPU's default: ggml.CausalAttention, ggml.LoRA) against
+// those of ggml's generic ops, which the libllama comparisons use.
 func compareGenericOps(t *testing.T, m *Model, l *LoRA, b *Batch, loss float64, grads map[string][]float32) {
 	t.Helper()
 	require.True(t, m.fusedOps())
