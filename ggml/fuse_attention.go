@@ -38,7 +38,7 @@ type added struct {
 // ExpandFrom. It returns the number of sites fused.
 func (g *Graph) FuseAttention(c *Context, sites []AttentionSite) int {
 	index := g.nodeIndex()
-	// moved: nodes turned into views, whose own views must follow them.
+	// moved: nodes turned into other tensors, whose views must follow them.
 	moved := map[*C.struct_ggml_tensor]bool{}
 	for _, s := range sites {
 		hd, H, T, B := s.Q.Ne(0), s.Q.Ne(1), s.Q.Ne(2), s.Q.Ne(3)
@@ -54,7 +54,7 @@ func (g *Graph) FuseAttention(c *Context, sites []AttentionSite) int {
 			gradOut, gq, gk, gv = g.Grad(s.Out), g.Grad(s.Q), g.Grad(s.K), g.Grad(s.V)
 		}
 		out := c.CausalAttention(s.Q, s.K, s.V, s.Opts)
-		becomeView(s.Out, out, moved)
+		become(s.Out, out, moved)
 		g.added = append(g.added, added{p: out.p.view_src, anchor: at})
 		if gradOut == nil || (gq == nil && gk == nil && gv == nil) {
 			continue
@@ -69,7 +69,7 @@ func (g *Graph) FuseAttention(c *Context, sites []AttentionSite) int {
 		}
 		for _, p := range [][2]*Tensor{{gq, viewAll(c, dq)}, {gk, dk}, {gv, dv}} {
 			if p[0] != nil {
-				becomeView(p[0], p[1], moved)
+				become(p[0], p[1], moved)
 			}
 		}
 	}
@@ -77,13 +77,13 @@ func (g *Graph) FuseAttention(c *Context, sites []AttentionSite) int {
 	return len(sites)
 }
 
-// followMoved points the views of nodes that becomeView turned into views at what
-// those now view: ggml's allocator expects a view's source to be no view itself.
+// followMoved points the views of nodes that become turned into views at what those
+// now view: ggml's allocator expects a view's source to be no view itself.
 func (g *Graph) followMoved(moved map[*C.struct_ggml_tensor]bool) {
 	cg := g.live()
 	for i := 0; i < int(C.ggml_graph_n_nodes(cg)); i++ {
 		node := C.ggml_graph_node(cg, C.int(i))
-		if v := node.view_src; v != nil && moved[v] {
+		if v := node.view_src; v != nil && moved[v] && v.view_src != nil {
 			node.view_offs += v.view_offs
 			node.view_src = v.view_src
 		}
@@ -114,12 +114,12 @@ func viewAll(c *Context, t *Tensor) *Tensor {
 	return c.wrap(C.ggml_view_4d(c.reserve("fuse attention", 1), p, p.ne[0], p.ne[1], p.ne[2], p.ne[3], p.nb[1], p.nb[2], p.nb[3], 0))
 }
 
-// becomeView turns node into view (a view of another tensor of the same type and shape)
-// in place, so that its consumers read the view, and records it in moved.
-func becomeView(node, view *Tensor, moved map[*C.struct_ggml_tensor]bool) {
-	n, v := node.ptr(), view.ptr()
-	if n._type != v._type || ne4(node) != ne4(view) || v.view_src == nil {
-		opErrorf("fuse attention", "cannot replace %s by %s", node, view)
+// become turns node into t (a tensor of the same type and shape: a view, or an op) in
+// place, so that its consumers read t's value, and records it in moved.
+func become(node, t *Tensor, moved map[*C.struct_ggml_tensor]bool) {
+	n, v := node.ptr(), t.ptr()
+	if n._type != v._type || ne4(node) != ne4(t) {
+		opErrorf("fuse", "cannot replace %s by %s", node, t)
 	}
 	n.op, n.op_params, n.src, n.nb = v.op, v.op_params, v.src, v.nb
 	n.view_src, n.view_offs = v.view_src, v.view_offs

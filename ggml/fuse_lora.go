@@ -47,7 +47,7 @@ func (g *Graph) FuseLoRA(c *Context, sites []LoRASite) int {
 			gradUp, gA, gB, gX = g.Grad(s.Up), g.Grad(s.A), g.Grad(s.B), g.Grad(s.X)
 		}
 		y := c.LoRA(s.X, s.A, s.B, s.Scale)
-		becomeView(s.Up, viewAll(c, y), moved)
+		become(s.Up, viewAll(c, y), moved)
 		g.added = append(g.added, added{p: y.p.src[0], anchor: at}, added{p: y.p, anchor: at})
 		if gradUp == nil || gA == nil || gB == nil {
 			continue
@@ -58,13 +58,13 @@ func (g *Graph) FuseLoRA(c *Context, sites []LoRASite) int {
 		if grad := bx.src[2]; grad != gradUp.p {
 			g.added = append(g.added, added{p: grad, anchor: -1}) // a contiguous copy
 		}
-		becomeView(gA, dA, moved)
-		becomeView(gB, dB, moved)
+		become(gA, dA, moved)
+		become(gB, dB, moved)
 		if term := xTerm[s.A.p]; gX != nil {
 			if term == nil {
 				opErrorf("fuse lora", "no gradient term of %s for %s", s.X, s.A)
 			}
-			becomeView(&Tensor{p: term, c: c}, dx, moved)
+			become(&Tensor{p: term, c: c}, dx, moved)
 		}
 	}
 	g.followMoved(moved)

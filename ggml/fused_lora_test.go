@@ -93,3 +93,47 @@ func TestLoRAMatchesReference(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkLoRA runs the fused adapter ops, forward and backward, on rank 8 over 512
+// tokens for a square projection of the 24m and 143m shapes.
+func BenchmarkLoRA(b *testing.B) {
+	for _, d := range []int{256, 288, 320, 512, 576, 1024} {
+		const N, r = 512, 8
+		rng := rand.New(rand.NewPCG(1, 2))
+		cpu, err := NewCPUBackend(2)
+		require.NoError(b, err)
+		defer cpu.Close()
+		e := newEnv(b, cpu)
+		X := e.leaf(TypeF32, randn(rng, d*N, 1), d, N)
+		A := e.leaf(TypeF32, randn(rng, d*r, 0.1), d, r)
+		B := e.leaf(TypeF32, randn(rng, r*d, 0.1), r, d)
+		G := e.leaf(TypeF32, randn(rng, d*N, 1), d, N)
+		e.alloc()
+		var fwd, bwd *Graph
+		require.NoError(b, Build(func() {
+			c := e.c
+			y := c.LoRA(X, A, B, 2)
+			fwd = c.NewGraph(64, false)
+			fwd.Expand(y)
+			dx, dA, dB := c.LoRABack(X, A, B, y, G, 2)
+			bwd = c.NewGraph(64, false)
+			for _, x := range []*Tensor{dx, dA, dB} {
+				bwd.Expand(x)
+			}
+		}))
+		s := e.scheduler()
+		for _, g := range []*Graph{fwd, bwd} {
+			require.NoError(b, s.Compute(g))
+		}
+		b.Run(fmt.Sprintf("forward/%d", d), func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				require.NoError(b, s.Compute(fwd))
+			}
+		})
+		b.Run(fmt.Sprintf("backward/%d", d), func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				require.NoError(b, s.Compute(bwd))
+			}
+		})
+	}
+}

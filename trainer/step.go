@@ -27,7 +27,8 @@ type stepGraph struct {
 	seed    *ggml.Tensor // ∂loss/∂loss, set to 1 before each training run
 	loss    *ggml.Tensor
 	rows    *ggml.Tensor // I32 [K] target positions
-	labels  *ggml.Tensor // F32 [vocab, K] one-hot
+	labels  *ggml.Tensor // F32 [vocab, K] one-hot, for ggml's cross-entropy (generic ops)
+	targets *ggml.Tensor // I32 [K] the labels' indices, for the fused cross-entropy
 	weight  *ggml.Tensor // F32 [1] accumulation weight
 	B, T, K int
 	train   bool
@@ -52,9 +53,18 @@ func newStepGraph(m *Model, lora *LoRA, params, accs []*ggml.Tensor, B, T, K int
 			}
 		}
 		s.rows = c.NewTensor(ggml.TypeI32, K).SetName("target_rows").SetInput()
-		s.labels = c.NewTensor(ggml.TypeF32, m.HP.Vocab, K).SetName("labels").SetInput()
 		h := c.GetRows(s.b.hidden(), s.rows)
-		s.loss = c.CrossEntropyLoss(s.b.logits(h), s.labels).SetName("loss").SetOutput()
+		logits := s.b.logits(h)
+		if s.b.fuse != fuseNone {
+			s.targets = c.NewTensor(ggml.TypeI32, K).SetName("targets").SetInput()
+		}
+		if s.b.fuse == fuseOps {
+			s.loss = c.CrossEntropyTargets(logits, s.targets)
+		} else {
+			s.labels = c.NewTensor(ggml.TypeF32, m.HP.Vocab, K).SetName("labels").SetInput()
+			s.loss = c.CrossEntropyLoss(logits, s.labels)
+		}
+		s.loss.SetName("loss").SetOutput()
 		g := c.NewGraph(m.graphNodes, s.train)
 		g.Expand(s.loss)
 		if !s.train {
@@ -63,9 +73,12 @@ func newStepGraph(m *Model, lora *LoRA, params, accs []*ggml.Tensor, B, T, K int
 		}
 		s.loss.SetLoss()
 		g.BuildBackward(c)
-		// See ggml.Graph.FuseAttention: autograd cannot differentiate the fused ops.
-		g.FuseAttention(c, s.b.attnSites)
-		g.FuseLoRA(c, s.b.loraSites)
+		if s.b.fuse == fuseSites {
+			// See ggml.Graph.FuseAttention: autograd cannot differentiate fused ops.
+			g.FuseAttention(c, s.b.attnSites)
+			g.FuseLoRA(c, s.b.loraSites)
+			g.FuseCrossEntropy(c, logits, s.loss, s.targets)
+		}
 		if checkpoint {
 			g.Checkpoint(c, s.b.checkpoints)
 		}
@@ -121,13 +134,25 @@ func (s *stepGraph) run(batch *Batch, weight float32, rng *rand.Rand, prof *[]gg
 	if err := s.rows.SetI32(rows); err != nil {
 		return 0, fmt.Errorf("trainer: step inputs: %w", err)
 	}
-	V := s.m.HP.Vocab
-	onehot := make([]float32, V*s.K)
-	for i, l := range labels {
-		onehot[i*V+int(l)] = 1
+	for _, l := range labels {
+		if int(l) >= s.m.HP.Vocab {
+			return 0, fmt.Errorf("trainer: label %d is outside the vocabulary of %d", l, s.m.HP.Vocab)
+		}
 	}
-	if err := s.labels.SetF32(onehot); err != nil {
-		return 0, fmt.Errorf("trainer: step inputs: %w", err)
+	if s.targets != nil {
+		if err := s.targets.SetI32(labels); err != nil {
+			return 0, fmt.Errorf("trainer: step inputs: %w", err)
+		}
+	}
+	if s.labels != nil && s.labels.Allocated() {
+		V := s.m.HP.Vocab
+		onehot := make([]float32, V*s.K)
+		for i, l := range labels {
+			onehot[i*V+int(l)] = 1
+		}
+		if err := s.labels.SetF32(onehot); err != nil {
+			return 0, fmt.Errorf("trainer: step inputs: %w", err)
+		}
 	}
 	for _, dm := range s.b.dropMask {
 		if err := dm.SetF32(dropoutMask(dm.Elements(), s.b.dropout, rng)); err != nil {

@@ -1,0 +1,102 @@
+//go:build cgo
+
+// Fused cross-entropy over class indices, forward and backward, as ggml custom ops for
+// the CPU backend.
+//
+// ggml's cross-entropy takes one-hot label rows as large as the logits ([vocab, K]:
+// 65 MB for 512 targets over 32,000 tokens), which must be written before every step,
+// and its CPU kernels walk each row several times with scalar exponentials. Here the
+// labels are K class indices; the forward pass keeps each row's log-sum-exp, so the
+// backward pass is one read and one write per logit. Rows are split between threads,
+// each row computed by one, so results do not depend on the number of threads.
+
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "loss.h"
+
+typedef float   v16  __attribute__((vector_size(64)));
+typedef int32_t vi16 __attribute__((vector_size(64)));
+
+static inline v16 vld(const float * p) { v16 v; memcpy(&v, p, sizeof v); return v; }
+static inline void vst(float * p, v16 v) { memcpy(p, &v, sizeof v); }
+
+// vexp is e^x for x ≤ ~0, 0 below -87 (see attention.c).
+static inline v16 vexp(v16 x) {
+    const vi16 keep = x > -87.0f;
+    x = (v16)(((vi16)x & keep) | ((vi16)((v16){0} - 87.0f) & ~keep));
+    const v16 t = x * 1.44269504088896341f - 0.5f;
+    const vi16 n = __builtin_convertvector(t, vi16);
+    const v16 fn = __builtin_convertvector(n, v16);
+    const v16 f = x - fn * 0.693145751953125f - fn * 1.428606820309417232e-6f;
+    v16 p = f * (1.0f / 720) + (1.0f / 120);
+    p = p * f + (1.0f / 24);
+    p = p * f + (1.0f / 6);
+    p = p * f + 0.5f;
+    p = p * f + 1.0f;
+    p = p * f + 1.0f;
+    const vi16 bits = (vi16)p + (n << 23);
+    return (v16)(bits & keep);
+}
+
+static void range(int n, int ith, int nth, int * lo, int * hi) {
+    *lo = (int)((int64_t)n * ith / nth);
+    *hi = (int)((int64_t)n * (ith + 1) / nth);
+}
+
+// lse returns log Σ e^x over the n values of x.
+static float lse(const float * x, int n) {
+    float m = -INFINITY;
+    int i = 0;
+    if (n >= 16) {
+        v16 vm = vld(x);
+        for (i = 16; i + 16 <= n; i += 16) {
+            const v16 v = vld(x + i);
+            vm = (v16)(((vi16)v & (v > vm)) | ((vi16)vm & ~(v > vm)));
+        }
+        for (int j = 0; j < 16; j++) m = vm[j] > m ? vm[j] : m;
+    }
+    for (; i < n; i++) m = x[i] > m ? x[i] : m;
+    v16 vs = {0};
+    i = 0;
+    for (; i + 16 <= n; i += 16) vs += vexp(vld(x + i) - m);
+    float s = 0;
+    for (int j = 0; j < 16; j++) s += vs[j];
+    for (; i < n; i++) s += expf(x[i] - m);
+    return m + logf(s);
+}
+
+void ecotune_ce_fwd(struct ggml_tensor * dst, int ith, int nth, void * userdata) {
+    (void)userdata;
+    const struct ggml_tensor * logits = dst->src[0], * targets = dst->src[1];
+    const int V = (int)logits->ne[0], K = (int)logits->ne[1];
+    const int32_t * tg = targets->data;
+    float * loss = dst->data, * l = loss + K;
+    int k0, k1;
+    range(K, ith, nth, &k0, &k1);
+    for (int k = k0; k < k1; k++) {
+        const float * x = (const float *)((const char *)logits->data + (size_t)k * logits->nb[1]);
+        l[k] = lse(x, V);
+        loss[k] = l[k] - x[tg[k]];
+    }
+}
+
+void ecotune_ce_back(struct ggml_tensor * dst, int ith, int nth, void * userdata) {
+    (void)userdata;
+    const struct ggml_tensor * logits = dst->src[0], * targets = dst->src[1], * fwd = dst->src[2], * grad = dst->src[3];
+    const int V = (int)logits->ne[0], K = (int)logits->ne[1];
+    const int32_t * tg = targets->data;
+    const float * l = (const float *)fwd->data + K;
+    const float f = *(const float *)grad->data / K;
+    int k0, k1;
+    range(K, ith, nth, &k0, &k1);
+    for (int k = k0; k < k1; k++) {
+        const float * x = (const float *)((const char *)logits->data + (size_t)k * logits->nb[1]);
+        float * d = (float *)((char *)dst->data + (size_t)k * dst->nb[1]);
+        int i = 0;
+        for (; i + 16 <= V; i += 16) vst(d + i, vexp(vld(x + i) - l[k]) * f);
+        for (; i < V; i++) d[i] = expf(x[i] - l[k]) * f;
+        d[tg[k]] -= f;
+    }
+}
