@@ -58,6 +58,7 @@ func (c *Context) CausalAttention(q, k, v *Tensor, o AttentionOptions) *Tensor {
 	args := [3]*C.struct_ggml_tensor{q.p, k.p, v.p}
 	ctx := c.reserve("causal attention", 2)
 	fwd := C.ecotune_attn_op(ctx, 0, &args[0], 3, C.int64_t(hd*H*T*B+H*T*B), 1, 1, 1, o.params())
+	c.wrap(fwd).SetName("attention")
 	return c.wrap(C.ggml_view_2d(ctx, fwd, C.int64_t(hd*H), C.int64_t(T*B), C.size_t(4*hd*H), 0))
 }
 
@@ -83,12 +84,13 @@ func (c *Context) CausalAttentionBack(q, k, v, out, grad *Tensor, o AttentionOpt
 	args := [5]*C.struct_ggml_tensor{q.p, k.p, v.p, fwd, grad.p}
 	ctx := c.reserve("causal attention back", 4)
 	kv := C.ecotune_attn_op(ctx, 1, &args[0], 5, C.int64_t(n), 1, 1, 1, o.params())
+	c.wrap(kv).SetName("attention back kv")
 	size := C.size_t(unsafe.Sizeof(float32(0)))
 	nb1, nb2, nb3 := size*C.size_t(hd), size*C.size_t(hd*KV), size*C.size_t(hd*KV*T)
 	dk = c.wrap(C.ggml_view_4d(ctx, kv, C.int64_t(hd), C.int64_t(KV), C.int64_t(T), C.int64_t(B), nb1, nb2, nb3, 0))
 	dv = c.wrap(C.ggml_view_4d(ctx, kv, C.int64_t(hd), C.int64_t(KV), C.int64_t(T), C.int64_t(B), nb1, nb2, nb3, nb3*C.size_t(B)))
 	qargs := [2]*C.struct_ggml_tensor{k.p, kv}
-	dq = c.wrap(C.ecotune_attn_op(ctx, 2, &qargs[0], 2, C.int64_t(hd), C.int64_t(H), C.int64_t(T), C.int64_t(B), o.params()))
+	dq = c.wrap(C.ecotune_attn_op(ctx, 2, &qargs[0], 2, C.int64_t(hd), C.int64_t(H), C.int64_t(T), C.int64_t(B), o.params())).SetName("attention back q")
 	return dq, dk, dv
 }
 

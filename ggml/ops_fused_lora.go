@@ -37,8 +37,9 @@ func (c *Context) LoRA(x, A, B *Tensor, s float32) *Tensor {
 	ctx := c.reserve("lora", 2)
 	dargs := [2]*C.struct_ggml_tensor{x.p, A.p}
 	u := C.ecotune_lora_op(ctx, 0, &dargs[0], 2, C.int64_t(r), C.int64_t(N), 1)
+	c.wrap(u).SetName("lora down")
 	uargs := [2]*C.struct_ggml_tensor{u, B.p}
-	return c.wrap(C.ecotune_lora_op(ctx, 1, &uargs[0], 2, C.int64_t(out), C.int64_t(N), C.float(s)))
+	return c.wrap(C.ecotune_lora_op(ctx, 1, &uargs[0], 2, C.int64_t(out), C.int64_t(N), C.float(s))).SetName("lora up")
 }
 
 // LoRABack returns the gradients of LoRA's x, A and B (shaped as they are) given grad,
@@ -66,6 +67,8 @@ func (c *Context) LoRABack(x, A, B, y, grad *Tensor, s float32) (dx, dA, dB *Ten
 	bx := C.ecotune_lora_op(ctx, 2, &xargs[0], 3, C.int64_t(r*N+in*N), 1, C.float(s))
 	wargs := [5]*C.struct_ggml_tensor{x.p, up.src[0], bx, grad.p, A.p}
 	bw := C.ecotune_lora_op(ctx, 3, &wargs[0], 5, C.int64_t(in*r+r*out), 1, C.float(s))
+	c.wrap(bx).SetName("lora back x")
+	c.wrap(bw).SetName("lora back w")
 	dx = c.wrap(C.ggml_view_2d(ctx, bx, C.int64_t(in), C.int64_t(N), C.size_t(4*in), C.size_t(4*r*N)))
 	dA = c.wrap(C.ggml_view_2d(ctx, bw, C.int64_t(in), C.int64_t(r), C.size_t(4*in), 0))
 	dB = c.wrap(C.ggml_view_2d(ctx, bw, C.int64_t(r), C.int64_t(out), C.size_t(4*r), C.size_t(4*in*r)))

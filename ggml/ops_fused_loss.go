@@ -35,6 +35,7 @@ func (c *Context) CrossEntropyTargets(logits, targets *Tensor) *Tensor {
 	args := [2]*C.struct_ggml_tensor{logits.p, targets.p}
 	ctx := c.reserve("cross entropy", 2)
 	fwd := C.ecotune_ce_op(ctx, 0, &args[0], 2, C.int64_t(K), 2)
+	c.wrap(fwd).SetName("cross entropy")
 	rows := c.wrap(C.ggml_view_1d(ctx, fwd, C.int64_t(K), 0))
 	return c.Scale(c.Sum(rows), 1/float32(K))
 }
@@ -55,7 +56,7 @@ func (c *Context) CrossEntropyTargetsBack(logits, targets, loss, grad *Tensor) *
 		opErrorf("cross entropy back", "gradient %s must be one F32 value", grad)
 	}
 	args := [4]*C.struct_ggml_tensor{logits.p, targets.p, fwd, grad.p}
-	return c.wrap(C.ecotune_ce_op(c.reserve("cross entropy back", 1), 1, &args[0], 4, C.int64_t(logits.Ne(0)), C.int64_t(logits.Ne(1))))
+	return c.wrap(C.ecotune_ce_op(c.reserve("cross entropy back", 1), 1, &args[0], 4, C.int64_t(logits.Ne(0)), C.int64_t(logits.Ne(1)))).SetName("cross entropy back")
 }
 
 func checkCrossEntropy(logits, targets *Tensor) {

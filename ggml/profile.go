@@ -50,13 +50,14 @@ import "C"
 
 import (
 	"sort"
+	"strings"
 	"time"
 	"unsafe"
 )
 
 // OpTime is the time the nodes of one kind took in a profiled run.
 type OpTime struct {
-	Op    string        `json:"op"` // ggml's op name, with the first operand's type for products (MUL_MAT q4_K)
+	Op    string        `json:"op"` // ggml's op name, with the first operand's type for products (MUL_MAT q4_K), the name of a fused op (CUSTOM attention)
 	Nodes int           `json:"nodes"`
 	Time  time.Duration `json:"ns"`
 }
@@ -82,6 +83,11 @@ func (s *Scheduler) RunProfiled(g *Graph) ([]OpTime, error) {
 		op := C.GoString(C.ggml_op_desc(r.t))
 		if (r.t.op == C.GGML_OP_MUL_MAT || r.t.op == C.GGML_OP_OUT_PROD) && r.t.src[0] != nil {
 			op += " " + Type(r.t.src[0]._type).String()
+		}
+		if r.t.op == C.GGML_OP_CUSTOM {
+			// The fused ops are named for what they compute; gradient checkpointing's
+			// recomputed copies add a suffix.
+			op += " " + strings.TrimSuffix(C.GoString(&r.t.name[0]), " (re)")
 		}
 		o := byOp[op]
 		if o == nil {

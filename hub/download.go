@@ -181,7 +181,7 @@ func (d *download) attempt(ctx context.Context, n int) error {
 	if err != nil {
 		return err
 	}
-	done, copyErr := d.copy(f, resp.Body, off, n)
+	done, copyErr := d.copy(ctx, f, resp.Body, off, n)
 	if err := f.Sync(); err != nil && copyErr == nil {
 		copyErr = err
 	}
@@ -211,12 +211,17 @@ func (d *download) setTotal(t int64) {
 	d.total = t
 }
 
-// copy appends body to f, reporting progress; it returns the bytes now on disk.
-func (d *download) copy(f *os.File, body io.Reader, off int64, attempt int) (int64, error) {
+// copy appends body to f, reporting progress, until the body ends or ctx is
+// cancelled; it returns the bytes now on disk.
+func (d *download) copy(ctx context.Context, f *os.File, body io.Reader, off int64, attempt int) (int64, error) {
 	buf := make([]byte, 256<<10)
 	done := off
 	last := time.Time{}
 	for {
+		// The transport may still hold data read before a cancellation; stop anyway.
+		if err := ctx.Err(); err != nil {
+			return done, err
+		}
 		n, err := body.Read(buf)
 		if n > 0 {
 			if _, werr := f.Write(buf[:n]); werr != nil {

@@ -61,6 +61,7 @@ Example:
 			&cli.BoolFlag{Name: "finetune", Usage: "also run llama.cpp's llama-finetune (full fine-tuning) on the same model and sequence length"},
 			&cli.BoolFlag{Name: "gradient-checkpointing", Usage: "train the LoRA with gradient checkpointing"},
 			&cli.StringFlag{Name: "keep-transposed", Value: "auto", Usage: "transposed copies of the weights for the LoRA run: on, off or auto (see ecotune train --keep-transposed)"},
+			&cli.BoolFlag{Name: "generic-ops", Usage: "build attention, the adapters and the loss from ggml's generic ops instead of ecotune's fused CPU ops, for comparison"},
 			&cli.BoolFlag{Name: "profile", Usage: "also run one more LoRA step node by node and print the time per op"},
 			&cli.BoolFlag{Name: "full", Usage: "also measure full fine-tuning (F32 weights)"},
 			&cli.StringFlag{Name: "qlora", Usage: "also compare peak memory of LoRA training on the model and on copies quantized to these types (comma-separated, e.g. q4_k,iq4_nl), each in its own process"},
@@ -84,6 +85,7 @@ type benchResult struct {
 	FullRatio      float64 `json:"full_ratio_to_pp,omitempty"`
 	LoRAStepSecond float64 `json:"lora_seconds_per_step"`
 	KeepTransposed bool    `json:"keep_transposed"`
+	GenericOps     bool    `json:"generic_ops,omitempty"`
 	// Finetune is llama.cpp's llama-finetune (full fine-tuning) on the same model and
 	// sequence length (--finetune), or FinetuneFailure its error when it cannot run.
 	Finetune        float64 `json:"llama_finetune_tokens_per_sec,omitempty"`
@@ -146,7 +148,9 @@ func runBench(c *cli.Context) error {
 		return err
 	}
 	res.KeepTransposed = keepT
-	if res.LoRA, perStep, res.Params, err = trainThroughput(c.Context, model, cfg, false, keepT, res.SeqLen, c.Int("steps"), res.Threads, prof); err != nil {
+	res.GenericOps = c.Bool("generic-ops")
+	opts := trainer.ModelOptions{Threads: res.Threads, KeepTransposed: keepT, GenericOps: res.GenericOps}
+	if res.LoRA, perStep, res.Params, err = trainThroughput(c.Context, model, cfg, opts, res.SeqLen, c.Int("steps"), prof); err != nil {
 		return err
 	}
 	res.LoRAStepSecond = perStep
@@ -163,7 +167,8 @@ func runBench(c *cli.Context) error {
 	if c.Bool("full") {
 		fmt.Fprintf(w, "bench: ecotune full fine-tuning, %d+1 steps of %d tokens\n", c.Int("steps"), res.SeqLen)
 		cfg.Method = trainer.MethodFull
-		if res.Full, _, _, err = trainThroughput(c.Context, model, cfg, true, false, res.SeqLen, c.Int("steps"), res.Threads, nil); err != nil {
+		full := trainer.ModelOptions{Threads: res.Threads, Trainable: true, GenericOps: res.GenericOps}
+		if res.Full, _, _, err = trainThroughput(c.Context, model, cfg, full, res.SeqLen, c.Int("steps"), nil); err != nil {
 			return err
 		}
 		res.FullRatio = res.Full / res.LlamaPP
@@ -192,6 +197,9 @@ func runBench(c *cli.Context) error {
 		fmt.Fprintf(o, " %.1f | %.3f |", res.Full, res.FullRatio)
 	}
 	fmt.Fprintln(o)
+	if res.GenericOps {
+		fmt.Fprintln(o, "\n(attention, adapters and loss built from ggml's generic ops: --generic-ops)")
+	}
 	if res.KeepTransposed {
 		fmt.Fprintln(o, "\n(the LoRA run kept transposed copies of the weights: --keep-transposed)")
 	}
@@ -344,8 +352,8 @@ func llamaBenchPP(ctx context.Context, tool, model string, n, threads int) (floa
 // model's parameter count.
 // With prof non-nil, one more step after the timed ones runs node by node and its time
 // per op is stored there.
-func trainThroughput(ctx context.Context, path string, cfg trainer.Config, full, keepT bool, seqLen, steps, threads int, prof *[]ggml.OpTime) (tps, perStep float64, params int64, err error) {
-	m, err := trainer.LoadModel(path, trainer.ModelOptions{Threads: threads, Trainable: full, KeepTransposed: keepT})
+func trainThroughput(ctx context.Context, path string, cfg trainer.Config, opts trainer.ModelOptions, seqLen, steps int, prof *[]ggml.OpTime) (tps, perStep float64, params int64, err error) {
+	m, err := trainer.LoadModel(path, opts)
 	if err != nil {
 		return 0, 0, 0, err
 	}

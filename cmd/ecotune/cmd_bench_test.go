@@ -28,17 +28,43 @@ func TestBench(t *testing.T) {
 	assert.Empty(t, r.FinetuneFailure)
 	assert.Greater(t, r.Finetune, 0.0)
 	assert.InDelta(t, r.LoRA/r.Finetune, r.LoRAVsFinetune, 1e-9)
-	// The profile covers the step's products. OUT_PROD is left only where it is the
-	// quicker form: five per adapter pair (rank 8: A's and B's gradients, the input
-	// gradient through A, and through the two products that pad the rank to 16) and, at
-	// 32 tokens of 8-wide heads, attention's small ones.
+	// The profile covers the step's products and names the fused ops: one attention per
+	// layer (5), one adapter per module (5 layers, 7 modules), one loss. Nothing is left
+	// of the generic forms.
 	ops := map[string]int{}
 	for _, o := range r.Profile {
 		ops[o.Op] = o.Nodes
 	}
 	assert.Positive(t, ops["MUL_MAT f32"])
+	assert.Equal(t, 5, ops["CUSTOM attention"])
+	assert.Equal(t, 5, ops["CUSTOM attention back kv"])
+	assert.Equal(t, 35, ops["CUSTOM lora down"])
+	assert.Equal(t, 35, ops["CUSTOM lora back w"])
+	assert.Equal(t, 1, ops["CUSTOM cross entropy"])
+	for _, op := range []string{"SOFT_MAX", "SOFT_MAX_BACK", "CROSS_ENTROPY_LOSS", "CROSS_ENTROPY_LOSS_BACK"} {
+		assert.Zero(t, ops[op], op)
+	}
+
+	// ggml's generic ops, for comparison. OUT_PROD is left only where it is the quicker
+	// form: five per adapter pair (rank 8: A's and B's gradients, the input gradient
+	// through A, and through the two products that pad the rank to 16) and, at 32 tokens
+	// of 8-wide heads, attention's small ones.
+	code, out, stderr = runCLI(t, "bench", "--model", storiesModel, "--steps", "1", "--seq-len", "32", "--threads", "1",
+		"--tools", "../../build/cpu/bin", "--profile", "--generic-ops", "--json")
+	require.Equal(t, 0, code, stderr)
+	r = benchResult{}
+	require.NoError(t, json.Unmarshal([]byte(out), &r))
+	assert.True(t, r.GenericOps)
+	ops = map[string]int{}
+	for _, o := range r.Profile {
+		ops[o.Op] = o.Nodes
+	}
 	assert.Positive(t, ops["CROSS_ENTROPY_LOSS"])
+	assert.Positive(t, ops["SOFT_MAX"])
 	assert.LessOrEqual(t, ops["OUT_PROD f32"], 5*7*5+5*5, "five per adapter pair (5 layers, 7 modules), five per layer")
+	for op := range ops {
+		assert.NotContains(t, op, "CUSTOM")
+	}
 
 	code, _, _ = runCLI(t, "bench")
 	assert.Equal(t, exitUsage, code)
