@@ -174,7 +174,7 @@ func runBench(c *cli.Context) error {
 		res.FullRatio = res.Full / res.LlamaPP
 	}
 	if types := c.String("qlora"); types != "" {
-		if res.Memory, err = qloraMemory(c.Context, model, strings.Split(types, ","), res.Threads, w); err != nil {
+		if res.Memory, err = qloraMemory(c.Context, model, strings.Split(types, ","), res.Threads, c.String("keep-transposed"), w); err != nil {
 			return err
 		}
 	}
@@ -238,7 +238,8 @@ type memoryResult struct {
 // qloraMemory trains a LoRA for a few steps on model and on copies quantized to each
 // type, each in a child ecotune process, and returns their peak resident memory and
 // validation losses: QLoRA's promise is that memory falls by what the weights shrink.
-func qloraMemory(ctx context.Context, model string, types []string, threads int, w io.Writer) ([]memoryResult, error) {
+// keepT is the children's --keep-transposed.
+func qloraMemory(ctx context.Context, model string, types []string, threads int, keepT string, w io.Writer) ([]memoryResult, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, err
@@ -277,7 +278,7 @@ func qloraMemory(ctx context.Context, model string, types []string, threads int,
 		fmt.Fprintf(w, "bench: LoRA training on the %s model in a child process\n", t)
 		cmd := exec.CommandContext(ctx, exe, "train", "-m", path, "--data", corpus, "--out", run, "--steps", "4",
 			"--seq-len", "64", "--batch", "2", "--eval-every", "4", "--val-split", "0.2", "--lr", "1e-3",
-			"--lora.targets", "all", "--save-every", "0", "--threads", fmt.Sprint(threads), "-q")
+			"--lora.targets", "all", "--save-every", "0", "--threads", fmt.Sprint(threads), "--keep-transposed", keepT, "-q")
 		msg, err := cmd.CombinedOutput()
 		if err != nil {
 			return nil, fmt.Errorf("bench: training on the %s model: %w\n%s", t, err, lastLines(string(msg), 10))
