@@ -33,6 +33,7 @@ type ContextOptions struct {
 	Embeddings   bool      // also extract embeddings (Context.Embeddings)
 	FlashAttn    FlashAttn // Flash Attention policy
 	KVUnified    bool      // one KV buffer shared by all sequences instead of one per sequence
+	KVF32        bool      // keep keys and values in F32 instead of llama.cpp's default F16 (twice the memory)
 }
 
 // Context is an inference session on a Model, the owner of a llama_context: its KV
@@ -99,6 +100,9 @@ func NewContext(m *Model, opts ContextOptions) (*Context, error) {
 	p.n_threads_batch = C.int32_t(threadsBatch)
 	p.embeddings = C.bool(opts.Embeddings)
 	p.kv_unified = C.bool(opts.KVUnified)
+	if opts.KVF32 {
+		p.type_k, p.type_v = C.GGML_TYPE_F32, C.GGML_TYPE_F32
+	}
 	switch opts.FlashAttn {
 	case FlashAttnEnabled:
 		p.flash_attn_type = C.LLAMA_FLASH_ATTN_TYPE_ENABLED

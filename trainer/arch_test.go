@@ -247,6 +247,34 @@ func compareWithLibllama(t *testing.T, m *Model, ref *llamaRef, seqs [][]int32, 
 	return worst, rng
 }
 
+// compareFusedWithLibllama is compareWithLibllama (seqs right-padded in one batch) for
+// our forward pass with fused ops and F32 keys and values, against ref, which must keep
+// its cache in F32.
+func compareFusedWithLibllama(t *testing.T, m *Model, ref *llamaRef, seqs [][]int32, tol float64) (worst float64) {
+	t.Helper()
+	require.True(t, m.fusedOps())
+	T := 0
+	for _, s := range seqs {
+		T = max(T, len(s))
+	}
+	tokens := make([]int32, len(seqs)*T)
+	for i, s := range seqs {
+		copy(tokens[i*T:], s)
+	}
+	got, err := m.Logits(tokens, len(seqs), T, nil)
+	require.NoError(t, err)
+	V := m.HP.Vocab
+	for s, seq := range seqs {
+		want := ref.logits(t, seq)
+		for i := range seq {
+			d, r := maxAbsDiff(got[(s*T+i)*V:(s*T+i+1)*V], want[i])
+			assert.LessOrEqualf(t, d, tol*r, "sequence %d position %d: max diff %g, range %g", s, i, d, r)
+			worst = max(worst, d/r)
+		}
+	}
+	return worst
+}
+
 // TestArchForwardMatchesLibllama compares our logits with libllama's on each
 // architecture's factory model, first without an adapter, then with a LoRA on every
 // target module, written as an adapter file and loaded into libllama.
@@ -268,6 +296,10 @@ func TestArchForwardMatchesLibllama(t *testing.T) {
 			m.geluOp = true
 			worst, rng := compareWithLibllama(t, m, ref, seqs, nil, 1e-4)
 			t.Logf("%s base: max |ours - libllama| / logit range = %.2e (range up to %.2f)", ac.name, worst, rng)
+			// The fused CPU ops (the default; F32 keys and values) against libllama with an
+			// F32 cache.
+			worst = compareFusedWithLibllama(t, m, newLlamaRefKV(t, path, true), seqs, 1e-4)
+			t.Logf("%s base, fused ops: max |ours - libllama with an F32 cache| / logit range = %.2e", ac.name, worst)
 
 			l := trainedLoRA(t, m, LoRAConfig{Rank: 4, Alpha: 8, Targets: []string{"all"}})
 			adapter := filepath.Join(t.TempDir(), "adapter.gguf")

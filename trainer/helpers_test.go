@@ -45,11 +45,18 @@ type llamaRef struct {
 }
 
 func newLlamaRef(t testing.TB, path string) *llamaRef {
+	return newLlamaRefKV(t, path, false)
+}
+
+// newLlamaRefKV is newLlamaRef with, if f32, keys and values kept in F32 (llama.cpp's
+// default is F16).
+func newLlamaRefKV(t testing.TB, path string, f32 bool) *llamaRef {
 	t.Helper()
 	m, err := bindings.LoadModel(path, bindings.ModelOptions{NoRepack: true})
 	require.NoError(t, err)
 	t.Cleanup(func() { m.Close() })
-	c, err := bindings.NewContext(m, bindings.ContextOptions{NCtx: 256, NBatch: 256, Threads: 1, FlashAttn: bindings.FlashAttnDisabled})
+	c, err := bindings.NewContext(m, bindings.ContextOptions{NCtx: 256, NBatch: 256, Threads: 1,
+		FlashAttn: bindings.FlashAttnDisabled, KVF32: f32})
 	require.NoError(t, err)
 	t.Cleanup(func() { c.Close() })
 	return &llamaRef{m: m, c: c}
