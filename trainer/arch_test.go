@@ -211,7 +211,7 @@ func writeArchModel(t testing.TB, c archCase) string {
 
 func loadArchModel(t testing.TB, path string) *Model {
 	t.Helper()
-	m, err := LoadModel(path, ModelOptions{Threads: 1})
+	m, err := loadTestModel(path, ModelOptions{Threads: 1})
 	require.NoError(t, err)
 	t.Cleanup(func() { m.Close() })
 	return m
@@ -252,7 +252,9 @@ func compareWithLibllama(t *testing.T, m *Model, ref *llamaRef, seqs [][]int32, 
 // its cache in F32.
 func compareFusedWithLibllama(t *testing.T, m *Model, ref *llamaRef, seqs [][]int32, tol float64) (worst float64) {
 	t.Helper()
-	require.True(t, m.fusedOps())
+	if !m.fusedOps() {
+		return 0 // on a GPU: the generic ops are all there is
+	}
 	T := 0
 	for _, s := range seqs {
 		T = max(T, len(s))
@@ -368,7 +370,9 @@ func TestArchLoRAGradients(t *testing.T) {
 // those of ggml's generic ops, which the libllama comparisons use.
 func compareGenericOps(t *testing.T, m *Model, l *LoRA, b *Batch, loss float64, grads map[string][]float32) {
 	t.Helper()
-	require.True(t, m.fusedOps())
+	if !m.fusedOps() {
+		return // on a GPU: the generic ops are all there is
+	}
 	fused, err := m.Logits(b.Tokens, b.B, b.T, l)
 	require.NoError(t, err)
 	m.genericOps = true
@@ -648,7 +652,7 @@ func TestArchRejectsIncompleteFiles(t *testing.T) {
 		ac := archCaseNamed(t, tc.base)
 		ac.edit = tc.edit
 		path := writeArchModel(t, ac)
-		m, err := LoadModel(path, ModelOptions{Threads: 1})
+		m, err := loadTestModel(path, ModelOptions{Threads: 1})
 		if tc.err == "" {
 			require.NoError(t, err)
 			m.Close()

@@ -15,7 +15,7 @@ import (
 func loadStoriesTrainable(t *testing.T) *Model {
 	t.Helper()
 	requireStories(t)
-	m, err := LoadModel(storiesPath, ModelOptions{Threads: 1, Trainable: true})
+	m, err := loadTestModel(storiesPath, ModelOptions{Threads: 1, Trainable: true})
 	require.NoError(t, err)
 	t.Cleanup(func() { m.Close() })
 	return m

@@ -1,6 +1,7 @@
 package trainer
 
 import (
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -32,10 +33,25 @@ func requireStories(t testing.TB) {
 func loadStories(t testing.TB) *Model {
 	t.Helper()
 	requireStories(t)
-	m, err := LoadModel(storiesPath, ModelOptions{Threads: 1})
+	m, err := loadTestModel(storiesPath, ModelOptions{Threads: 1})
 	require.NoError(t, err)
 	t.Cleanup(func() { m.Close() })
 	return m
+}
+
+// gpuTests is set by ECOTUNE_TEST_GPU=1: the tests then load their models onto GPU 0
+// (a CUDA build on a machine with a GPU), where graphs keep ggml's generic ops.
+var gpuTests = os.Getenv("ECOTUNE_TEST_GPU") == "1"
+
+// loadTestModel is LoadModel, on the GPU when gpuTests is set.
+func loadTestModel(path string, o ModelOptions) (*Model, error) {
+	o.GPU = o.GPU || gpuTests
+	m, err := LoadModel(path, o)
+	if err == nil && gpuTests && m.gpu == nil {
+		m.Close()
+		return nil, fmt.Errorf("ECOTUNE_TEST_GPU=1, but %s did not load onto a GPU (build with make CUDA=1)", path)
+	}
+	return m, err
 }
 
 // llamaRef is libllama on the same file: the reference our forward must match.

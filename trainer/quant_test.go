@@ -96,7 +96,7 @@ func TestQuantizedBases(t *testing.T) {
 		t.Run(typ.String(), func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "model.gguf")
 			writeRandomLlama(t, path, typ, false)
-			m, err := LoadModel(path, ModelOptions{Threads: 1})
+			m, err := loadTestModel(path, ModelOptions{Threads: 1})
 			require.NoError(t, err)
 			defer m.Close()
 			want := typ
@@ -140,7 +140,7 @@ func TestQuantizedBases(t *testing.T) {
 			// weight's dot-product type (f16, q8_0, q8_K) in each product.
 			twin := filepath.Join(t.TempDir(), "twin.gguf")
 			writeRandomLlama(t, twin, typ, true)
-			mf, err := LoadModel(twin, ModelOptions{Threads: 1})
+			mf, err := loadTestModel(twin, ModelOptions{Threads: 1})
 			require.NoError(t, err)
 			defer mf.Close()
 			lf, err := NewLoRA(mf, LoRAConfig{Rank: 4, Alpha: 8, Targets: []string{"all"}, Seed: 3})
@@ -171,6 +171,14 @@ func TestQuantizedBases(t *testing.T) {
 				s, err := newStepGraph(m, l, l.params(), opt.accs, b.B, b.T, b.Targets(), 0, false)
 				require.NoError(t, err)
 				defer s.Close()
+				if m.gpu != nil {
+					// QLoRA keeps every op on the GPU (issue 4): count where the
+					// scheduler puts each node.
+					require.NoError(t, m.sched.Alloc(s.g))
+					placed := m.sched.Placement(s.g)
+					t.Logf("%s step graph placement: %v", typ, placed)
+					assert.Empty(t, placed[m.cpu.Name()], "nodes the scheduler sent to the CPU")
+				}
 				uses := map[string]int{}
 				for i := 0; i < s.g.Len(); i++ {
 					n := s.g.Node(i)

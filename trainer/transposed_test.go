@@ -12,7 +12,7 @@ import (
 // gradients as transposing at every step, and that the graph then transposes no weight.
 func TestKeepTransposed(t *testing.T) {
 	plain := loadStories(t)
-	kept, err := LoadModel(storiesPath, ModelOptions{Threads: 1, KeepTransposed: true})
+	kept, err := loadTestModel(storiesPath, ModelOptions{Threads: 1, KeepTransposed: true})
 	require.NoError(t, err)
 	defer kept.Close()
 	require.NotEmpty(t, kept.transposed)
