@@ -61,6 +61,7 @@ Example:
 			&cli.BoolFlag{Name: "finetune", Usage: "also run llama.cpp's llama-finetune (full fine-tuning) on the same model and sequence length"},
 			&cli.BoolFlag{Name: "gradient-checkpointing", Usage: "train the LoRA with gradient checkpointing"},
 			&cli.StringFlag{Name: "keep-transposed", Value: "auto", Usage: "transposed copies of the weights for the LoRA run: on, off or auto (see ecotune train --keep-transposed)"},
+			&cli.BoolFlag{Name: "gpu", Usage: "train on GPU 0 (a CUDA build) and give llama-bench every layer (-ngl 99); without it both run on the CPU (-ngl 0)"},
 			&cli.BoolFlag{Name: "generic-ops", Usage: "build attention, the adapters and the loss from ggml's generic ops instead of ecotune's fused CPU ops, for comparison"},
 			&cli.BoolFlag{Name: "profile", Usage: "also run one more LoRA step node by node and print the time per op"},
 			&cli.BoolFlag{Name: "full", Usage: "also measure full fine-tuning (F32 weights)"},
@@ -86,6 +87,7 @@ type benchResult struct {
 	LoRAStepSecond float64 `json:"lora_seconds_per_step"`
 	KeepTransposed bool    `json:"keep_transposed"`
 	GenericOps     bool    `json:"generic_ops,omitempty"`
+	GPU            bool    `json:"gpu,omitempty"`
 	// Finetune is llama.cpp's llama-finetune (full fine-tuning) on the same model and
 	// sequence length (--finetune), or FinetuneFailure its error when it cannot run.
 	Finetune        float64 `json:"llama_finetune_tokens_per_sec,omitempty"`
@@ -132,7 +134,7 @@ func runBench(c *cli.Context) error {
 	}
 	var err error
 	fmt.Fprintf(w, "bench: llama-bench pp%d, %d threads\n", res.SeqLen, res.Threads)
-	if res.LlamaPP, err = llamaBenchPP(c.Context, filepath.Join(c.String("tools"), "llama-bench"), model, res.SeqLen, res.Threads); err != nil {
+	if res.LlamaPP, err = llamaBenchPP(c.Context, filepath.Join(c.String("tools"), "llama-bench"), model, res.SeqLen, res.Threads, c.Bool("gpu")); err != nil {
 		return err
 	}
 	cfg := trainer.Config{LoRA: trainer.LoRAConfig{Rank: c.Int("lora.r"), Alpha: float32(2 * c.Int("lora.r")), Targets: []string{c.String("lora.targets")}},
@@ -143,13 +145,14 @@ func runBench(c *cli.Context) error {
 	if c.Bool("profile") {
 		prof = &res.Profile
 	}
-	keepT, err := keepTransposed(c.String("keep-transposed"), model, false)
+	keepT, err := keepTransposed(c.String("keep-transposed"), model, c.Bool("gpu"))
 	if err != nil {
 		return err
 	}
 	res.KeepTransposed = keepT
 	res.GenericOps = c.Bool("generic-ops")
-	opts := trainer.ModelOptions{Threads: res.Threads, KeepTransposed: keepT, GenericOps: res.GenericOps}
+	res.GPU = c.Bool("gpu")
+	opts := trainer.ModelOptions{Threads: res.Threads, GPU: res.GPU, KeepTransposed: keepT, GenericOps: res.GenericOps}
 	if res.LoRA, perStep, res.Params, err = trainThroughput(c.Context, model, cfg, opts, res.SeqLen, c.Int("steps"), prof); err != nil {
 		return err
 	}
@@ -167,7 +170,7 @@ func runBench(c *cli.Context) error {
 	if c.Bool("full") {
 		fmt.Fprintf(w, "bench: ecotune full fine-tuning, %d+1 steps of %d tokens\n", c.Int("steps"), res.SeqLen)
 		cfg.Method = trainer.MethodFull
-		full := trainer.ModelOptions{Threads: res.Threads, Trainable: true, GenericOps: res.GenericOps}
+		full := trainer.ModelOptions{Threads: res.Threads, GPU: res.GPU, Trainable: true, GenericOps: res.GenericOps}
 		if res.Full, _, _, err = trainThroughput(c.Context, model, cfg, full, res.SeqLen, c.Int("steps"), nil); err != nil {
 			return err
 		}
@@ -329,12 +332,16 @@ func evalLosses(path string) (first, last float64, err error) {
 }
 
 // llamaBenchPP runs llama-bench's prompt-processing test and returns its mean tokens/s.
-func llamaBenchPP(ctx context.Context, tool, model string, n, threads int) (float64, error) {
+func llamaBenchPP(ctx context.Context, tool, model string, n, threads int, gpu bool) (float64, error) {
 	if _, err := os.Stat(tool); err != nil {
 		return 0, fmt.Errorf("llama.cpp's llama-bench is not built (%w): run `make native`", err)
 	}
+	ngl := "0"
+	if gpu {
+		ngl = "99"
+	}
 	out, err := exec.CommandContext(ctx, tool, "-m", model, "-p", fmt.Sprint(n), "-n", "0", "-t", fmt.Sprint(threads),
-		"-r", "3", "-o", "json").Output()
+		"-ngl", ngl, "-r", "3", "-o", "json").Output()
 	if err != nil {
 		return 0, fmt.Errorf("llama-bench: %w", err)
 	}
