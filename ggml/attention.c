@@ -17,51 +17,9 @@
 #include <string.h>
 
 #include "attention.h"
+#include "kernels.h"
 
 #define BLK ECOTUNE_ATTN_BLOCK
-
-#include "gemm.h"
-
-// vexp is e^x for x ≤ ~0 (scores minus a row maximum or log-sum-exp), 0 below -87
-// and for -inf or NaN: Cody-Waite reduction to f in [-ln2/2, ln2/2] and a degree-6
-// Taylor polynomial (relative error ~1e-7).
-static inline v16 vexp(v16 x) {
-    const vi16 keep = x > -87.0f;
-    x = (v16)(((vi16)x & keep) | ((vi16)((v16){0} - 87.0f) & ~keep));
-    const v16 t = x * 1.44269504088896341f - 0.5f;
-    const vi16 n = __builtin_convertvector(t, vi16) ; // trunc(t-0.5) = round(t) for t ≤ 0.5
-    const v16 fn = __builtin_convertvector(n, v16);
-    const v16 f = x - fn * 0.693145751953125f - fn * 1.428606820309417232e-6f;
-    v16 p = f * (1.0f / 720) + (1.0f / 120);
-    p = p * f + (1.0f / 24);
-    p = p * f + (1.0f / 6);
-    p = p * f + 0.5f;
-    p = p * f + 1.0f;
-    p = p * f + 1.0f;
-    const vi16 bits = (vi16)p + (n << 23);
-    return (v16)(bits & keep);
-}
-
-// vtanh is tanh(y) = sign(y)·(1 - e^(-2|y|)) / (1 + e^(-2|y|)).
-static inline v16 vtanh(v16 y) {
-    const vi16 sign = (vi16)y & (vi16)((v16){0} - 0.0f);
-    const v16 ay = (v16)((vi16)y & ~sign);
-    const v16 e = vexp(ay * -2.0f);
-    const v16 t = (1.0f - e) / (1.0f + e);
-    return (v16)((vi16)t | sign);
-}
-
-static inline float hsum(v16 v) {
-    float s = 0;
-    for (int i = 0; i < 16; i++) s += v[i];
-    return s;
-}
-
-static inline float hmax(v16 v) {
-    float m = v[0];
-    for (int i = 1; i < 16; i++) m = v[i] > m ? v[i] : m;
-    return m;
-}
 
 // attn is one op's view of its operands.
 struct attn {
@@ -136,12 +94,12 @@ static void scores(const struct attn * a, float * S, float * th, int i0, int ni,
         float * s = S + ii * BLK;
         if (cap > 0) {
             for (int jj = 0; jj < BLK; jj += 16) {
-                const v16 t = vtanh(ld(s + jj) * (a->p.pre / cap));
-                if (th) st(th + ii * BLK + jj, t);
-                st(s + jj, t * (cap * a->p.scale));
+                const v16 t = vtanh(vld(s + jj) * (a->p.pre / cap));
+                if (th) vst(th + ii * BLK + jj, t);
+                vst(s + jj, t * (cap * a->p.scale));
             }
         } else {
-            for (int jj = 0; jj < BLK; jj += 16) st(s + jj, ld(s + jj) * a->c1);
+            for (int jj = 0; jj < BLK; jj += 16) vst(s + jj, vld(s + jj) * a->c1);
         }
         const int i = i0 + ii;
         const int lo = a->p.window > 0 ? imax(0, i - a->p.window + 1 - j0) : 0;
@@ -219,9 +177,9 @@ void ecotune_attn_fwd(struct ggml_tensor * dst, int ith, int nth, void * userdat
             scores(&a, S, NULL, i0, ni, j0, nj);
             for (int ii = 0; ii < ni; ii++) {
                 float * s = S + ii * BLK;
-                v16 vm = ld(s);
+                v16 vm = vld(s);
                 for (int jj = 16; jj < BLK; jj += 16) {
-                    const v16 x = ld(s + jj);
+                    const v16 x = vld(s + jj);
                     vm = (v16)(((vi16)x & (x > vm)) | ((vi16)vm & ~(x > vm)));
                 }
                 const float m = hmax(vm);
@@ -237,8 +195,8 @@ void ecotune_attn_fwd(struct ggml_tensor * dst, int ith, int nth, void * userdat
                 }
                 v16 sum = (v16){0};
                 for (int jj = 0; jj < BLK; jj += 16) {
-                    const v16 p = vexp(ld(s + jj) - mnew);
-                    st(s + jj, p);
+                    const v16 p = vexp(vld(s + jj) - mnew);
+                    vst(s + jj, p);
                     sum += p;
                 }
                 l[ii] += hsum(sum);
@@ -299,7 +257,7 @@ void ecotune_attn_back_kv(struct ggml_tensor * dst, int ith, int nth, void * use
                 for (int ii = 0; ii < ni; ii++) {
                     const size_t row = ((size_t)b * T + i0 + ii) * H + h;
                     const float L = lse[row];
-                    for (int jj = 0; jj < BLK; jj += 16) st(P + ii * BLK + jj, vexp(ld(P + ii * BLK + jj) - L));
+                    for (int jj = 0; jj < BLK; jj += 16) vst(P + ii * BLK + jj, vexp(vld(P + ii * BLK + jj) - L));
                     const float * o = out + row * hd, * go = dO + (size_t)ii * (g1 / 4);
                     float s = 0;
                     for (int d = 0; d < hd; d++) s += go[d] * o[d];

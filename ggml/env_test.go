@@ -96,3 +96,26 @@ func (e *env) run(f func(c *Context) *Tensor) []float32 {
 	require.NoError(e.t, err)
 	return v
 }
+
+// runAll builds one graph of the tensors f returns, computes it and returns their values.
+func (e *env) runAll(f func(c *Context) []*Tensor) [][]float32 {
+	e.t.Helper()
+	e.alloc()
+	var outs []*Tensor
+	require.NoError(e.t, Build(func() {
+		outs = f(e.c)
+		e.graph = e.c.NewGraph(4096, false)
+		for _, x := range outs {
+			x.SetOutput()
+			e.graph.Expand(x)
+		}
+	}))
+	require.NoError(e.t, e.scheduler().Compute(e.graph))
+	res := make([][]float32, len(outs))
+	for i, x := range outs {
+		v, err := x.F32()
+		require.NoError(e.t, err)
+		res[i] = v
+	}
+	return res
+}

@@ -76,7 +76,7 @@ func attentionGradRef(q, k, v, gO []float64, hd, H, KV, T, B int, o AttentionOpt
 
 // runFusedAttention computes CausalAttention and its backward pass with threads CPU
 // threads and returns the output and the gradients of q, k and v.
-func runFusedAttention(t *testing.T, threads int, q, k, v, gO []float32, hd, H, KV, T, B int, o AttentionOptions) [4][]float32 {
+func runFusedAttention(t *testing.T, threads int, q, k, v, gO []float32, hd, H, KV, T, B int, o AttentionOptions) [][]float32 {
 	cpu, err := NewCPUBackend(threads)
 	require.NoError(t, err)
 	t.Cleanup(func() { cpu.Close() })
@@ -85,26 +85,11 @@ func runFusedAttention(t *testing.T, threads int, q, k, v, gO []float32, hd, H, 
 	K := e.leaf(TypeF32, k, hd, KV, T, B)
 	V := e.leaf(TypeF32, v, hd, KV, T, B)
 	G := e.leaf(TypeF32, gO, hd*H, T*B)
-	e.alloc()
-	var outs [4]*Tensor
-	require.NoError(t, Build(func() {
-		c := e.c
+	return e.runAll(func(c *Context) []*Tensor {
 		out := c.CausalAttention(Q, K, V, o)
 		dq, dk, dv := c.CausalAttentionBack(Q, K, V, out, G, o)
-		outs = [4]*Tensor{c.Cont(out), dq, c.Cont(dk), c.Cont(dv)}
-		e.graph = c.NewGraph(64, false)
-		for _, x := range outs {
-			x.SetOutput()
-			e.graph.Expand(x)
-		}
-	}))
-	require.NoError(t, e.scheduler().Compute(e.graph))
-	var res [4][]float32
-	for i, x := range outs {
-		res[i], err = x.F32()
-		require.NoError(t, err)
-	}
-	return res
+		return []*Tensor{c.Cont(out), dq, c.Cont(dk), c.Cont(dv)}
+	})
 }
 
 func TestCausalAttentionMatchesReference(t *testing.T) {

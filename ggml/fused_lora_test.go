@@ -40,7 +40,7 @@ func loraGradRef(x, A, B, g []float64, in, N, r, out int, s float64) (y, dx, dA,
 	return y, dx, dA, dB
 }
 
-func runFusedLoRA(t *testing.T, threads int, x, A, B, g []float32, in, N, r, out int, s float32) [4][]float32 {
+func runFusedLoRA(t *testing.T, threads int, x, A, B, g []float32, in, N, r, out int, s float32) [][]float32 {
 	cpu, err := NewCPUBackend(threads)
 	require.NoError(t, err)
 	t.Cleanup(func() { cpu.Close() })
@@ -49,26 +49,11 @@ func runFusedLoRA(t *testing.T, threads int, x, A, B, g []float32, in, N, r, out
 	TA := e.leaf(TypeF32, A, in, r)
 	TB := e.leaf(TypeF32, B, r, out)
 	G := e.leaf(TypeF32, g, out, N)
-	e.alloc()
-	var outs [4]*Tensor
-	require.NoError(t, Build(func() {
-		c := e.c
+	return e.runAll(func(c *Context) []*Tensor {
 		y := c.LoRA(X, TA, TB, s)
 		dx, dA, dB := c.LoRABack(X, TA, TB, y, G, s)
-		outs = [4]*Tensor{c.Cont(y), c.Cont(dx), c.Cont(dA), c.Cont(dB)}
-		e.graph = c.NewGraph(64, false)
-		for _, o := range outs {
-			o.SetOutput()
-			e.graph.Expand(o)
-		}
-	}))
-	require.NoError(t, e.scheduler().Compute(e.graph))
-	var res [4][]float32
-	for i, o := range outs {
-		res[i], err = o.F32()
-		require.NoError(t, err)
-	}
-	return res
+		return []*Tensor{c.Cont(y), c.Cont(dx), c.Cont(dA), c.Cont(dB)}
+	})
 }
 
 func TestLoRAMatchesReference(t *testing.T) {

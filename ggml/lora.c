@@ -16,18 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernels.h"
 #include "lora.h"
-
-typedef float v16 __attribute__((vector_size(64)));
-
-static inline v16 vld(const float * p) { v16 v; memcpy(&v, p, sizeof v); return v; }
-static inline void vst(float * p, v16 v) { memcpy(p, &v, sizeof v); }
-
-static inline float hsum(v16 v) {
-    float s = 0;
-    for (int i = 0; i < 16; i++) s += v[i];
-    return s;
-}
 
 static float lora_scale(const struct ggml_tensor * t) {
     float s;
@@ -90,10 +80,6 @@ static float * transpose(const float * M, int n, int r) {
     return t;
 }
 
-static void range(int n, int ith, int nth, int * lo, int * hi) {
-    *lo = (int)((int64_t)n * ith / nth);
-    *hi = (int)((int64_t)n * (ith + 1) / nth);
-}
 
 void ecotune_lora_down(struct ggml_tensor * dst, int ith, int nth, void * userdata) {
     (void)userdata;
@@ -101,7 +87,7 @@ void ecotune_lora_down(struct ggml_tensor * dst, int ith, int nth, void * userda
     const int in = (int)x->ne[0], N = (int)x->ne[1], r = (int)A->ne[1];
     float * u = dst->data;
     int t0, t1;
-    range(N, ith, nth, &t0, &t1);
+    split(N, ith, nth, &t0, &t1);
     for (int t = t0; t < t1; t++) {
         const float * xt = (const float *)((const char *)x->data + (size_t)t * x->nb[1]);
         dots(r, in, A->data, (size_t)in, xt, 1, u + (size_t)t * r);
@@ -115,7 +101,7 @@ void ecotune_lora_up(struct ggml_tensor * dst, int ith, int nth, void * userdata
     const float s = lora_scale(dst);
     float * y = dst->data;
     int t0, t1;
-    range(N, ith, nth, &t0, &t1);
+    split(N, ith, nth, &t0, &t1);
     if (t0 == t1) return;
     float * Bt = transpose(B->data, out, r); // rows of B's columns: y_t = Σ_k s·u_k·Bt_k
     float * su = malloc(sizeof(float) * (size_t)r);
@@ -134,7 +120,7 @@ void ecotune_lora_back_x(struct ggml_tensor * dst, int ith, int nth, void * user
     const float s = lora_scale(dst);
     float * du = dst->data, * dx = du + (size_t)r * N;
     int t0, t1;
-    range(N, ith, nth, &t0, &t1);
+    split(N, ith, nth, &t0, &t1);
     if (t0 == t1) return;
     float * Bt = transpose(B->data, out, r);
     for (int t = t0; t < t1; t++) {
@@ -191,14 +177,14 @@ void ecotune_lora_back_w(struct ggml_tensor * dst, int ith, int nth, void * user
     // Each thread takes a share of dA's columns and of dB's rows (as many values of
     // each), so no two threads write one value.
     int lo, hi;
-    range(in, ith, nth, &lo, &hi);
+    split(in, ith, nth, &lo, &hi);
     if (hi > lo) {
         float * acc = malloc(sizeof(float) * (size_t)r * (hi - lo));
         outer(r, N, du, x->data, x->nb[1], lo, hi, acc);
         for (int k = 0; k < r; k++) memcpy(dA + (size_t)k * in + lo, acc + (size_t)k * (hi - lo), sizeof(float) * (hi - lo));
         free(acc);
     }
-    range(out, ith, nth, &lo, &hi);
+    split(out, ith, nth, &lo, &hi);
     if (hi > lo) {
         float * acc = malloc(sizeof(float) * (size_t)r * (hi - lo));
         outer(r, N, u, g->data, g->nb[1], lo, hi, acc);

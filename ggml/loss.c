@@ -14,36 +14,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "kernels.h"
 #include "loss.h"
-
-typedef float   v16  __attribute__((vector_size(64)));
-typedef int32_t vi16 __attribute__((vector_size(64)));
-
-static inline v16 vld(const float * p) { v16 v; memcpy(&v, p, sizeof v); return v; }
-static inline void vst(float * p, v16 v) { memcpy(p, &v, sizeof v); }
-
-// vexp is e^x for x ≤ ~0, 0 below -87 (see attention.c).
-static inline v16 vexp(v16 x) {
-    const vi16 keep = x > -87.0f;
-    x = (v16)(((vi16)x & keep) | ((vi16)((v16){0} - 87.0f) & ~keep));
-    const v16 t = x * 1.44269504088896341f - 0.5f;
-    const vi16 n = __builtin_convertvector(t, vi16);
-    const v16 fn = __builtin_convertvector(n, v16);
-    const v16 f = x - fn * 0.693145751953125f - fn * 1.428606820309417232e-6f;
-    v16 p = f * (1.0f / 720) + (1.0f / 120);
-    p = p * f + (1.0f / 24);
-    p = p * f + (1.0f / 6);
-    p = p * f + 0.5f;
-    p = p * f + 1.0f;
-    p = p * f + 1.0f;
-    const vi16 bits = (vi16)p + (n << 23);
-    return (v16)(bits & keep);
-}
-
-static void range(int n, int ith, int nth, int * lo, int * hi) {
-    *lo = (int)((int64_t)n * ith / nth);
-    *hi = (int)((int64_t)n * (ith + 1) / nth);
-}
 
 // lse returns log Σ e^x over the n values of x.
 static float lse(const float * x, int n) {
@@ -74,7 +46,7 @@ void ecotune_ce_fwd(struct ggml_tensor * dst, int ith, int nth, void * userdata)
     const int32_t * tg = targets->data;
     float * loss = dst->data, * l = loss + K;
     int k0, k1;
-    range(K, ith, nth, &k0, &k1);
+    split(K, ith, nth, &k0, &k1);
     for (int k = k0; k < k1; k++) {
         const float * x = (const float *)((const char *)logits->data + (size_t)k * logits->nb[1]);
         l[k] = lse(x, V);
@@ -90,7 +62,7 @@ void ecotune_ce_back(struct ggml_tensor * dst, int ith, int nth, void * userdata
     const float * l = (const float *)fwd->data + K;
     const float f = *(const float *)grad->data / K;
     int k0, k1;
-    range(K, ith, nth, &k0, &k1);
+    split(K, ith, nth, &k0, &k1);
     for (int k = k0; k < k1; k++) {
         const float * x = (const float *)((const char *)logits->data + (size_t)k * logits->nb[1]);
         float * d = (float *)((char *)dst->data + (size_t)k * dst->nb[1]);

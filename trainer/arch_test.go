@@ -218,10 +218,18 @@ func loadArchModel(t testing.TB, path string) *Model {
 }
 
 // compareWithLibllama runs seqs right-padded in one batch through our forward pass
-// (adapted by lora unless nil) and each alone through ref, and checks every
-// position's logits to within tol × their range. It returns the worst
-// max|diff|/range and the largest logit range.
+// (adapted by lora unless nil; K and V rounded to F16, as libllama's default cache keeps
+// them) and each alone through ref, and checks every position's logits to within tol ×
+// their range. It returns the worst max|diff|/range and the largest logit range.
 func compareWithLibllama(t *testing.T, m *Model, ref *llamaRef, seqs [][]int32, lora *LoRA, tol float64) (worst, rng float64) {
+	t.Helper()
+	m.kvType = ggml.TypeF16 // as libllama's default KV cache
+	defer func() { m.kvType = ggml.TypeF32 }()
+	return compareLogits(t, m, ref, seqs, lora, tol)
+}
+
+// compareLogits is compareWithLibllama with m's keys and values as they are.
+func compareLogits(t *testing.T, m *Model, ref *llamaRef, seqs [][]int32, lora *LoRA, tol float64) (worst, rng float64) {
 	t.Helper()
 	T := 0
 	for _, s := range seqs {
@@ -231,8 +239,6 @@ func compareWithLibllama(t *testing.T, m *Model, ref *llamaRef, seqs [][]int32, 
 	for i, s := range seqs {
 		copy(tokens[i*T:], s)
 	}
-	m.kvType = ggml.TypeF16 // as libllama's default KV cache
-	defer func() { m.kvType = ggml.TypeF32 }()
 	got, err := m.Logits(tokens, len(seqs), T, lora)
 	require.NoError(t, err)
 	V := m.HP.Vocab
@@ -247,33 +253,14 @@ func compareWithLibllama(t *testing.T, m *Model, ref *llamaRef, seqs [][]int32, 
 	return worst, rng
 }
 
-// compareFusedWithLibllama is compareWithLibllama (seqs right-padded in one batch) for
-// our forward pass with fused ops and F32 keys and values, against ref, which must keep
-// its cache in F32.
+// compareFusedWithLibllama is compareWithLibllama for our forward pass with fused ops
+// and F32 keys and values, against ref, which must keep its cache in F32.
 func compareFusedWithLibllama(t *testing.T, m *Model, ref *llamaRef, seqs [][]int32, tol float64) (worst float64) {
 	t.Helper()
 	if !m.fusedOps() {
 		return 0 // on a GPU: the generic ops are all there is
 	}
-	T := 0
-	for _, s := range seqs {
-		T = max(T, len(s))
-	}
-	tokens := make([]int32, len(seqs)*T)
-	for i, s := range seqs {
-		copy(tokens[i*T:], s)
-	}
-	got, err := m.Logits(tokens, len(seqs), T, nil)
-	require.NoError(t, err)
-	V := m.HP.Vocab
-	for s, seq := range seqs {
-		want := ref.logits(t, seq)
-		for i := range seq {
-			d, r := maxAbsDiff(got[(s*T+i)*V:(s*T+i+1)*V], want[i])
-			assert.LessOrEqualf(t, d, tol*r, "sequence %d position %d: max diff %g, range %g", s, i, d, r)
-			worst = max(worst, d/r)
-		}
-	}
+	worst, _ = compareLogits(t, m, ref, seqs, nil, tol)
 	return worst
 }
 
