@@ -29,8 +29,8 @@ type added struct {
 // rule for a custom op, so the forward graph is built from generic ops, autograd
 // differentiates those, and this rewrite then turns Out and the gradients of Q, K and
 // V into views of the fused ops' results. Every consumer reads them as before, and the
-// generic ops are left with no consumer: ExpandFrom drops them. It costs the CPU's
-// memory of no T×T matrix per head and the time of the masked half of each.
+// generic ops are left with no consumer: ExpandFrom drops them, and with them the T×T
+// probabilities each head stored and the masked half of each head's products.
 //
 // Q, K and V must have no consumer but the site's attention (their gradients are
 // replaced, not added to). Call it before Checkpoint, which recomputes the fused
