@@ -9,7 +9,7 @@ GOTAGS := $(if $(filter 1,$(CUDA)),-tags cuda,)
 FUZZTIME ?= 20s
 export CGO_ENABLED := 1
 
-.PHONY: all help deps native build test test-go fuzz demo bench clean
+.PHONY: all help deps native build test test-go fuzz demo bench gpu-kit clean
 
 all: build
 
@@ -19,6 +19,7 @@ help:
 	@echo "make build     build bin/ecotune (CUDA=1 for the CUDA backend, CUDA_ARCH=90 default)"
 	@echo "make bench     run the benchmarks (see BENCHMARKS.md)"
 	@echo "make native    only build llama.cpp/ggml into the cache (~/.cache/ecotune)"
+	@echo "make gpu-kit   pack Go, the vendored modules and llama.cpp for a GPU machine without them (scripts/gpu-check.sh)"
 	@echo "make clean     remove bin/ and build/ links (the cache stays)"
 
 # Build tools: Debian packages when we are root, otherwise say what is missing.
@@ -32,11 +33,11 @@ deps:
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    echo "make: installing$$missing"; \
 	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null) || \
-	      { echo "make: apt-get install$$missing failed" >&2; exit 1; }; \
+	      echo "make: apt-get install$$missing failed" >&2; \
 	  else \
 	    echo "make: please install:$$missing (Debian package names)" >&2; \
-	    for t in $$missing; do case $$t in cmake|git|npm|g++) exit 1;; esac; done; \
 	  fi; \
+	  for t in cmake git g++; do command -v $$t >/dev/null || { echo "make: $$t is required" >&2; exit 1; }; done; \
 	fi
 	@command -v $(GO) >/dev/null || { echo "make: Go is required (https://go.dev/dl)" >&2; exit 1; }
 
@@ -57,6 +58,9 @@ bench: build
 	$(GO) test $(GOTAGS) -run '^$$' -bench . -benchtime 1x -timeout 60m ./...
 	bin/ecotune bench --shape 24m --threads 2 --full --finetune
 	bin/ecotune bench --shape 143m --threads 2 --finetune --profile --qlora q4_k,iq4_nl
+
+gpu-kit: native
+	scripts/gpu-kit.sh
 
 clean:
 	rm -rf bin build

@@ -41,7 +41,10 @@ generator=()
 command -v ninja >/dev/null 2>&1 && generator=(-G Ninja)
 
 cpuflags="$(grep -m1 -E '^(flags|Features)' /proc/cpuinfo 2>/dev/null || uname -m)"
-key="$( { cat "$root/third_party/llama.cpp.pin" "$root/CMakeLists.txt"; echo "${opts[*]}" "$cpuflags"; } |
+# The checkout's path is left out of the key (a clone elsewhere shares the build); the files
+# the options name are in it by content.
+key="$( { cat "$root/third_party/llama.cpp.pin" "$root/CMakeLists.txt"; echo "${opts[*]//$root/<root>}" "$cpuflags"
+  [[ "${opts[*]}" != *cuda11_compat.h* ]] || cat "$root/scripts/cuda11_compat.h"; } |
   sha256sum | cut -c1-16)"
 out="$cache/build/$variant-$key"
 link="$root/build/$variant"

@@ -36,6 +36,13 @@ if [[ -L "$dest" ]]; then rm -f "$dest"; fi
 if [[ -d "$dest" && "$(commit_of "$dest")" == "$LLAMA_CPP_COMMIT" ]]; then
   exit 0
 fi
+# An export of the pinned commit without git metadata, as scripts/gpu-check.sh unpacks it
+# from the kit that scripts/gpu-kit.sh made out of a checked checkout.
+if [[ -d "$dest" && ! -e "$dest/.git" && -f "$dest/.ecotune-commit" ]]; then
+  [[ "$(cat "$dest/.ecotune-commit")" == "$LLAMA_CPP_COMMIT" ]] ||
+    die "$dest is an export of commit $(cat "$dest/.ecotune-commit"), the pin wants $LLAMA_CPP_COMMIT: remove it"
+  exit 0
+fi
 
 need git "install it with apt-get install git"
 need sha256sum "install coreutils"

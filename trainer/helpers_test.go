@@ -14,9 +14,9 @@ import (
 	"github.com/ecotune/ecotune/internal/testenv"
 )
 
-// storiesPath is the shared stories260K model, relative to this package's directory;
-// requireStories checks that it is there.
-var storiesPath = filepath.Join("..", "..", "shared", "models", "stories260K.gguf")
+// storiesPath is the shared stories260K model (testenv.SharedDir); requireStories checks
+// that it is there.
+var storiesPath = filepath.Join(testenv.SharedDir(), "models", "stories260K.gguf")
 
 func TestMain(m *testing.M) {
 	bindings.SetLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))

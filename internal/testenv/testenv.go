@@ -22,6 +22,10 @@ import (
 // RequireEnv is the environment variable that, set to 1, turns a missing asset into a failure.
 const RequireEnv = "ECOTUNE_REQUIRE_TOOLS"
 
+// SharedEnv is the environment variable that names the shared folder when it is not beside
+// the checkout (a copy of the repository sent to a GPU machine, say).
+const SharedEnv = "ECOTUNE_SHARED"
+
 const modulePath = "github.com/ecotune/ecotune"
 
 // findRoot looks for the module's go.mod above the working directory, then above this
@@ -118,16 +122,17 @@ func howToGet(abs string) string {
 		return "run `make native` to build llama.cpp's tools"
 	case under(filepath.Join(root, "third_party")):
 		return "run `make native` to fetch llama.cpp's sources and vocabularies"
-	case under(filepath.Join(filepath.Dir(root), "shared")):
-		return "it comes from the shared folder beside the checkout (" + filepath.Join(filepath.Dir(root), "shared") + ")"
+	case under(SharedDir()):
+		return "it comes from the shared folder beside the checkout (" + SharedDir() + ", or set " + SharedEnv + ")"
 	}
 	return ""
 }
 
-// Tool returns llama.cpp's tool build/cpu/bin/NAME, or skips (fails) as Require does.
+// Tool returns llama.cpp's tool build/VARIANT/bin/NAME (VARIANT cuda in a CUDA build, else
+// cpu), or skips (fails) as Require does.
 func Tool(tb testing.TB, name string) string {
 	tb.Helper()
-	return Require(tb, filepath.Join(Root(tb), "build", "cpu", "bin", name), "llama.cpp's "+name)
+	return Require(tb, filepath.Join(Root(tb), "build", buildVariant, "bin", name), "llama.cpp's "+name)
 }
 
 // Vocab returns llama.cpp's third_party/llama.cpp/models/ggml-vocab-NAME.gguf, or skips (fails) as Require does.
@@ -142,10 +147,27 @@ func Stories(tb testing.TB) string {
 	return Shared(tb, filepath.Join("models", "stories260K.gguf"))
 }
 
-// Shared returns ../shared/REL beside the repository root, or skips (fails) as Require does.
+// SharedDir returns the shared folder: $ECOTUNE_SHARED when set, else ../shared beside the
+// repository root ("shared" relative to the working directory when no root is found, which
+// then does not exist and skips what needs it).
+func SharedDir() string {
+	if dir := os.Getenv(SharedEnv); dir != "" {
+		if abs, err := filepath.Abs(dir); err == nil {
+			return abs
+		}
+		return dir
+	}
+	root, err := findRoot()
+	if err != nil {
+		return "shared"
+	}
+	return filepath.Join(filepath.Dir(root), "shared")
+}
+
+// Shared returns REL under the shared folder (SharedDir), or skips (fails) as Require does.
 func Shared(tb testing.TB, rel string) string {
 	tb.Helper()
-	return Require(tb, filepath.Join(filepath.Dir(Root(tb)), "shared", rel), "the shared asset "+rel)
+	return Require(tb, filepath.Join(SharedDir(), rel), "the shared asset "+rel)
 }
 
 // Run runs a program and returns its combined output, failing the test on a non-zero exit.

@@ -41,3 +41,19 @@ func must(s string, err error) string {
 	}
 	return s
 }
+
+func TestSharedDir(t *testing.T) {
+	t.Setenv(SharedEnv, "")
+	assert.Equal(t, filepath.Join(filepath.Dir(Root(t)), "shared"), SharedDir())
+
+	dir := t.TempDir()
+	t.Setenv(SharedEnv, dir)
+	assert.Equal(t, dir, SharedDir())
+	assert.Contains(t, howToGet(filepath.Join(dir, "models", "x")), SharedEnv)
+	ran := t.Run("missing", func(t *testing.T) {
+		t.Setenv(RequireEnv, "")
+		Shared(t, "no-such-file")
+		t.Error("Shared returned for a missing asset")
+	})
+	assert.True(t, ran, "a missing shared asset skips the subtest")
+}
