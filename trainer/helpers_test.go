@@ -65,10 +65,16 @@ func newLlamaRef(t testing.TB, path string) *llamaRef {
 }
 
 // newLlamaRefKV is newLlamaRef with, if f32, keys and values kept in F32 (llama.cpp's
-// default is F16).
+// default is F16). Under ECOTUNE_TEST_GPU=1 libllama runs every layer on the GPU as ours
+// does, so that both use CUDA's kernels, which round differently from the CPU's (F16
+// activations for F16 weights, Q8_1 ones for quantized weights).
 func newLlamaRefKV(t testing.TB, path string, f32 bool) *llamaRef {
 	t.Helper()
-	m, err := bindings.LoadModel(path, bindings.ModelOptions{NoRepack: true})
+	o := bindings.ModelOptions{NoRepack: true}
+	if gpuTests {
+		o.GPULayers = -1
+	}
+	m, err := bindings.LoadModel(path, o)
 	require.NoError(t, err)
 	t.Cleanup(func() { m.Close() })
 	c, err := bindings.NewContext(m, bindings.ContextOptions{NCtx: 256, NBatch: 256, Threads: 1,

@@ -118,18 +118,31 @@ func TestQuantizedBases(t *testing.T) {
 			m.kvType = ggml.TypeF16
 			ours, err := m.Logits(tokens, 1, len(tokens), nil)
 			require.NoError(t, err)
-			worst := 0.0
+			worst, close := 0.0, 0
 			V := m.HP.Vocab
 			for i := range tokens {
 				d, rng := maxAbsDiff(ours[i*V:(i+1)*V], base[i])
 				worst = max(worst, d/rng)
+				if d/rng <= 1e-4 {
+					close++
+				}
 			}
 			// libllama runs with NoRepack so its products use the kernels ours do. BF16 is
 			// held as F16 (see toF16), so activations round to F16 where libllama rounds
-			// them to BF16: about 2⁻⁹ relative per product. Q4_K differs by about 6e-3 of
-			// the range for a reason not yet found (same kernels, same Q8_K activations).
+			// them to BF16: about 2⁻⁹ relative per product.
+			// The quantized types' products first round activations to Q8_0 or Q8_K. Our
+			// graph and libllama's differ in F32 rounding (1e-7 of the range with F32
+			// weights), which that step absorbs, so most positions come out bit-identical;
+			// but where a value lies within that rounding of a quantization boundary it
+			// moves one step, and its position then differs by a few 1e-3 of the range.
+			// Over four prompts (110 positions) that happened at 15 positions for Q4_K,
+			// 1 for IQ4_NL, none for Q4_0 and Q8_0; this prompt has one such position.
 			tol := 1e-4
-			if typ == ggml.TypeBF16 || typ == ggml.TypeQ4_K {
+			if typ == ggml.TypeBF16 {
+				tol = 1e-2
+			}
+			if typ.IsQuantized() {
+				assert.GreaterOrEqual(t, close, len(tokens)*3/4, "positions within 1e-4 of libllama's logits")
 				tol = 1e-2
 			}
 			assert.LessOrEqual(t, worst, tol, "base logits vs libllama")
