@@ -34,7 +34,8 @@ and DIR/train_config.json.
 
 --data is plain text (tokenized and cut into windows of --seq-len tokens, every token
 a target) or a prepared .jsonl file from ` + "`ecotune prepare`" + ` (only answer tokens are
-targets). Without --val, --val-split of the examples is held out for evaluation.
+targets), or the folder prepare wrote (its train.jsonl, and its val.jsonl for --val).
+Without --val, --val-split of the examples is held out for evaluation.
 
 Checkpoints go to DIR/checkpoint-<step>/ every --save-every steps, at the end and on
 Ctrl-C (the newest --keep-checkpoints are kept); DIR/best/adapter.gguf is the adapter of
@@ -59,7 +60,7 @@ Example:
 			&cli.StringFlag{Name: "model-name", Usage: "a label for the base model, recorded in train_config.json"},
 			&cli.StringFlag{Name: "method", Value: trainer.MethodLoRA, Usage: "lora (adapters on a frozen base) or full (every weight of an F32/F16/BF16 model; writes DIR/model.gguf)"},
 			&cli.StringFlag{Name: "dtype", Usage: "train on the base quantized to this type first (QLoRA): q4_k, q4_0, iq4_nl, nf4, q8_0, f16, bf16"},
-			&cli.StringFlag{Name: "data", Usage: "training data: text file or prepared .jsonl (required unless --resume)"},
+			&cli.StringFlag{Name: "data", Usage: "training data: text file, prepared .jsonl, or the folder `ecotune prepare` wrote (required unless --resume)"},
 			&cli.StringFlag{Name: "val", Usage: "validation data (same formats); default: hold out --val-split of --data"},
 			&cli.BoolFlag{Name: "train-on-inputs", Usage: "with prepared .jsonl data, the loss covers prompts too, not only answers"},
 			&cli.StringFlag{Name: "truncation", Usage: "prepared examples longer than --seq-len: left (cut the start, keep the answer), right or drop (default: the policy in the data's manifest.json, else left)"},
@@ -195,6 +196,9 @@ func runTrain(c *cli.Context) error {
 	}
 	if rs.Model == "" || rs.Data == "" || out == "" {
 		return usagef("--model, --data and --out are required (or --resume DIR)")
+	}
+	if err := preparedFolder(&rs, c.IsSet("val-split")); err != nil {
+		return err
 	}
 	if cfg.LoRA.Rank < 1 || cfg.BatchSize < 1 || cfg.GradAccum < 1 || cfg.SeqLen < 2 || (cfg.Steps < 1 && cfg.Epochs < 1) {
 		return usagef("--lora.r, --steps (or --epochs), --batch and --grad-accum must be ≥ 1 and --seq-len ≥ 2")
@@ -367,6 +371,29 @@ func runTrain(c *cli.Context) error {
 	}
 	fmt.Fprintf(w, "\nwrote %s, %s and %s\n", adapter, metrics, res.Checkpoint)
 	writeLossChart(w, out) // loss.svg beside metrics.jsonl (cmd_eval.go)
+	return nil
+}
+
+// preparedFolder turns --data DIR, the folder `ecotune prepare` wrote, into its train
+// split and, unless --val or --val-split says otherwise, its validation split.
+func preparedFolder(rs *runSettings, valSplitSet bool) error {
+	fi, err := os.Stat(rs.Data)
+	if err != nil || !fi.IsDir() {
+		return nil // a file, or an error that reading it reports
+	}
+	if _, err := os.Stat(filepath.Join(rs.Data, data.ManifestName)); err != nil {
+		return fmt.Errorf("--data %s is a folder without %s: give a text file, a prepared .jsonl file, or the folder `ecotune prepare` wrote", rs.Data, data.ManifestName)
+	}
+	train := filepath.Join(rs.Data, "train.jsonl")
+	if _, err := os.Stat(train); err != nil {
+		return fmt.Errorf("--data %s holds no train split: %w", rs.Data, err)
+	}
+	if val := filepath.Join(rs.Data, "val.jsonl"); rs.Val == "" && !valSplitSet {
+		if fi, err := os.Stat(val); err == nil && fi.Size() > 0 {
+			rs.Val = val
+		}
+	}
+	rs.Data = train
 	return nil
 }
 

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -150,4 +151,46 @@ func TestTrainTruncation(t *testing.T) {
 	assert.Contains(t, err.Error(), "1 too long")
 	_, err = loadTrainData(file, tok, seqLen, false, "middle", io.Discard)
 	assert.ErrorContains(t, err, "--truncation")
+}
+
+// TestTrainPreparedFolder checks that --data takes the folder prepare wrote: its train
+// split for training and its val split for evaluation, unless --val-split is given.
+func TestTrainPreparedFolder(t *testing.T) {
+	requireModel(t)
+	dir := t.TempDir()
+	in := filepath.Join(dir, "qa.jsonl")
+	var lines strings.Builder
+	for i := range 40 {
+		fmt.Fprintf(&lines, `{"question":"What did the frog see on day %d?","answer":"The frog saw a bird and %d flowers."}`+"\n", i, i)
+	}
+	require.NoError(t, os.WriteFile(in, []byte(lines.String()), 0o644))
+	prepared := filepath.Join(dir, "prep")
+	code, _, stderr := runCLI(t, "prepare", in, "-o", prepared, "--val", "0.2", "--test", "0", "-m", storiesModel, "-q")
+	require.Equal(t, 0, code, stderr)
+
+	settings := func(run string) runSettings {
+		raw, err := os.ReadFile(filepath.Join(run, "train_config.json"))
+		require.NoError(t, err)
+		var rs runSettings
+		require.NoError(t, json.Unmarshal(raw, &rs))
+		return rs
+	}
+	common := []string{"--model", storiesModel, "--data", prepared, "--seq-len", "48", "--batch", "2",
+		"--steps", "2", "--eval-every", "2", "--lora.r", "4", "--threads", "1", "--quiet"}
+	run := filepath.Join(dir, "run")
+	code, _, stderr = runCLI(t, append([]string{"train", "--out", run}, common...)...)
+	require.Equal(t, 0, code, stderr)
+	rs := settings(run)
+	assert.Equal(t, filepath.Join(prepared, "train.jsonl"), rs.Data)
+	assert.Equal(t, filepath.Join(prepared, "val.jsonl"), rs.Val)
+
+	run2 := filepath.Join(dir, "run2")
+	code, _, stderr = runCLI(t, append([]string{"train", "--out", run2, "--val-split", "0.25"}, common...)...)
+	require.Equal(t, 0, code, stderr)
+	assert.Empty(t, settings(run2).Val, "--val-split holds out part of the train split instead")
+
+	empty := t.TempDir()
+	code, _, stderr = runCLI(t, "train", "--model", storiesModel, "--data", empty, "--out", filepath.Join(dir, "run3"), "--quiet")
+	assert.Equal(t, exitError, code)
+	assert.Contains(t, stderr, empty+" is a folder without manifest.json")
 }
