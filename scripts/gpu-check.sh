@@ -24,16 +24,13 @@ die() { echo "scripts/gpu-check.sh: $*" >&2; exit 1; }
 setup() {
 	local kit="$root/.gpu-kit"
 	if ! command -v go >/dev/null 2>&1; then
-		[[ -f "$kit/go.tar.xz" ]] || die "no Go here and no .gpu-kit/go.tar.xz (make it with scripts/gpu-kit.sh)"
+		# No Go, so no module downloads either: the kit's toolchain and vendored modules.
+		[[ -f "$kit/go.tar.xz" && -f "$kit/vendor.tar.xz" ]] || die "no Go here and no .gpu-kit (make it with make gpu-kit)"
 		if [[ ! -x /tmp/ecotune-go/bin/go ]]; then
 			mkdir -p /tmp/ecotune-go && tar -C /tmp/ecotune-go -xJf "$kit/go.tar.xz" || die "cannot unpack Go"
 		fi
-		export PATH="/tmp/ecotune-go/bin:$PATH"
-	fi
-	export GOTOOLCHAIN=local
-	if [[ -f "$kit/vendor.tar.xz" ]]; then
+		export PATH="/tmp/ecotune-go/bin:$PATH" GOTOOLCHAIN=local GOFLAGS=-mod=vendor
 		[[ -d vendor ]] || tar -xJf "$kit/vendor.tar.xz" || die "cannot unpack the vendored modules"
-		export GOFLAGS=-mod=vendor
 	fi
 	if [[ ! -e third_party/llama.cpp && -f "$kit/llama.cpp.tar.xz" ]]; then
 		tar -C third_party -xJf "$kit/llama.cpp.tar.xz" || die "cannot unpack llama.cpp"
