@@ -43,8 +43,14 @@ setup() {
 	[[ -x "$nvcc" ]] || die "no nvcc: this needs the CUDA toolkit"
 	cuda="$(dirname "$(dirname "$(readlink -f "$nvcc")")")"
 	export PATH="$(dirname "$nvcc"):$PATH"
+	# Toolkits keep their libraries in lib64 (NVIDIA's packages), lib (pip's) or under
+	# targets/; the binaries find libcudart and libcublas at run time through the rpath.
+	local d ldflags=""
+	for d in "$cuda/lib64" "$cuda/lib" "$cuda/targets/x86_64-linux/lib"; do
+		[[ -d "$d" ]] && ldflags+=" -L$d -L$d/stubs -Wl,-rpath,$d"
+	done
 	export CGO_CFLAGS="-I$cuda/include ${CGO_CFLAGS:-}"
-	export CGO_LDFLAGS="-L$cuda/lib64 -L$cuda/lib64/stubs -Wl,-rpath,$cuda/lib64 ${CGO_LDFLAGS:-}"
+	export CGO_LDFLAGS="${ldflags# } ${CGO_LDFLAGS:-}"
 	[[ -d /usr/local/nvidia/lib64 ]] && export LD_LIBRARY_PATH="/usr/local/nvidia/lib64:${LD_LIBRARY_PATH:-}"
 	go version
 	nvcc --version | tail -1
