@@ -125,15 +125,33 @@ func transposedCopy(c *Context, a *Tensor, quantT Type, rows map[int]*Tensor) (a
 	case !typ.IsQuantized() || a.p.ne[2] != 1 || a.p.ne[3] != 1:
 		return nil, false
 	}
-	out := a.Ne(1)
-	idx := rows[out]
+	in, out := a.Ne(0), a.Ne(1)
+	// CUDA's get_rows takes IQ4_NL (and MXFP4) rows only in whole 256-value super-blocks.
+	// The rows of a weight lie back to back, so k of them read as one longer row dequantize
+	// to the same values: SmolLM2's 576-wide rows, say, go 4 at a time.
+	k := 1
+	for k < 8 && (in*k)%256 != 0 {
+		k++
+	}
+	if (in*k)%256 != 0 || out%k != 0 || !a.IsContiguous() {
+		k = 1
+	}
+	src := a
+	if k > 1 {
+		src = c.wrap(C.ggml_view_2d(c.reserve("out_prod as mul_mat", 1), a.p, C.int64_t(in*k), C.int64_t(out/k), C.size_t(k)*a.p.nb[1], 0))
+	}
+	idx := rows[out/k]
 	if idx == nil {
 		idx = c.wrap(C.ggml_cast(c.reserve("out_prod as mul_mat", 1),
-			c.wrap(C.ggml_arange(c.reserve("out_prod as mul_mat", 1), 0, C.float(out), 1)).p,
+			c.wrap(C.ggml_arange(c.reserve("out_prod as mul_mat", 1), 0, C.float(out/k), 1)).p,
 			C.GGML_TYPE_I32))
-		rows[out] = idx
+		rows[out/k] = idx
 	}
-	at = transpose(c, c.GetRows(a, idx))
+	deq := c.GetRows(src, idx)
+	if k > 1 {
+		deq = c.Reshape(deq, in, out)
+	}
+	at = transpose(c, deq)
 	if quantT != TypeF32 {
 		at = c.Cast(at, quantT)
 	}

@@ -15,78 +15,94 @@ import (
 // TestOutProdsAsMatMulWeights checks the rewritten input gradient of y = W·x for every weight
 // type against the float64 gradient of L = Σy², 2·Wᵀy, with W as ggml stores it.
 func TestOutProdsAsMatMulWeights(t *testing.T) {
-	const k, n = 256, 5
+	const n = 5
 	for _, be := range testBackends(t) {
 		for _, typ := range weightTypes {
 			for _, quantT := range []Type{TypeF32, TypeF16} {
 				if quantT != TypeF32 && !typ.IsQuantized() {
 					continue // the type of Wᵀ only matters for quantized W
 				}
+				// Rows of 96 or 576 values (types of 32-value blocks) are dequantized
+				// 8 or 4 at a time, as one row of whole 256-value super-blocks.
+				ks := []int{256}
+				if typ.BlockSize() < 256 {
+					ks = append(ks, 96, 576)
+				}
 				// 4096 rows are transposed in bands of 64, fewer in one go; an F32 or
 				// F16 W of 40 rows keeps its out_prod (a sum too short for tiles).
-				for _, m := range []int{40, 192, 4096} {
-					t.Run(fmt.Sprintf("%s/%s/%s/%d", be.Name(), typ, quantT, m), func(t *testing.T) {
-						r := rand.New(rand.NewPCG(uint64(typ), 17))
-						w := randn(r, k*m, 0.5)
-						x := randn(r, k*n, 1)
-						wq, err := Quantize(typ, w, k)
-						require.NoError(t, err)
-						e := newEnv(t, be)
-						W := e.leafBytes(typ, wq, k, m)
-						X := e.leaf(TypeF32, x, k, n)
-						e.alloc()
-						var run *Graph
-						var y, loss, seed, gradX *Tensor
-						want := 1
-						if m < 64 && (typ == TypeF32 || typ == TypeF16) {
-							want = 0
+				for _, k := range ks {
+					for _, m := range []int{40, 192, 4096} {
+						if k != 256 && m == 4096 {
+							continue
 						}
-						require.NoError(t, Build(func() {
-							X.SetParam()
-							y = e.c.MulMat(W, X).SetOutput()
-							loss = e.c.Sum(e.c.Sqr(y)).SetLoss().SetOutput()
-							g := e.c.NewGraph(256, true)
-							g.Expand(loss)
-							g.BuildBackward(e.c)
-							require.Equal(t, 1, countOps(g, "OUT_PROD"))
-							require.Equal(t, want, g.OutProdsAsMatMul(e.c, quantT, nil))
-							seed, gradX = g.Grad(loss).SetInput(), g.Grad(X).SetOutput()
-							run = e.c.NewGraph(256, false)
-							run.ExpandFrom(g, []*Tensor{y, loss, gradX}, nil)
-						}))
-						if want == 1 {
-							assert.Zero(t, countOps(run, "OUT_PROD"), "out_prod left in the graph")
-						}
-						s := e.scheduler()
-						require.NoError(t, s.Alloc(run))
-						require.NoError(t, seed.SetF32([]float32{1}))
-						require.NoError(t, s.Run(run))
-
-						// The forward product's own rounding (x to 8-bit blocks for quantized W) is
-						// TestMulMat's business; here y is taken as ggml computed it.
-						wref := decodeRef(t, typ, wq, k*m)
-						yv, err := y.F32()
-						require.NoError(t, err)
-						gx, err := gradX.F32()
-						require.NoError(t, err)
-						// An F16 or BF16 Wᵀ rounds the gradient to its type (the product's operand type), so
-						// the bound scales with the terms' sizes.
-						wtType := typ
-						if typ.IsQuantized() {
-							wtType = quantT
-						}
-						tol := map[Type]float64{TypeF32: 1e-5, TypeF16: 2e-3, TypeBF16: 1e-2}[wtType]
-						for j := 0; j < n; j++ {
-							for l := 0; l < k; l++ {
-								want, size := 0.0, 0.0
-								for i := 0; i < m; i++ {
-									want += 2 * float64(yv[j*m+i]) * wref[i*k+l]
-									size += math.Abs(2 * float64(yv[j*m+i]) * wref[i*k+l])
-								}
-								require.InDeltaf(t, want, gx[j*k+l], tol*size+1e-6, "dL/dx[%d][%d]", j, l)
+						t.Run(fmt.Sprintf("%s/%s/%s/%dx%d", be.Name(), typ, quantT, k, m), func(t *testing.T) {
+							r := rand.New(rand.NewPCG(uint64(typ), 17))
+							w := randn(r, k*m, 0.5)
+							x := randn(r, k*n, 1)
+							wq, err := Quantize(typ, w, k)
+							require.NoError(t, err)
+							e := newEnv(t, be)
+							W := e.leafBytes(typ, wq, k, m)
+							X := e.leaf(TypeF32, x, k, n)
+							e.alloc()
+							var run *Graph
+							var y, loss, seed, gradX *Tensor
+							want := 1
+							if m < 64 && (typ == TypeF32 || typ == TypeF16) {
+								want = 0
 							}
-						}
-					})
+							require.NoError(t, Build(func() {
+								X.SetParam()
+								y = e.c.MulMat(W, X).SetOutput()
+								loss = e.c.Sum(e.c.Sqr(y)).SetLoss().SetOutput()
+								g := e.c.NewGraph(256, true)
+								g.Expand(loss)
+								g.BuildBackward(e.c)
+								require.Equal(t, 1, countOps(g, "OUT_PROD"))
+								require.Equal(t, want, g.OutProdsAsMatMul(e.c, quantT, nil))
+								seed, gradX = g.Grad(loss).SetInput(), g.Grad(X).SetOutput()
+								run = e.c.NewGraph(256, false)
+								run.ExpandFrom(g, []*Tensor{y, loss, gradX}, nil)
+							}))
+							if want == 1 {
+								assert.Zero(t, countOps(run, "OUT_PROD"), "out_prod left in the graph")
+							}
+							for i := 0; i < run.Len(); i++ {
+								if nd := run.Node(i); nd.Op() == "GET_ROWS" {
+									assert.Zero(t, nd.Src(0).Ne(0)%256, "get_rows dequantizes whole super-blocks (CUDA's IQ4_NL kernel needs them)")
+								}
+							}
+							s := e.scheduler()
+							require.NoError(t, s.Alloc(run))
+							require.NoError(t, seed.SetF32([]float32{1}))
+							require.NoError(t, s.Run(run))
+
+							// The forward product's own rounding (x to 8-bit blocks for quantized W) is
+							// TestMulMat's business; here y is taken as ggml computed it.
+							wref := decodeRef(t, typ, wq, k*m)
+							yv, err := y.F32()
+							require.NoError(t, err)
+							gx, err := gradX.F32()
+							require.NoError(t, err)
+							// An F16 or BF16 Wᵀ rounds the gradient to its type (the product's operand type), so
+							// the bound scales with the terms' sizes.
+							wtType := typ
+							if typ.IsQuantized() {
+								wtType = quantT
+							}
+							tol := map[Type]float64{TypeF32: 1e-5, TypeF16: 2e-3, TypeBF16: 1e-2}[wtType]
+							for j := 0; j < n; j++ {
+								for l := 0; l < k; l++ {
+									want, size := 0.0, 0.0
+									for i := 0; i < m; i++ {
+										want += 2 * float64(yv[j*m+i]) * wref[i*k+l]
+										size += math.Abs(2 * float64(yv[j*m+i]) * wref[i*k+l])
+									}
+									require.InDeltaf(t, want, gx[j*k+l], tol*size+1e-6, "dL/dx[%d][%d]", j, l)
+								}
+							}
+						})
+					}
 				}
 			}
 		}
