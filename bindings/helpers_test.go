@@ -18,9 +18,9 @@ import (
 	"github.com/ecotune/ecotune/internal/testenv"
 )
 
-// storiesPath is the shared stories260K model, relative to this package's directory;
-// requireStories checks that it is there.
-var storiesPath = filepath.Join("..", "..", "shared", "models", "stories260K.gguf")
+// storiesPath is the shared stories260K model (testenv.SharedDir); requireStories checks
+// that it is there.
+var storiesPath = filepath.Join(testenv.SharedDir(), "models", "stories260K.gguf")
 
 // testLogger is the logger TestMain installs; tests that swap it restore it.
 var testLogger *slog.Logger

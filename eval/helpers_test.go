@@ -12,9 +12,9 @@ import (
 	"github.com/ecotune/ecotune/internal/testenv"
 )
 
-// storiesPath is the shared real model, relative to this package's directory;
-// testenv.Stories checks that it is there.
-var storiesPath = filepath.Join("..", "..", "shared", "models", "stories260K.gguf")
+// storiesPath is the shared real model (testenv.SharedDir); testenv.Stories checks that
+// it is there.
+var storiesPath = filepath.Join(testenv.SharedDir(), "models", "stories260K.gguf")
 
 // TestMain keeps llama.cpp's load chatter out of the test output unless -v asks for it.
 func TestMain(m *testing.M) {

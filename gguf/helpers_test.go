@@ -12,14 +12,15 @@ import (
 	"github.com/ecotune/ecotune/internal/testenv"
 )
 
-// Paths of the shared test assets, relative to this package's directory.
-const (
-	vocabDir      = "../third_party/llama.cpp/models"
-	storiesPath   = "../../shared/models/stories260K.gguf"
-	tinyLlamaPath = "../../shared/fixtures/llama2-tiny-random-gguf/llama-2-tiny-random.gguf"
+// vocabDir holds llama.cpp's vocabularies, relative to this package's directory.
+const vocabDir = "../third_party/llama.cpp/models"
 
-	sharedModelsDir   = "../../shared/models"
-	sharedFixturesDir = "../../shared/fixtures"
+// Paths of the shared test assets (testenv.SharedDir).
+var (
+	sharedModelsDir   = filepath.Join(testenv.SharedDir(), "models")
+	sharedFixturesDir = filepath.Join(testenv.SharedDir(), "fixtures")
+	storiesPath       = filepath.Join(sharedModelsDir, "stories260K.gguf")
+	tinyLlamaPath     = filepath.Join(sharedFixturesDir, "llama2-tiny-random-gguf", "llama-2-tiny-random.gguf")
 )
 
 // requireFile returns path made absolute, skipping the test when the asset is absent (a

@@ -14,10 +14,10 @@ import (
 
 func TestBench(t *testing.T) {
 	requireModel(t)
-	testenv.Tool(t, "llama-bench")
+	tools := filepath.Dir(testenv.Tool(t, "llama-bench"))
 	testenv.Tool(t, "llama-finetune")
 	code, out, stderr := runCLI(t, "bench", "--model", storiesModel, "--steps", "1", "--seq-len", "32", "--threads", "1",
-		"--tools", "../../build/cpu/bin", "--finetune", "--profile", "--json")
+		"--tools", tools, "--finetune", "--profile", "--json")
 	require.Equal(t, 0, code, stderr)
 	var r benchResult
 	require.NoError(t, json.Unmarshal([]byte(out), &r))
@@ -50,7 +50,7 @@ func TestBench(t *testing.T) {
 	// through A, and through the two products that pad the rank to 16) and, at 32 tokens
 	// of 8-wide heads, attention's small ones.
 	code, out, stderr = runCLI(t, "bench", "--model", storiesModel, "--steps", "1", "--seq-len", "32", "--threads", "1",
-		"--tools", "../../build/cpu/bin", "--profile", "--generic-ops", "--json")
+		"--tools", tools, "--profile", "--generic-ops", "--json")
 	require.Equal(t, 0, code, stderr)
 	r = benchResult{}
 	require.NoError(t, json.Unmarshal([]byte(out), &r))
@@ -76,14 +76,14 @@ func TestBench(t *testing.T) {
 // are ecotune itself): one row per base, with the child's own peak memory and losses.
 func TestBenchQLoRAMemory(t *testing.T) {
 	requireModel(t)
-	testenv.Tool(t, "llama-bench")
+	tools := filepath.Dir(testenv.Tool(t, "llama-bench"))
 	bin := filepath.Join(t.TempDir(), "ecotune")
 	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
 	require.NoError(t, err, "%s", out)
 	model, err := filepath.Abs(storiesModel)
 	require.NoError(t, err)
 	cmd := exec.Command(bin, "bench", "--model", model, "--steps", "1", "--seq-len", "32", "--threads", "1",
-		"--tools", "../../build/cpu/bin", "--qlora", "q8_0", "--json")
+		"--tools", tools, "--qlora", "q8_0", "--json")
 	got, err := cmd.Output()
 	require.NoError(t, err)
 	var r benchResult

@@ -18,9 +18,8 @@ import (
 // checks its summary against the files it wrote.
 func TestDemoRuns(t *testing.T) {
 	vocab := "../../third_party/llama.cpp/models/ggml-vocab-llama-spm.gguf"
-	tools := "../../build/cpu/bin"
 	testenv.Vocab(t, "llama-spm")
-	testenv.Tool(t, "llama-completion")
+	tools := filepath.Dir(testenv.Tool(t, "llama-completion"))
 	out := t.TempDir()
 	code, stdout, stderr := runCLI(t, "demo", "--out", out, "--steps", "5", "--limit", "4", "--threads", "2",
 		"--data", "../../data/environment", "--base", "../../models/ecotune-env-base.weights.gguf", "--vocab", vocab,

@@ -20,9 +20,9 @@ import (
 	"github.com/ecotune/ecotune/trainer"
 )
 
-// storiesModel is the shared stories260K model, relative to this package's directory;
-// requireModel checks that it is there.
-var storiesModel = filepath.Join("..", "..", "..", "shared", "models", "stories260K.gguf")
+// storiesModel is the shared stories260K model (testenv.SharedDir); requireModel checks
+// that it is there.
+var storiesModel = filepath.Join(testenv.SharedDir(), "models", "stories260K.gguf")
 
 // requireModel skips without the shared stories260K model, unless ECOTUNE_REQUIRE_TOOLS=1
 // makes that a failure.
