@@ -215,6 +215,38 @@ void ecotune_attn_fwd(struct ggml_tensor * dst, int ith, int nth, void * userdat
     free(cost);
 }
 
+// block_ds computes, for query rows i0..i0+ni of head h and the keys of block j0 (packed
+// transposed in Kt and Vt), the probabilities P from the saved log-sum-exps, dP = dO·Vᵀ,
+// the rows' D = dO·O, and the score gradients dS (ni rows of BLK, stride BLK).
+static void block_ds(const struct attn * a, const float * out, const float * lse, const float * Q,
+                     const float * dO, size_t g1, const float * Kt, const float * Vt, int b, int h,
+                     int i0, int ni, int j0, int nj, float * P, float * dP, float * D, float * th, float * dS) {
+    const int hd = a->hd, H = a->H, cap = a->p.softcap > 0;
+    gemm(ni, BLK, hd, Q, a->q2 / 4, 1, Kt, BLK, P, BLK, 0);
+    scores(a, P, th, i0, ni, j0, nj);
+    for (int ii = 0; ii < ni; ii++) {
+        const size_t row = ((size_t)b * a->T + i0 + ii) * H + h;
+        const float L = lse[row];
+        for (int jj = 0; jj < BLK; jj += 16) vst(P + ii * BLK + jj, vexp(vld(P + ii * BLK + jj) - L));
+        const float * o = out + row * hd, * go = dO + (size_t)ii * (g1 / 4);
+        float s = 0;
+        for (int d = 0; d < hd; d++) s += go[d] * o[d];
+        D[ii] = s;
+    }
+    gemm(ni, BLK, hd, dO, g1 / 4, 1, Vt, BLK, dP, BLK, 0);
+    for (int ii = 0; ii < ni; ii++) {
+        const float * p = P + ii * BLK, * dp = dP + ii * BLK;
+        float * ds = dS + ii * BLK;
+        if (cap) {
+            const float f = a->p.scale * a->p.pre;
+            const float * t = th + ii * BLK;
+            for (int jj = 0; jj < BLK; jj++) ds[jj] = p[jj] * (dp[jj] - D[ii]) * f * (1 - t[jj] * t[jj]);
+        } else {
+            for (int jj = 0; jj < BLK; jj++) ds[jj] = p[jj] * (dp[jj] - D[ii]) * a->c1;
+        }
+    }
+}
+
 void ecotune_attn_back_kv(struct ggml_tensor * dst, int ith, int nth, void * userdata) {
     (void)userdata;
     const struct ggml_tensor * fwd = dst->src[3], * grad = dst->src[4];
@@ -225,7 +257,8 @@ void ecotune_attn_back_kv(struct ggml_tensor * dst, int ith, int nth, void * use
     const float * lse = out + (size_t)hd * H * T * a.B;
     float * dk = dst->data;
     float * dv = dk + (size_t)hd * KV * T * a.B;
-    float * sg = dv + (size_t)hd * KV * T * a.B;
+    // Without room for the score gradients, back_q_recompute makes them again.
+    float * sg = ggml_nelements(dst) > 2 * (int64_t)hd * KV * T * a.B ? dv + (size_t)hd * KV * T * a.B : NULL;
     const size_t g1 = grad->nb[1];
 
     const int n = a.B * KV * a.nqb;
@@ -237,9 +270,10 @@ void ecotune_attn_back_kv(struct ggml_tensor * dst, int ith, int nth, void * use
     const int cnt = share(n, cost, nth, ith, mine);
 
     const int cap = a.p.softcap > 0;
-    float * ws = scratch((size_t)hd * BLK * 4 + BLK * BLK * (cap ? 3 : 2) + BLK);
+    float * ws = scratch((size_t)hd * BLK * 4 + BLK * BLK * (cap ? 4 : 3) + BLK);
     float * Kt = ws, * Vt = Kt + hd * BLK, * dK = Vt + hd * BLK, * dV = dK + hd * BLK;
-    float * P = dV + hd * BLK, * dP = P + BLK * BLK, * D = dP + BLK * BLK, * th = cap ? D + BLK : NULL;
+    float * P = dV + hd * BLK, * dP = P + BLK * BLK, * own = dP + BLK * BLK, * D = own + BLK * BLK;
+    float * th = cap ? D + BLK : NULL;
     for (int w = 0; w < cnt; w++) {
         const int u = mine[w], kb = u % a.nqb, g = (u / a.nqb) % KV, b = u / (a.nqb * KV);
         const int j0 = kb * BLK, nj = imin(BLK, T - j0);
@@ -252,31 +286,9 @@ void ecotune_attn_back_kv(struct ggml_tensor * dst, int ith, int nth, void * use
                 const int i0 = qb * BLK, ni = imin(BLK, T - i0);
                 const float * Q = at(a.q, a.q1, a.q2, a.q3, h, i0, b);
                 const float * dO = (const float *)((const char *)grad->data + ((size_t)b * T + i0) * g1) + (size_t)h * hd;
-                gemm(ni, BLK, hd, Q, a.q2 / 4, 1, Kt, BLK, P, BLK, 0);
-                scores(&a, P, th, i0, ni, j0, nj);
-                for (int ii = 0; ii < ni; ii++) {
-                    const size_t row = ((size_t)b * T + i0 + ii) * H + h;
-                    const float L = lse[row];
-                    for (int jj = 0; jj < BLK; jj += 16) vst(P + ii * BLK + jj, vexp(vld(P + ii * BLK + jj) - L));
-                    const float * o = out + row * hd, * go = dO + (size_t)ii * (g1 / 4);
-                    float s = 0;
-                    for (int d = 0; d < hd; d++) s += go[d] * o[d];
-                    D[ii] = s;
-                }
+                float * dS = sg ? score_block(&a, sg, b, h, qb, kb) : own;
+                block_ds(&a, out, lse, Q, dO, g1, Kt, Vt, b, h, i0, ni, j0, nj, P, dP, D, th, dS);
                 gemm(nj, hd, ni, P, 1, BLK, dO, g1 / 4, dV, hd, 1);
-                gemm(ni, BLK, hd, dO, g1 / 4, 1, Vt, BLK, dP, BLK, 0);
-                float * dS = score_block(&a, sg, b, h, qb, kb);
-                for (int ii = 0; ii < ni; ii++) {
-                    const float * p = P + ii * BLK, * dp = dP + ii * BLK;
-                    float * ds = dS + ii * BLK;
-                    if (cap) {
-                        const float f = a.p.scale * a.p.pre;
-                        const float * t = th + ii * BLK;
-                        for (int jj = 0; jj < BLK; jj++) ds[jj] = p[jj] * (dp[jj] - D[ii]) * f * (1 - t[jj] * t[jj]);
-                    } else {
-                        for (int jj = 0; jj < BLK; jj++) ds[jj] = p[jj] * (dp[jj] - D[ii]) * a.c1;
-                    }
-                }
                 gemm(nj, hd, ni, dS, 1, BLK, Q, a.q2 / 4, dK, hd, 1);
             }
         }
@@ -322,4 +334,49 @@ void ecotune_attn_back_q(struct ggml_tensor * dst, int ith, int nth, void * user
         }
     }
     free(acc);
+}
+
+void ecotune_attn_back_q_recompute(struct ggml_tensor * dst, int ith, int nth, void * userdata) {
+    (void)userdata;
+    const struct ggml_tensor * fwd = dst->src[3], * grad = dst->src[4];
+    struct attn a;
+    attn_init(&a, dst, dst->src[0], dst->src[1], dst->src[2]);
+    const int hd = a.hd, H = a.H, T = a.T;
+    const float * out = fwd->data;
+    const float * lse = out + (size_t)hd * H * T * a.B;
+    const size_t g1 = grad->nb[1];
+    float * dq = dst->data;
+
+    const int n = a.B * H * a.nqb;
+    int * cost = malloc(sizeof(int) * 2 * (size_t)n), * mine = cost + n;
+    for (int u = 0; u < n; u++) {
+        const int qb = u % a.nqb;
+        cost[u] = qb - kb_first(&a, qb) + 1;
+    }
+    const int cnt = share(n, cost, nth, ith, mine);
+
+    const int cap = a.p.softcap > 0;
+    float * ws = scratch((size_t)hd * BLK * 3 + BLK * BLK * (cap ? 4 : 3) + BLK);
+    float * Kt = ws, * Vt = Kt + hd * BLK, * acc = Vt + hd * BLK;
+    float * P = acc + hd * BLK, * dP = P + BLK * BLK, * dS = dP + BLK * BLK, * D = dS + BLK * BLK;
+    float * th = cap ? D + BLK : NULL;
+    for (int w = 0; w < cnt; w++) {
+        const int u = mine[w], qb = u % a.nqb, h = (u / a.nqb) % H, b = u / (a.nqb * H), g = h / a.r;
+        const int i0 = qb * BLK, ni = imin(BLK, T - i0);
+        const float * Q = at(a.q, a.q1, a.q2, a.q3, h, i0, b);
+        const float * dO = (const float *)((const char *)grad->data + ((size_t)b * T + i0) * g1) + (size_t)h * hd;
+        memset(acc, 0, sizeof(float) * (size_t)ni * hd);
+        for (int kb = kb_first(&a, qb); kb <= qb; kb++) {
+            const int j0 = kb * BLK, nj = imin(BLK, T - j0);
+            pack_t(Kt, at(a.k, a.k1, a.k2, a.k3, g, j0, b), a.k2 / 4, nj, hd);
+            pack_t(Vt, at(a.v, a.v1, a.v2, a.v3, g, j0, b), a.v2 / 4, nj, hd);
+            block_ds(&a, out, lse, Q, dO, g1, Kt, Vt, b, h, i0, ni, j0, nj, P, dP, D, th, dS);
+            gemm(ni, hd, nj, dS, BLK, 1, at(a.k, a.k1, a.k2, a.k3, g, j0, b), a.k2 / 4, acc, hd, 1);
+        }
+        for (int ii = 0; ii < ni; ii++) {
+            memcpy(dq + (((size_t)b * T + i0 + ii) * H + h) * hd, acc + (size_t)ii * hd, sizeof(float) * hd);
+        }
+    }
+    free(ws);
+    free(cost);
 }

@@ -60,11 +60,12 @@ func (g *Graph) FuseAttention(c *Context, sites []AttentionSite) int {
 			continue
 		}
 		dq, dk, dv := c.CausalAttentionBack(s.Q, s.K, s.V, s.Out, gradOut, s.Opts)
-		g.added = append(g.added, added{p: dq.p, anchor: -1}, added{p: dk.p.view_src, anchor: -1})
-		if dq.p.src[1] != dk.p.view_src {
+		kv := dk.p.view_src
+		g.added = append(g.added, added{p: dq.p, anchor: -1}, added{p: kv, anchor: -1})
+		if dq.p.src[1] != kv && dq.p.src[4] != kv.src[4] {
 			opErrorf("fuse attention", "unexpected backward ops")
 		}
-		if grad := dq.p.src[1].src[4]; grad != gradOut.p {
+		if grad := kv.src[4]; grad != gradOut.p {
 			g.added = append(g.added, added{p: grad, anchor: -1}) // a contiguous copy
 		}
 		for _, p := range [][2]*Tensor{{gq, viewAll(c, dq)}, {gk, dk}, {gv, dv}} {

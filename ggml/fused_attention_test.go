@@ -123,6 +123,10 @@ func TestCausalAttentionMatchesReference(t *testing.T) {
 			for _, n := range []int{1, 3} {
 				assert.Equal(t, got, runFusedAttention(t, n, q, k, v, gO, hd, H, KV, T, B, tc.o), "%d threads", n)
 			}
+			// Computing the score gradients again for dq gives the same bits as keeping them.
+			rc := tc.o
+			rc.Recompute = true
+			assert.Equal(t, got, runFusedAttention(t, 2, q, k, v, gO, hd, H, KV, T, B, rc), "recomputed score gradients")
 		})
 	}
 }
@@ -157,20 +161,27 @@ func BenchmarkCausalAttention(b *testing.B) {
 	G := e.leaf(TypeF32, randn(r, hd*H*T*B, 1), hd*H, T*B)
 	e.alloc()
 	o := AttentionOptions{Scale: 0.125}
-	var fwd, bwd *Graph
+	var fwd *Graph
+	var back [2]*Graph // keeping the score gradients, computing them again
 	require.NoError(b, Build(func() {
 		c := e.c
 		out := c.CausalAttention(Q, K, V, o)
 		fwd = c.NewGraph(64, false)
 		fwd.Expand(out)
-		dq, dk, dv := c.CausalAttentionBack(Q, K, V, out, G, o)
-		bwd = c.NewGraph(64, false)
-		for _, x := range []*Tensor{dq, dk, dv} {
-			bwd.Expand(x)
+		for i, recompute := range []bool{false, true} {
+			ro := o
+			ro.Recompute = recompute
+			dq, dk, dv := c.CausalAttentionBack(Q, K, V, out, G, ro)
+			g := c.NewGraph(64, false)
+			for _, x := range []*Tensor{dq, dk, dv} {
+				g.Expand(x)
+			}
+			back[i] = g
 		}
 	}))
+	bwd, bwdRecompute := back[0], back[1]
 	s := e.scheduler()
-	for _, g := range []*Graph{fwd, bwd} {
+	for _, g := range []*Graph{fwd, bwd, bwdRecompute} {
 		require.NoError(b, s.Compute(g))
 	}
 	flops := func(n int) float64 { return float64(n) * 2 * hd * H * float64(T*(T+1)/2) * B }
@@ -186,4 +197,48 @@ func BenchmarkCausalAttention(b *testing.B) {
 		}
 		b.ReportMetric(flops(5)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 	})
+	// The same five products' worth of work per second, though it does seven.
+	b.Run("backward-recompute", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			require.NoError(b, s.Compute(bwdRecompute))
+		}
+		b.ReportMetric(flops(5)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+	})
+}
+
+// TestCausalAttentionBackMemory checks what the two backward forms keep between their
+// ops: the score gradients of the visible blocks, or nothing (Recompute, or past
+// RecomputeAbove), dq then reading q, k, v, the forward result and the gradient again.
+func TestCausalAttentionBackMemory(t *testing.T) {
+	c, err := NewContext(64, 0)
+	require.NoError(t, err)
+	defer c.Close()
+	for _, tc := range []struct {
+		H, T      int
+		recompute bool
+		kept      bool
+	}{
+		{4, 130, false, true},
+		{4, 130, true, false},
+		{32, 4096, false, false}, // 32·4096²/2 floats: over RecomputeAbove
+	} {
+		const hd, KV, B = 8, 1, 1
+		q := c.NewTensor(TypeF32, hd, tc.H, tc.T, B)
+		k := c.NewTensor(TypeF32, hd, KV, tc.T, B)
+		g := c.NewTensor(TypeF32, hd*tc.H, tc.T*B)
+		var dq, dk *Tensor
+		require.NoError(t, Build(func() {
+			o := AttentionOptions{Scale: 1, Recompute: tc.recompute}
+			dq, dk, _ = c.CausalAttentionBack(q, k, k, c.CausalAttention(q, k, k, o), g, o)
+		}))
+		kv := dk.p.view_src
+		dkdv := int64(2 * hd * KV * tc.T * B)
+		if tc.kept {
+			assert.Greater(t, int64(kv.ne[0]), dkdv, "H=%d T=%d: score gradients kept", tc.H, tc.T)
+			assert.Equal(t, kv, dq.p.src[1], "dq reads them")
+		} else {
+			assert.Equal(t, dkdv, int64(kv.ne[0]), "H=%d T=%d: only dk and dv", tc.H, tc.T)
+			assert.Equal(t, kv.src[4], dq.p.src[4], "dq reads the gradient itself")
+		}
+	}
 }

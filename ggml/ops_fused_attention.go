@@ -7,11 +7,13 @@ package ggml
 #include <string.h>
 #include "attention.h"
 
-// ecotune_attn_op makes one of attention.c's ops: 0 forward, 1 back_kv, 2 back_q.
+// ecotune_attn_op makes one of attention.c's ops: 0 forward, 1 back_kv, 2 back_q,
+// 3 back_q_recompute.
 static struct ggml_tensor * ecotune_attn_op(struct ggml_context * ctx, int which,
 		struct ggml_tensor ** args, int n_args, int64_t ne0, int64_t ne1, int64_t ne2, int64_t ne3,
 		struct ecotune_attn_params p) {
-	ggml_custom_op_t f = which == 0 ? ecotune_attn_fwd : which == 1 ? ecotune_attn_back_kv : ecotune_attn_back_q;
+	ggml_custom_op_t f = which == 0 ? ecotune_attn_fwd : which == 1 ? ecotune_attn_back_kv :
+		which == 2 ? ecotune_attn_back_q : ecotune_attn_back_q_recompute;
 	struct ggml_tensor * t = ggml_custom_4d(ctx, GGML_TYPE_F32, ne0, ne1, ne2, ne3, args, n_args, f, GGML_N_TASKS_MAX, NULL);
 	ecotune_attn_set_params(t, p);
 	return t;
@@ -35,7 +37,15 @@ import "unsafe"
 type AttentionOptions struct {
 	Scale, PreScale, Softcap float32
 	Window                   int
+	// Recompute makes CausalAttentionBack compute the score gradients twice instead of
+	// keeping them between its two ops: no memory of size T×T, about a third more time.
+	// It does so anyway when they would take more than RecomputeAbove bytes.
+	Recompute bool
 }
+
+// RecomputeAbove is the size of the score gradients (B·H·T²/2 floats) above which
+// CausalAttentionBack computes them twice rather than keep them.
+const RecomputeAbove = 256 << 20
 
 func (o AttentionOptions) params() C.struct_ecotune_attn_params {
 	pre := o.PreScale
@@ -65,7 +75,8 @@ func (c *Context) CausalAttention(q, k, v *Tensor, o AttentionOptions) *Tensor {
 // CausalAttentionBack returns the gradients of CausalAttention's q, k and v (shaped as
 // they are) given grad, the gradient of its result out [hd·H, T·B], in two fused CPU
 // ops: the first computes dk and dv one key block at a time and keeps the score
-// gradients of the visible blocks, which the second multiplies by k for dq.
+// gradients of the visible blocks, which the second multiplies by k for dq; with
+// o.Recompute (or past RecomputeAbove) the second computes them again instead.
 func (c *Context) CausalAttentionBack(q, k, v, out, grad *Tensor, o AttentionOptions) (dq, dk, dv *Tensor) {
 	sameCtx("causal attention back", c, q, k, v, out, grad)
 	checkAttention(q, k, v, o)
@@ -80,7 +91,12 @@ func (c *Context) CausalAttentionBack(q, k, v, out, grad *Tensor, o AttentionOpt
 	if grad.p.nb[0] != 4 {
 		grad = c.Cont(grad)
 	}
-	n := 2*hd*KV*T*B + int(C.ecotune_attn_scores_size(C.int64_t(H), C.int64_t(T), C.int64_t(B)))
+	scores := int(C.ecotune_attn_scores_size(C.int64_t(H), C.int64_t(T), C.int64_t(B)))
+	recompute := o.Recompute || 4*scores > RecomputeAbove
+	n := 2 * hd * KV * T * B
+	if !recompute {
+		n += scores
+	}
 	args := [5]*C.struct_ggml_tensor{q.p, k.p, v.p, fwd, grad.p}
 	ctx := c.reserve("causal attention back", 4)
 	kv := C.ecotune_attn_op(ctx, 1, &args[0], 5, C.int64_t(n), 1, 1, 1, o.params())
@@ -89,9 +105,13 @@ func (c *Context) CausalAttentionBack(q, k, v, out, grad *Tensor, o AttentionOpt
 	nb1, nb2, nb3 := size*C.size_t(hd), size*C.size_t(hd*KV), size*C.size_t(hd*KV*T)
 	dk = c.wrap(C.ggml_view_4d(ctx, kv, C.int64_t(hd), C.int64_t(KV), C.int64_t(T), C.int64_t(B), nb1, nb2, nb3, 0))
 	dv = c.wrap(C.ggml_view_4d(ctx, kv, C.int64_t(hd), C.int64_t(KV), C.int64_t(T), C.int64_t(B), nb1, nb2, nb3, nb3*C.size_t(B)))
-	qargs := [2]*C.struct_ggml_tensor{k.p, kv}
-	dq = c.wrap(C.ecotune_attn_op(ctx, 2, &qargs[0], 2, C.int64_t(hd), C.int64_t(H), C.int64_t(T), C.int64_t(B), o.params())).SetName("attention back q")
-	return dq, dk, dv
+	if recompute {
+		dq = c.wrap(C.ecotune_attn_op(ctx, 3, &args[0], 5, C.int64_t(hd), C.int64_t(H), C.int64_t(T), C.int64_t(B), o.params()))
+	} else {
+		qargs := [2]*C.struct_ggml_tensor{k.p, kv}
+		dq = c.wrap(C.ecotune_attn_op(ctx, 2, &qargs[0], 2, C.int64_t(hd), C.int64_t(H), C.int64_t(T), C.int64_t(B), o.params()))
+	}
+	return dq.SetName("attention back q"), dk, dv
 }
 
 func checkAttention(q, k, v *Tensor, o AttentionOptions) {
