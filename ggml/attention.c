@@ -257,7 +257,7 @@ void ecotune_attn_back_kv(struct ggml_tensor * dst, int ith, int nth, void * use
     const float * lse = out + (size_t)hd * H * T * a.B;
     float * dk = dst->data;
     float * dv = dk + (size_t)hd * KV * T * a.B;
-    // Without room for the score gradients, back_q_recompute makes them again.
+    // Without room for the score gradients, back_q makes them again.
     float * sg = ggml_nelements(dst) > 2 * (int64_t)hd * KV * T * a.B ? dv + (size_t)hd * KV * T * a.B : NULL;
     const size_t g1 = grad->nb[1];
 
@@ -304,47 +304,23 @@ void ecotune_attn_back_kv(struct ggml_tensor * dst, int ith, int nth, void * use
 
 void ecotune_attn_back_q(struct ggml_tensor * dst, int ith, int nth, void * userdata) {
     (void)userdata;
-    const struct ggml_tensor * kv = dst->src[1];
+    // Two forms: src k and back_kv's dst holding the score gradients, or (recompute)
+    // src q, k, v, the forward's dst and the gradient, as back_kv's.
+    const int recompute = dst->src[4] != NULL;
     struct attn a;
-    attn_init(&a, dst, NULL, dst->src[0], NULL);
-    const int hd = a.hd, H = a.H, KV = a.KV, T = a.T;
-    float * sg = (float *)kv->data + 2 * (size_t)hd * KV * T * a.B;
-    float * dq = dst->data;
-
-    const int n = a.B * H * a.nqb;
-    int * cost = malloc(sizeof(int) * 2 * (size_t)n), * mine = cost + n;
-    for (int u = 0; u < n; u++) {
-        const int qb = u % a.nqb;
-        cost[u] = qb - kb_first(&a, qb) + 1;
+    const struct ggml_tensor * fwd = NULL, * grad = NULL;
+    float * sg = NULL;
+    if (recompute) {
+        attn_init(&a, dst, dst->src[0], dst->src[1], dst->src[2]);
+        fwd = dst->src[3], grad = dst->src[4];
+    } else {
+        attn_init(&a, dst, NULL, dst->src[0], NULL);
+        sg = (float *)dst->src[1]->data + 2 * (size_t)a.hd * a.KV * a.T * a.B;
     }
-    const int cnt = share(n, cost, nth, ith, mine);
-
-    float * acc = scratch((size_t)hd * BLK);
-    for (int w = 0; w < cnt; w++) {
-        const int u = mine[w], qb = u % a.nqb, h = (u / a.nqb) % H, b = u / (a.nqb * H), g = h / a.r;
-        const int i0 = qb * BLK, ni = imin(BLK, T - i0);
-        memset(acc, 0, sizeof(float) * (size_t)ni * hd);
-        for (int kb = kb_first(&a, qb); kb <= qb; kb++) {
-            const int j0 = kb * BLK, nj = imin(BLK, T - j0);
-            gemm(ni, hd, nj, score_block(&a, sg, b, h, qb, kb), BLK, 1,
-                 at(a.k, a.k1, a.k2, a.k3, g, j0, b), a.k2 / 4, acc, hd, 1);
-        }
-        for (int ii = 0; ii < ni; ii++) {
-            memcpy(dq + (((size_t)b * T + i0 + ii) * H + h) * hd, acc + (size_t)ii * hd, sizeof(float) * hd);
-        }
-    }
-    free(acc);
-}
-
-void ecotune_attn_back_q_recompute(struct ggml_tensor * dst, int ith, int nth, void * userdata) {
-    (void)userdata;
-    const struct ggml_tensor * fwd = dst->src[3], * grad = dst->src[4];
-    struct attn a;
-    attn_init(&a, dst, dst->src[0], dst->src[1], dst->src[2]);
     const int hd = a.hd, H = a.H, T = a.T;
-    const float * out = fwd->data;
-    const float * lse = out + (size_t)hd * H * T * a.B;
-    const size_t g1 = grad->nb[1];
+    const float * out = fwd ? fwd->data : NULL;
+    const float * lse = out ? out + (size_t)hd * H * T * a.B : NULL;
+    const size_t g1 = grad ? grad->nb[1] : 0;
     float * dq = dst->data;
 
     const int n = a.B * H * a.nqb;
@@ -356,22 +332,28 @@ void ecotune_attn_back_q_recompute(struct ggml_tensor * dst, int ith, int nth, v
     const int cnt = share(n, cost, nth, ith, mine);
 
     const int cap = a.p.softcap > 0;
-    float * ws = scratch((size_t)hd * BLK * 3 + BLK * BLK * (cap ? 4 : 3) + BLK);
-    float * Kt = ws, * Vt = Kt + hd * BLK, * acc = Vt + hd * BLK;
-    float * P = acc + hd * BLK, * dP = P + BLK * BLK, * dS = dP + BLK * BLK, * D = dS + BLK * BLK;
+    float * ws = scratch((size_t)hd * BLK * 3 + (recompute ? BLK * BLK * (cap ? 4 : 3) + BLK : 0));
+    float * acc = ws, * Kt = acc + hd * BLK, * Vt = Kt + hd * BLK;
+    float * P = Vt + hd * BLK, * dP = P + BLK * BLK, * own = dP + BLK * BLK, * D = own + BLK * BLK;
     float * th = cap ? D + BLK : NULL;
     for (int w = 0; w < cnt; w++) {
         const int u = mine[w], qb = u % a.nqb, h = (u / a.nqb) % H, b = u / (a.nqb * H), g = h / a.r;
         const int i0 = qb * BLK, ni = imin(BLK, T - i0);
-        const float * Q = at(a.q, a.q1, a.q2, a.q3, h, i0, b);
-        const float * dO = (const float *)((const char *)grad->data + ((size_t)b * T + i0) * g1) + (size_t)h * hd;
         memset(acc, 0, sizeof(float) * (size_t)ni * hd);
         for (int kb = kb_first(&a, qb); kb <= qb; kb++) {
             const int j0 = kb * BLK, nj = imin(BLK, T - j0);
-            pack_t(Kt, at(a.k, a.k1, a.k2, a.k3, g, j0, b), a.k2 / 4, nj, hd);
-            pack_t(Vt, at(a.v, a.v1, a.v2, a.v3, g, j0, b), a.v2 / 4, nj, hd);
-            block_ds(&a, out, lse, Q, dO, g1, Kt, Vt, b, h, i0, ni, j0, nj, P, dP, D, th, dS);
-            gemm(ni, hd, nj, dS, BLK, 1, at(a.k, a.k1, a.k2, a.k3, g, j0, b), a.k2 / 4, acc, hd, 1);
+            const float * K = at(a.k, a.k1, a.k2, a.k3, g, j0, b);
+            float * dS = own;
+            if (recompute) {
+                const float * Q = at(a.q, a.q1, a.q2, a.q3, h, i0, b);
+                const float * dO = (const float *)((const char *)grad->data + ((size_t)b * T + i0) * g1) + (size_t)h * hd;
+                pack_t(Kt, K, a.k2 / 4, nj, hd);
+                pack_t(Vt, at(a.v, a.v1, a.v2, a.v3, g, j0, b), a.v2 / 4, nj, hd);
+                block_ds(&a, out, lse, Q, dO, g1, Kt, Vt, b, h, i0, ni, j0, nj, P, dP, D, th, dS);
+            } else {
+                dS = score_block(&a, sg, b, h, qb, kb);
+            }
+            gemm(ni, hd, nj, dS, BLK, 1, K, a.k2 / 4, acc, hd, 1);
         }
         for (int ii = 0; ii < ni; ii++) {
             memcpy(dq + (((size_t)b * T + i0 + ii) * H + h) * hd, acc + (size_t)ii * hd, sizeof(float) * hd);

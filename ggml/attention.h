@@ -28,14 +28,11 @@ void ecotune_attn_fwd(struct ggml_tensor * dst, int ith, int nth, void * userdat
 // score gradients of every visible block (ecotune_attn_scores_size).
 void ecotune_attn_back_kv(struct ggml_tensor * dst, int ith, int nth, void * userdata);
 
-// Backward, second half: src k and back_kv's dst (with the score gradients); dst dq
-// [hd, H, T, B].
+// Backward, second half; dst dq [hd, H, T, B]. src k and back_kv's dst (holding the
+// score gradients), or src q, k, v, the forward's dst and the outputs' gradient, as
+// back_kv's: then it computes the score gradients again (two more block products per
+// visible block, no T×T memory).
 void ecotune_attn_back_q(struct ggml_tensor * dst, int ith, int nth, void * userdata);
-
-// Backward, second half without kept score gradients: src q, k, v, the forward's dst and
-// the outputs' gradient, as back_kv's; dst dq [hd, H, T, B]. It computes the score
-// gradients again: two more block products per visible block, no T×T memory.
-void ecotune_attn_back_q_recompute(struct ggml_tensor * dst, int ith, int nth, void * userdata);
 
 // Floats back_kv keeps for the score gradients of H heads of B sequences of T tokens.
 int64_t ecotune_attn_scores_size(int64_t H, int64_t T, int64_t B);

@@ -7,13 +7,11 @@ package ggml
 #include <string.h>
 #include "attention.h"
 
-// ecotune_attn_op makes one of attention.c's ops: 0 forward, 1 back_kv, 2 back_q,
-// 3 back_q_recompute.
+// ecotune_attn_op makes one of attention.c's ops: 0 forward, 1 back_kv, 2 back_q.
 static struct ggml_tensor * ecotune_attn_op(struct ggml_context * ctx, int which,
 		struct ggml_tensor ** args, int n_args, int64_t ne0, int64_t ne1, int64_t ne2, int64_t ne3,
 		struct ecotune_attn_params p) {
-	ggml_custom_op_t f = which == 0 ? ecotune_attn_fwd : which == 1 ? ecotune_attn_back_kv :
-		which == 2 ? ecotune_attn_back_q : ecotune_attn_back_q_recompute;
+	ggml_custom_op_t f = which == 0 ? ecotune_attn_fwd : which == 1 ? ecotune_attn_back_kv : ecotune_attn_back_q;
 	struct ggml_tensor * t = ggml_custom_4d(ctx, GGML_TYPE_F32, ne0, ne1, ne2, ne3, args, n_args, f, GGML_N_TASKS_MAX, NULL);
 	ecotune_attn_set_params(t, p);
 	return t;
@@ -106,7 +104,7 @@ func (c *Context) CausalAttentionBack(q, k, v, out, grad *Tensor, o AttentionOpt
 	dk = c.wrap(C.ggml_view_4d(ctx, kv, C.int64_t(hd), C.int64_t(KV), C.int64_t(T), C.int64_t(B), nb1, nb2, nb3, 0))
 	dv = c.wrap(C.ggml_view_4d(ctx, kv, C.int64_t(hd), C.int64_t(KV), C.int64_t(T), C.int64_t(B), nb1, nb2, nb3, nb3*C.size_t(B)))
 	if recompute {
-		dq = c.wrap(C.ecotune_attn_op(ctx, 3, &args[0], 5, C.int64_t(hd), C.int64_t(H), C.int64_t(T), C.int64_t(B), o.params()))
+		dq = c.wrap(C.ecotune_attn_op(ctx, 2, &args[0], 5, C.int64_t(hd), C.int64_t(H), C.int64_t(T), C.int64_t(B), o.params()))
 	} else {
 		qargs := [2]*C.struct_ggml_tensor{k.p, kv}
 		dq = c.wrap(C.ecotune_attn_op(ctx, 2, &qargs[0], 2, C.int64_t(hd), C.int64_t(H), C.int64_t(T), C.int64_t(B), o.params()))
