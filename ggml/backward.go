@@ -129,11 +129,8 @@ func transposedCopy(c *Context, a *Tensor, quantT Type, rows map[int]*Tensor) (a
 	// CUDA's get_rows takes IQ4_NL (and MXFP4) rows only in whole 256-value super-blocks.
 	// The rows of a weight lie back to back, so k of them read as one longer row dequantize
 	// to the same values: SmolLM2's 576-wide rows, say, go 4 at a time.
-	k := 1
-	for k < 8 && (in*k)%256 != 0 {
-		k++
-	}
-	if (in*k)%256 != 0 || out%k != 0 || !a.IsContiguous() {
+	k := superBlockRows(in)
+	if out%k != 0 || !a.IsContiguous() {
 		k = 1
 	}
 	src := a

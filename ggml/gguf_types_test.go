@@ -30,3 +30,18 @@ func TestGGUFTypeTableMatchesGGML(t *testing.T) {
 	}
 	assert.Empty(t, goTypes, "gguf knows types this ggml does not")
 }
+
+// TestRowGroup checks that grouped rows make whole 256-value super-blocks, in as few
+// rows as can, for the types CUDA's get_rows reads only that way.
+func TestRowGroup(t *testing.T) {
+	for _, typ := range []Type{TypeIQ4_NL, TypeMXFP4} {
+		for width, want := range map[int]int{32: 8, 96: 8, 160: 8, 256: 1, 576: 4, 640: 2, 2048: 1, 2880: 4} {
+			k := typ.RowGroup(width)
+			assert.Equal(t, want, k, "%s rows of %d", typ, width)
+			assert.Zero(t, width*k%256, "%s rows of %d", typ, width)
+		}
+	}
+	for _, typ := range []Type{TypeF32, TypeQ4_0, TypeQ4_K, TypeQ8_0} {
+		assert.Equal(t, 1, typ.RowGroup(576), "%s", typ)
+	}
+}

@@ -84,6 +84,26 @@ func (t Type) RowSize(n int) int {
 // IsQuantized reports whether t is a block-quantized type.
 func (t Type) IsQuantized() bool { return t.valid() && bool(C.ggml_is_quantized(C.enum_ggml_type(t))) }
 
+// RowGroup is how many consecutive rows of width values of t one get_rows must read as
+// a single row for every backend to run it: CUDA's kernel reads IQ4_NL and MXFP4 only in
+// whole 256-value super-blocks, which a row of, say, 576 values is not. It is 1 where no
+// grouping is needed.
+func (t Type) RowGroup(width int) int {
+	if t != TypeIQ4_NL && t != TypeMXFP4 {
+		return 1
+	}
+	return superBlockRows(width)
+}
+
+// superBlockRows is the fewest consecutive rows of width values that together hold
+// whole 256-value super-blocks: 4 for 576, 8 for 96, 1 for multiples of 256.
+func superBlockRows(width int) int {
+	g := 256
+	for w := width; w != 0; g, w = w, g%w {
+	}
+	return 256 / g
+}
+
 // Types lists every type this ggml build implements, in id order.
 func Types() []Type {
 	var ts []Type

@@ -20,6 +20,11 @@ type builder struct {
 	mask    *ggml.Tensor // F32 [T, T] causal mask, made on first use by generic attention
 	swaMask *ggml.Tensor // F32 [T, T] causal sliding-window mask, made on first use when T exceeds the window
 
+	// embGroup and embPick look tokens up in embeddings read k rows at a time (see
+	// embed); made on first use.
+	embGroup, embPick *ggml.Tensor
+	embK              int
+
 	// dropout > 0 adds one input mask per adapted module, filled before each run.
 	dropout  float32
 	dropMask []*ggml.Tensor
@@ -58,8 +63,23 @@ func newBuilder(c *ggml.Context, m *Model, lora *LoRA, B, T int, dropout float32
 
 // setInputs fills the builder's inputs (after the scheduler allocated them).
 func (b *builder) setInputs(tokens []int32) error {
-	if err := b.tokens.SetI32(tokens); err != nil {
-		return err
+	if b.embGroup == nil {
+		if err := b.tokens.SetI32(tokens); err != nil {
+			return err
+		}
+	} else {
+		// Token t is row t%k of group t/k; the groups' rows lie k to a token.
+		group, pick := make([]int32, len(tokens)), make([]int32, len(tokens))
+		k := int32(b.embK)
+		for i, t := range tokens {
+			group[i], pick[i] = t/k, int32(i)*k+t%k
+		}
+		if err := b.embGroup.SetI32(group); err != nil {
+			return err
+		}
+		if err := b.embPick.SetI32(pick); err != nil {
+			return err
+		}
 	}
 	pos := make([]int32, b.T)
 	for i := range pos {
@@ -345,9 +365,29 @@ func (b *builder) ffnGELU(l int, x *ggml.Tensor) *ggml.Tensor {
 	return b.linear(l, "ffn_down", b.gelu(u))
 }
 
+// embed looks the tokens up in the token embeddings: [Embd, B·T].
+func (b *builder) embed() *ggml.Tensor {
+	w := b.m.globals[tokEmbd]
+	n, rows := w.Ne(0), w.Ne(1)
+	k := w.Type().RowGroup(n)
+	if k == 1 || rows%k != 0 || !w.IsContiguous() {
+		return b.c.GetRows(w, b.tokens)
+	}
+	// A backend that reads this type only in whole super-blocks (CUDA, IQ4_NL) would
+	// leave a plain lookup of narrower rows to the CPU. Read instead the k rows that hold
+	// each token's (one group, whole blocks) and then pick its row out of the F32 result:
+	// k times the dequantizing, of B·T rows only.
+	b.embK = k
+	b.embGroup = b.c.NewTensor(ggml.TypeI32, b.B*b.T).SetName("token_groups").SetInput()
+	b.embPick = b.c.NewTensor(ggml.TypeI32, b.B*b.T).SetName("token_picks").SetInput()
+	groups := b.c.View(w, []int{n * k, rows / k}, []int{w.Nb(1) * k}, 0)
+	x := b.c.Reshape(b.c.GetRows(groups, b.embGroup), n, k*b.B*b.T)
+	return b.c.GetRows(x, b.embPick)
+}
+
 // hidden returns the final-normed hidden states [Embd, B·T] of the whole stack.
 func (b *builder) hidden() *ggml.Tensor {
-	x := b.c.GetRows(b.m.globals[tokEmbd], b.tokens)
+	x := b.embed()
 	if b.m.Arch.EmbedScale {
 		x = b.c.Scale(x, float32(math.Sqrt(float64(b.m.HP.Embd))))
 	}

@@ -1,6 +1,7 @@
 package trainer
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"path/filepath"
@@ -20,12 +21,25 @@ import (
 // With dequantized set, matrices are stored as F32 holding the dequantized values:
 // the same function without the quantization in the matrix products.
 func writeRandomLlama(t *testing.T, path string, typ ggml.Type, dequantized bool) {
+	writeLlama(t, path, randomLlama{embd: 256, matrices: typ, embeddings: typ, dequantized: dequantized})
+}
+
+// randomLlama says what writeLlama writes: the width, the type of the token embeddings,
+// that of every other matrix, and whether quantized ones are stored dequantized to F32.
+type randomLlama struct {
+	embd                 int
+	matrices, embeddings ggml.Type
+	dequantized          bool
+}
+
+func writeLlama(t *testing.T, path string, spec randomLlama) {
 	t.Helper()
 	requireStories(t)
 	src, err := gguf.Open(storiesPath)
 	require.NoError(t, err)
 	defer src.Close()
-	const embd, ff, heads, kv, layers, vocab = 256, 512, 4, 2, 2, 512
+	const ff, heads, kv, layers, vocab = 512, 4, 2, 2, 512
+	embd, typ, dequantized := spec.embd, spec.matrices, spec.dequantized
 	meta := &gguf.Metadata{}
 	meta.Set("general.architecture", gguf.ValueOf("llama"))
 	for key, v := range src.Meta.All() {
@@ -33,13 +47,17 @@ func writeRandomLlama(t *testing.T, path string, typ ggml.Type, dequantized bool
 			meta.Set(key, v)
 		}
 	}
-	for key, v := range map[string]uint32{"embedding_length": embd, "feed_forward_length": ff, "attention.head_count": heads,
-		"attention.head_count_kv": kv, "block_count": layers, "context_length": 512, "rope.dimension_count": embd / heads} {
+	for key, v := range map[string]uint32{"embedding_length": uint32(embd), "feed_forward_length": ff, "attention.head_count": heads,
+		"attention.head_count_kv": kv, "block_count": layers, "context_length": 512, "rope.dimension_count": uint32(embd / heads)} {
 		meta.Set("llama."+key, gguf.ValueOf(v))
 	}
 	meta.Set("llama.attention.layer_norm_rms_epsilon", gguf.ValueOf(float32(1e-5)))
 	meta.Set("llama.rope.freq_base", gguf.ValueOf(float32(10000)))
-	r := rand.New(rand.NewPCG(uint64(typ), 77))
+	seed := uint64(typ)
+	if spec.embeddings != typ {
+		seed += uint64(spec.embeddings) << 8
+	}
+	r := rand.New(rand.NewPCG(seed, 77))
 	b := &gguf.Builder{Meta: meta}
 	add := func(name string, typ ggml.Type, scale float64, ne ...int) {
 		v := make([]float32, ne[0]*max(1, len(ne)-1)*func() int {
@@ -71,19 +89,19 @@ func writeRandomLlama(t *testing.T, path string, typ ggml.Type, dequantized bool
 		}
 		b.Tensors = append(b.Tensors, gguf.Tensor{TensorInfo: gguf.TensorInfo{Name: name, Dims: dims, Type: gguf.Type(typ)}, Data: gguf.DataBytes(data)})
 	}
-	add("token_embd.weight", typ, 1, embd, vocab)
+	add("token_embd.weight", spec.embeddings, 1, embd, vocab)
 	add("output_norm.weight", ggml.TypeF32, 0, embd)
-	add("output.weight", typ, 1/math.Sqrt(embd), embd, vocab)
+	add("output.weight", typ, 1/math.Sqrt(float64(embd)), embd, vocab)
 	for l := 0; l < layers; l++ {
 		p := blockName(l, "")
 		add(p+"attn_norm.weight", ggml.TypeF32, 0, embd)
-		add(p+"attn_q.weight", typ, 1/math.Sqrt(embd), embd, embd)
-		add(p+"attn_k.weight", typ, 1/math.Sqrt(embd), embd, kv*embd/heads)
-		add(p+"attn_v.weight", typ, 1/math.Sqrt(embd), embd, kv*embd/heads)
-		add(p+"attn_output.weight", typ, 1/math.Sqrt(embd), embd, embd)
+		add(p+"attn_q.weight", typ, 1/math.Sqrt(float64(embd)), embd, embd)
+		add(p+"attn_k.weight", typ, 1/math.Sqrt(float64(embd)), embd, kv*embd/heads)
+		add(p+"attn_v.weight", typ, 1/math.Sqrt(float64(embd)), embd, kv*embd/heads)
+		add(p+"attn_output.weight", typ, 1/math.Sqrt(float64(embd)), embd, embd)
 		add(p+"ffn_norm.weight", ggml.TypeF32, 0, embd)
-		add(p+"ffn_gate.weight", typ, 1/math.Sqrt(embd), embd, ff)
-		add(p+"ffn_up.weight", typ, 1/math.Sqrt(embd), embd, ff)
+		add(p+"ffn_gate.weight", typ, 1/math.Sqrt(float64(embd)), embd, ff)
+		add(p+"ffn_up.weight", typ, 1/math.Sqrt(float64(embd)), embd, ff)
 		add(p+"ffn_down.weight", typ, 1/math.Sqrt(ff), ff, embd)
 	}
 	require.NoError(t, b.WriteFile(path))
@@ -209,6 +227,68 @@ func TestQuantizedBases(t *testing.T) {
 			}
 			assert.LessOrEqual(t, gworst, 2e-2, "relative L2 difference of all LoRA gradients")
 			t.Logf("%s: base logits vs libllama %.2e of range; LoRA gradients vs dequantized-F32 twin: %.2e relative L2", typ, worst, gworst)
+		})
+	}
+}
+
+// TestEmbeddingsInWholeBlocks looks tokens up in IQ4_NL embeddings whose rows are not
+// whole 256-value super-blocks (96 and SmolLM2's 576 values), which CUDA's get_rows
+// does not take: every get_rows of the step must read whole super-blocks, and the
+// logits and gradients must equal those of the same embeddings stored dequantized.
+func TestEmbeddingsInWholeBlocks(t *testing.T) {
+	for _, embd := range []int{96, 576} {
+		t.Run(fmt.Sprint(embd), func(t *testing.T) {
+			var ms [2]*Model
+			var ls [2]*LoRA
+			for i, deq := range []bool{false, true} {
+				path := filepath.Join(t.TempDir(), "model.gguf")
+				writeLlama(t, path, randomLlama{embd: embd, matrices: ggml.TypeF32, embeddings: ggml.TypeIQ4_NL, dequantized: deq})
+				m, err := loadTestModel(path, ModelOptions{Threads: 1})
+				require.NoError(t, err)
+				defer m.Close()
+				l, err := NewLoRA(m, LoRAConfig{Rank: 4, Alpha: 8, Targets: []string{"all"}, Seed: 3})
+				require.NoError(t, err)
+				defer l.Close()
+				randomizeB(t, l, 4, 0.05)
+				ms[i], ls[i] = m, l
+			}
+			require.Equal(t, ggml.TypeIQ4_NL, ms[0].Weight("token_embd.weight").Type())
+			require.Equal(t, ggml.TypeF32, ms[1].Weight("token_embd.weight").Type())
+
+			b := testBatch(t)
+			var logits [2][]float32
+			for i, m := range ms {
+				var err error
+				logits[i], err = m.Logits(b.Tokens, b.B, b.T, ls[i])
+				require.NoError(t, err)
+			}
+			assert.Equal(t, logits[1], logits[0], "logits with the embeddings looked up by groups")
+			lossQ, gq := lossAndGrads(t, ms[0], ls[0], b)
+			lossF, gf := lossAndGrads(t, ms[1], ls[1], b)
+			assert.Equal(t, lossF, lossQ)
+			assert.Equal(t, gf, gq)
+
+			m, l := ms[0], ls[0]
+			opt, err := newAdamW(m, l.params(), OptimizerConfig{})
+			require.NoError(t, err)
+			defer opt.Close()
+			s, err := newStepGraph(m, l, l.params(), opt.accs, b.B, b.T, b.Targets(), 0, false)
+			require.NoError(t, err)
+			defer s.Close()
+			lookups := 0
+			for i := 0; i < s.g.Len(); i++ {
+				if n := s.g.Node(i); n.Op() == "GET_ROWS" && n.Src(0).Type() == ggml.TypeIQ4_NL {
+					assert.Zero(t, n.Src(0).Ne(0)%256, "get_rows of %d-value IQ4_NL rows", n.Src(0).Ne(0))
+					lookups++
+				}
+			}
+			assert.Equal(t, 1, lookups, "IQ4_NL get_rows in the step")
+			if m.gpu != nil {
+				require.NoError(t, m.sched.Alloc(s.g))
+				placed := m.sched.Placement(s.g)
+				t.Logf("step graph placement: %v", placed)
+				assert.Empty(t, placed[m.cpu.Name()], "nodes the scheduler sent to the CPU")
+			}
 		})
 	}
 }
