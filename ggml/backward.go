@@ -173,3 +173,28 @@ func transpose(c *Context, a *Tensor) *Tensor {
 	t = c.Cont(c.Permute(t, 0, 2, 1, 3))                                 // [band, m/band, n, h]
 	return c.Reshape(t, m, n, h)
 }
+
+// ContiguousRopeGrads copies the source of every ROPE_BACK node that CUDA's rope
+// kernel would not take: it wants heads and tokens as the only strided dimensions
+// (ggml_is_contiguous_2), and autograd hands it attention's gradient as the view that
+// undoes the permutation of heads and tokens, whose sequences then lie T·H rows apart
+// where the kernel expects H. Left alone, the scheduler runs every layer's ROPE_BACK
+// on the CPU and sends its gradients back and forth. The copy is one pass over a
+// layer's queries or keys, which the CPU pays too, so the graph is the same on every
+// backend. As with OutProdsAsMatMul, compute the result through a new graph filled
+// by ExpandFrom. It returns the number of sources copied; new tensors are made in c.
+func (g *Graph) ContiguousRopeGrads(c *Context) int {
+	cg := g.live()
+	n := 0
+	for i := 0; i < int(C.ggml_graph_n_nodes(cg)); i++ {
+		node := C.ggml_graph_node(cg, C.int(i))
+		src := node.src[0]
+		if node.op != C.GGML_OP_ROPE_BACK || src == nil ||
+			src.nb[0] == C.ggml_type_size(src._type) && bool(C.ggml_is_contiguous_2(src)) {
+			continue
+		}
+		node.src[0] = c.Cont(&Tensor{p: src, c: c}).p
+		n++
+	}
+	return n
+}

@@ -236,3 +236,76 @@ func BenchmarkTranspose(b *testing.B) {
 		})
 	}
 }
+
+// TestContiguousRopeGrads checks the gradient of L = Σ w·z², z = cont(permute(rope(X)))
+// (attention's order of heads and tokens, as the trainer's generic graph has it) against
+// float64: rope's gradient is the inverse rotation of 2·w·z, permuted back. Autograd
+// hands ROPE_BACK the permuted view, which CUDA's rope rejects; after the rewrite every
+// ROPE_BACK reads a source it takes.
+func TestContiguousRopeGrads(t *testing.T) {
+	const hd, heads, tokens, seqs = 8, 3, 5, 2
+	r := rand.New(rand.NewPCG(9, 10))
+	x := randn(r, hd*heads*tokens*seqs, 1)
+	w := randn(r, len(x), 1)
+	pos := []int32{0, 1, 2, 3, 4}
+	rope := RopeOptions{Dims: hd, Mode: RopeNormal, FreqBase: 10000}
+	for _, be := range testBackends(t) {
+		t.Run(be.Name(), func(t *testing.T) {
+			e := newEnv(t, be)
+			X := e.leaf(TypeF32, x, hd, heads, tokens, seqs)
+			W := e.leaf(TypeF32, w, hd, tokens, heads, seqs)
+			P := e.leafI32(pos, tokens)
+			e.alloc()
+			var run *Graph
+			var seed, gradX *Tensor
+			require.NoError(t, Build(func() {
+				X.SetParam()
+				z := e.c.Cont(e.c.Permute(e.c.Rope(X, P, nil, rope), 0, 2, 1, 3))
+				loss := e.c.Sum(e.c.Mul(e.c.Sqr(z), W)).SetLoss().SetOutput()
+				g := e.c.NewGraph(256, true)
+				g.Expand(loss)
+				g.BuildBackward(e.c)
+				require.Equal(t, 1, countOps(g, "ROPE_BACK"))
+				require.Equal(t, 1, g.ContiguousRopeGrads(e.c))
+				require.Zero(t, g.ContiguousRopeGrads(e.c), "a second pass finds nothing to copy")
+				seed, gradX = g.Grad(loss).SetInput(), g.Grad(X).SetOutput()
+				run = e.c.NewGraph(256, false)
+				run.ExpandFrom(g, []*Tensor{gradX}, nil)
+			}))
+			for i := 0; i < run.Len(); i++ {
+				if n := run.Node(i); n.Op() == "ROPE_BACK" {
+					src := n.Src(0)
+					assert.True(t, src.IsContiguous(), "ROPE_BACK reads %v with strides %d %d %d %d", src.Ne4(), src.Nb(0), src.Nb(1), src.Nb(2), src.Nb(3))
+				}
+			}
+			s := e.scheduler()
+			require.NoError(t, s.Alloc(run))
+			require.NoError(t, seed.SetF32([]float32{1}))
+			require.NoError(t, s.Run(run))
+
+			// Per sequence, ropeRef's layout [tokens][heads][hd] is ggml's [hd, heads, tokens];
+			// w and z are [hd, tokens, heads]. Rotating by -pos undoes the rotation.
+			neg := make([]int32, len(pos))
+			for i, p := range pos {
+				neg[i] = -p
+			}
+			want := make([]float64, 0, len(x))
+			per := hd * heads * tokens
+			for b := 0; b < seqs; b++ {
+				y := ropeRef(to64(x[b*per:(b+1)*per]), hd, heads, tokens, pos, hd, false, 10000)
+				for tk := 0; tk < tokens; tk++ {
+					for h := 0; h < heads; h++ {
+						for i := 0; i < hd; i++ {
+							y[(tk*heads+h)*hd+i] *= 2 * float64(w[b*per+(h*tokens+tk)*hd+i])
+						}
+					}
+				}
+				want = append(want, ropeRef(y, hd, heads, tokens, neg, hd, false, 10000)...)
+			}
+			got, err := gradX.F32()
+			require.NoError(t, err)
+			d, at := maxAbsDiff(got, want)
+			assert.LessOrEqualf(t, d, 1e-5*maxAbs(want), "dL/dX: max diff %g at %d", d, at)
+		})
+	}
+}

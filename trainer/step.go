@@ -85,6 +85,9 @@ func newStepGraph(m *Model, lora *LoRA, params, accs []*ggml.Tensor, B, T, K int
 		// On the CPU, autograd's out_prod form of each weight's input gradient costs
 		// 3–30× a mul_mat of the same size; see ggml.Graph.OutProdsAsMatMul.
 		g.OutProdsAsMatMul(c, inputGradType, m.transposedOf)
+		// The generic attention's rope gradients come as permuted views, which CUDA's
+		// rope does not take (the fused ops' are contiguous already).
+		g.ContiguousRopeGrads(c)
 		s.seed = g.Grad(s.loss).SetInput()
 		s.weight = c.NewTensor(ggml.TypeF32, 1).SetName("acc_weight").SetInput()
 		// Each gradient is added to its accumulator as soon as it is complete, so
