@@ -159,6 +159,12 @@ func cudaRejects(n *ggml.Tensor) string {
 		if n.Type() != ggml.TypeF32 || s0.Type() != ggml.TypeF32 || n.Ne(2) != 1 || n.Ne(3) != 1 || !contiguousMN(s0, 0) || !contiguousMN(s1, 0) {
 			return "get_rows_back"
 		}
+	case "OPT_STEP_ADAMW":
+		for i := 0; i < 5; i++ {
+			if s := n.Src(i); s == nil || s.Type() != ggml.TypeF32 || !contiguousMN(s, 0) {
+				return "adamw source not contiguous F32"
+			}
+		}
 	case "CROSS_ENTROPY_LOSS", "CROSS_ENTROPY_LOSS_BACK":
 		for i := 0; i < 3; i++ {
 			if s := n.Src(i); s != nil && !contiguousMN(s, 0) {
@@ -174,7 +180,8 @@ func cudaRejects(n *ggml.Tensor) string {
 // TestGenericStepRunsOnCUDA builds the generic training step, as a model on a GPU gets
 // it, for every architecture case (Q8_0 weights), a llama on each QLoRA base type (with
 // IQ4_NL embeddings of 576-value rows too) and a full fine-tune, with dropout and with
-// gradient checkpointing, and checks every node against cudaRejects.
+// gradient checkpointing, and checks every node of it and of the optimizer's graphs
+// against cudaRejects.
 func TestGenericStepRunsOnCUDA(t *testing.T) {
 	check := func(t *testing.T, m *Model, lora *LoRA, params []*ggml.Tensor) {
 		b := testBatch(t)
@@ -186,10 +193,12 @@ func TestGenericStepRunsOnCUDA(t *testing.T) {
 			require.NoError(t, err)
 			defer s.Close()
 			rejected := map[string]int{}
-			for i := 0; i < s.g.Len(); i++ {
-				n := s.g.Node(i)
-				if why := cudaRejects(n); why != "" {
-					rejected[fmt.Sprintf("%s (%s)", n.Op(), why)]++
+			for _, g := range []*ggml.Graph{s.g, opt.norm, opt.update} {
+				for i := 0; i < g.Len(); i++ {
+					n := g.Node(i)
+					if why := cudaRejects(n); why != "" {
+						rejected[fmt.Sprintf("%s (%s)", n.Op(), why)]++
+					}
 				}
 			}
 			assert.Empty(t, rejected, "nodes CUDA would not run (checkpointing %v)", ck)
