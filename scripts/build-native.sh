@@ -4,6 +4,8 @@
 # points build/<variant> at it. A fresh clone with a warm cache builds in seconds.
 #
 # Usage: scripts/build-native.sh cpu|cuda
+# CUDA_ARCH (default 90) picks the GPU architecture; CUDA_FA=0 leaves out ggml's CUDA
+# FlashAttention kernels (training does not use them; they are 37% of nvcc's time).
 set -euo pipefail
 
 variant="${1:-cpu}"
@@ -24,6 +26,7 @@ case "$variant" in
       die "CUDA=1 needs nvcc: install the CUDA toolkit (Debian: nvidia-cuda-toolkit) or put /usr/local/cuda/bin on PATH"
     [[ -x /usr/local/cuda/bin/nvcc ]] && export PATH="/usr/local/cuda/bin:$PATH"
     opts+=(-DGGML_CUDA=ON "-DCMAKE_CUDA_ARCHITECTURES=$cuda_arch")
+    [[ "${CUDA_FA:-1}" == 0 ]] && opts+=(-DGGML_CUDA_FA=OFF)
     nvcc_major="$(nvcc --version | sed -n 's/.*release \([0-9]*\)\..*/\1/p')"
     if [[ -n "$nvcc_major" && "$nvcc_major" -lt 12 ]]; then
       echo "scripts/build-native.sh: CUDA $nvcc_major.x: adding scripts/cuda11_compat.h (PDL off at run time)" >&2
