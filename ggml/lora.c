@@ -48,9 +48,8 @@ static void dots(int r, int n, const float * W, size_t ld, const float * v, floa
     }
 }
 
-// combine sets y = Σ_k c[k]·W_k for the r rows W_k of W (n long, ld apart), plus add
-// (n values) unless it is NULL. The sum is added last, as a separate ADD would.
-static void combine(int r, int n, const float * W, size_t ld, const float * c, const float * add, float * y) {
+// combine sets y = Σ_k c[k]·W_k for the r rows W_k of W (n long, ld apart).
+static void combine(int r, int n, const float * W, size_t ld, const float * c, float * y) {
     int i = 0;
     for (; i + 64 <= n; i += 64) {
         v16 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
@@ -58,27 +57,18 @@ static void combine(int r, int n, const float * W, size_t ld, const float * c, c
             const float * w = W + (size_t)k * ld + i;
             a0 += c[k] * vld(w); a1 += c[k] * vld(w + 16); a2 += c[k] * vld(w + 32); a3 += c[k] * vld(w + 48);
         }
-        if (add) {
-            a0 = vld(add + i) + a0; a1 = vld(add + i + 16) + a1; a2 = vld(add + i + 32) + a2; a3 = vld(add + i + 48) + a3;
-        }
         vst(y + i, a0); vst(y + i + 16, a1); vst(y + i + 32, a2); vst(y + i + 48, a3);
     }
     for (; i + 16 <= n; i += 16) {
         v16 a0 = {0};
         for (int k = 0; k < r; k++) a0 += c[k] * vld(W + (size_t)k * ld + i);
-        if (add) a0 = vld(add + i) + a0;
         vst(y + i, a0);
     }
     for (; i < n; i++) {
         float s = 0;
         for (int k = 0; k < r; k++) s += c[k] * W[(size_t)k * ld + i];
-        y[i] = add ? add[i] + s : s;
+        y[i] = s;
     }
-}
-
-// row returns row t of t's 2-D tensor m (rows nb[1] bytes apart), or NULL for no tensor.
-static const float * row(const struct ggml_tensor * m, int t) {
-    return m ? (const float *)((const char *)m->data + (size_t)t * m->nb[1]) : NULL;
 }
 
 // transpose returns the r×n matrix of M (n×r, rows r long), allocated.
@@ -99,14 +89,14 @@ void ecotune_lora_down(struct ggml_tensor * dst, int ith, int nth, void * userda
     int t0, t1;
     split(N, ith, nth, &t0, &t1);
     for (int t = t0; t < t1; t++) {
-        const float * xt = row(x, t);
+        const float * xt = (const float *)((const char *)x->data + (size_t)t * x->nb[1]);
         dots(r, in, A->data, (size_t)in, xt, 1, u + (size_t)t * r);
     }
 }
 
 void ecotune_lora_up(struct ggml_tensor * dst, int ith, int nth, void * userdata) {
     (void)userdata;
-    const struct ggml_tensor * u = dst->src[0], * B = dst->src[1], * base = dst->src[2];
+    const struct ggml_tensor * u = dst->src[0], * B = dst->src[1];
     const int N = (int)u->ne[1], r = (int)B->ne[0], out = (int)B->ne[1];
     const float s = lora_scale(dst);
     float * y = dst->data;
@@ -117,7 +107,7 @@ void ecotune_lora_up(struct ggml_tensor * dst, int ith, int nth, void * userdata
     float * su = malloc(sizeof(float) * (size_t)r);
     for (int t = t0; t < t1; t++) {
         for (int k = 0; k < r; k++) su[k] = s * ((const float *)u->data)[(size_t)t * r + k];
-        combine(r, out, Bt, (size_t)out, su, row(base, t), y + (size_t)t * out);
+        combine(r, out, Bt, (size_t)out, su, y + (size_t)t * out);
     }
     free(su);
     free(Bt);
@@ -125,7 +115,7 @@ void ecotune_lora_up(struct ggml_tensor * dst, int ith, int nth, void * userdata
 
 void ecotune_lora_back_x(struct ggml_tensor * dst, int ith, int nth, void * userdata) {
     (void)userdata;
-    const struct ggml_tensor * A = dst->src[0], * B = dst->src[1], * g = dst->src[2], * acc = dst->src[3];
+    const struct ggml_tensor * A = dst->src[0], * B = dst->src[1], * g = dst->src[2];
     const int in = (int)A->ne[0], r = (int)A->ne[1], out = (int)B->ne[1], N = (int)g->ne[1];
     const float s = lora_scale(dst);
     float * du = dst->data, * dx = du + (size_t)r * N;
@@ -134,9 +124,9 @@ void ecotune_lora_back_x(struct ggml_tensor * dst, int ith, int nth, void * user
     if (t0 == t1) return;
     float * Bt = transpose(B->data, out, r);
     for (int t = t0; t < t1; t++) {
-        const float * gt = row(g, t);
+        const float * gt = (const float *)((const char *)g->data + (size_t)t * g->nb[1]);
         dots(r, out, Bt, (size_t)out, gt, s, du + (size_t)t * r);
-        combine(r, in, A->data, (size_t)in, du + (size_t)t * r, row(acc, t), dx + (size_t)t * in);
+        combine(r, in, A->data, (size_t)in, du + (size_t)t * r, dx + (size_t)t * in);
     }
     free(Bt);
 }

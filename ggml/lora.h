@@ -13,12 +13,11 @@ void ecotune_lora_set_scale(struct ggml_tensor * t, float s);
 // Forward, down: src x [in, N] (rows contiguous) and A [in, r]; dst F32 u = A·x [r, N].
 void ecotune_lora_down(struct ggml_tensor * dst, int ith, int nth, void * userdata);
 
-// Forward, up: src u, B [r, out] and, optionally, base [out, N] (rows contiguous);
-// dst F32 y = s·B·u [out, N], plus base.
+// Forward, up: src u and B [r, out]; dst F32 y = s·B·u [out, N].
 void ecotune_lora_up(struct ggml_tensor * dst, int ith, int nth, void * userdata);
 
-// Backward of the input: src A, B, the gradient g of y [out, N] and, optionally, acc
-// [in, N] (rows contiguous); dst F32: du = s·Bᵀg [r, N], then dx = Aᵀdu [in, N], plus acc.
+// Backward of the input: src A, B and the gradient g of y [out, N]; dst F32:
+// du = s·Bᵀg [r, N], then dx = Aᵀdu [in, N].
 void ecotune_lora_back_x(struct ggml_tensor * dst, int ith, int nth, void * userdata);
 
 // Backward of the weights: src x, u, back_x's dst, g and A; dst F32:

@@ -31,72 +31,40 @@ import "C"
 // them to the CPU): A·x, which LoRABack reads, then s·B times it. Rows of x must be
 // contiguous; A and B must be contiguous F32.
 func (c *Context) LoRA(x, A, B *Tensor, s float32) *Tensor {
-	return c.lora(nil, x, A, B, s, "lora")
-}
-
-// LoRAOnto returns base + s·B(A·x): LoRA added to the frozen weight's output base
-// [out, N] (F32, rows contiguous) as the second op writes, with the bits of a separate
-// Add, but without the extra pass over both and the adapter's own output in memory.
-func (c *Context) LoRAOnto(base, x, A, B *Tensor, s float32) *Tensor {
-	return c.lora(base, x, A, B, s, "lora onto")
-}
-
-func (c *Context) lora(base, x, A, B *Tensor, s float32, op string) *Tensor {
-	sameCtx(op, c, base, x, A, B)
+	sameCtx("lora", c, x, A, B)
 	checkLoRA(x, A, B)
 	N, r, out := x.Ne(1), A.Ne(1), B.Ne(1)
-	checkAddend(op, base, out, N)
-	ctx := c.reserve(op, 2)
+	ctx := c.reserve("lora", 2)
 	dargs := [2]*C.struct_ggml_tensor{x.p, A.p}
 	u := C.ecotune_lora_op(ctx, 0, &dargs[0], 2, C.int64_t(r), C.int64_t(N), 1)
 	c.wrap(u).SetName("lora down")
-	uargs := [3]*C.struct_ggml_tensor{u, B.p, nil}
-	n := 2
-	if base != nil {
-		uargs[2], n = base.p, 3
-	}
-	return c.wrap(C.ecotune_lora_op(ctx, 1, &uargs[0], C.int(n), C.int64_t(out), C.int64_t(N), C.float(s))).SetName("lora up")
+	uargs := [2]*C.struct_ggml_tensor{u, B.p}
+	return c.wrap(C.ecotune_lora_op(ctx, 1, &uargs[0], 2, C.int64_t(out), C.int64_t(N), C.float(s))).SetName("lora up")
 }
 
 // LoRABack returns the gradients of LoRA's x, A and B (shaped as they are) given grad,
-// the gradient of its result y (LoRA's or LoRAOnto's), in two fused CPU ops: one pass
-// over grad for A·x's gradient and x's, one over x and grad for A's and B's.
+// the gradient of its result y, in two fused CPU ops: one pass over grad for A·x's
+// gradient and x's, one over x and grad for A's and B's.
 func (c *Context) LoRABack(x, A, B, y, grad *Tensor, s float32) (dx, dA, dB *Tensor) {
-	return c.loraBack(nil, x, A, B, y, grad, s, "lora back")
-}
-
-// LoRABackOnto is LoRABack whose dx is acc + x's gradient: the adapter's share of x's
-// gradient added to the other shares acc [in, N] (F32, rows contiguous) as it is
-// written, with the bits of a separate Add.
-func (c *Context) LoRABackOnto(acc, x, A, B, y, grad *Tensor, s float32) (dx, dA, dB *Tensor) {
-	return c.loraBack(acc, x, A, B, y, grad, s, "lora back onto")
-}
-
-func (c *Context) loraBack(acc, x, A, B, y, grad *Tensor, s float32, op string) (dx, dA, dB *Tensor) {
-	sameCtx(op, c, acc, x, A, B, y, grad)
+	sameCtx("lora back", c, x, A, B, y, grad)
 	checkLoRA(x, A, B)
 	in, N, r, out := x.Ne(0), x.Ne(1), A.Ne(1), B.Ne(1)
-	checkAddend(op, acc, in, N)
 	up := y.ptr()
 	if up.view_src != nil {
 		up = up.view_src
 	}
 	if C.ecotune_lora_is_up(up) == 0 || up.src[1] != B.p || up.src[0].src[0] != x.p || up.src[0].src[1] != A.p {
-		opErrorf(op, "%s is not LoRA's result for these x, A, B", y)
+		opErrorf("lora back", "%s is not LoRA's result for these x, A, B", y)
 	}
 	if grad.Type() != TypeF32 || ne4(grad) != [4]int64{int64(out), int64(N), 1, 1} {
-		opErrorf(op, "gradient %s does not fit the output [%d, %d]", grad, out, N)
+		opErrorf("lora back", "gradient %s does not fit the output [%d, %d]", grad, out, N)
 	}
 	if grad.p.nb[0] != 4 {
 		grad = c.Cont(grad)
 	}
-	ctx := c.reserve(op, 6)
-	xargs := [4]*C.struct_ggml_tensor{A.p, B.p, grad.p, nil}
-	n := 3
-	if acc != nil {
-		xargs[3], n = acc.p, 4
-	}
-	bx := C.ecotune_lora_op(ctx, 2, &xargs[0], C.int(n), C.int64_t(r*N+in*N), 1, C.float(s))
+	ctx := c.reserve("lora back", 6)
+	xargs := [3]*C.struct_ggml_tensor{A.p, B.p, grad.p}
+	bx := C.ecotune_lora_op(ctx, 2, &xargs[0], 3, C.int64_t(r*N+in*N), 1, C.float(s))
 	wargs := [5]*C.struct_ggml_tensor{x.p, up.src[0], bx, grad.p, A.p}
 	bw := C.ecotune_lora_op(ctx, 3, &wargs[0], 5, C.int64_t(in*r+r*out), 1, C.float(s))
 	c.wrap(bx).SetName("lora back x")
@@ -105,13 +73,6 @@ func (c *Context) loraBack(acc, x, A, B, y, grad *Tensor, s float32, op string) 
 	dA = c.wrap(C.ggml_view_2d(ctx, bw, C.int64_t(in), C.int64_t(r), C.size_t(4*in), 0))
 	dB = c.wrap(C.ggml_view_2d(ctx, bw, C.int64_t(r), C.int64_t(out), C.size_t(4*r), C.size_t(4*in*r)))
 	return dx, dA, dB
-}
-
-// checkAddend panics unless t is nil or an F32 [n0, n1] with contiguous rows.
-func checkAddend(op string, t *Tensor, n0, n1 int) {
-	if t != nil && (t.Type() != TypeF32 || ne4(t) != [4]int64{int64(n0), int64(n1), 1, 1} || t.p.nb[0] != 4) {
-		opErrorf(op, "%s is not an F32 [%d, %d] with contiguous rows to add to", t, n0, n1)
-	}
 }
 
 func checkLoRA(x, A, B *Tensor) {

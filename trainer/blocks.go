@@ -195,21 +195,13 @@ func (b *builder) linear(l int, name string, x *ggml.Tensor) *ggml.Tensor {
 		}
 		s := b.lora.Scale()
 		if b.fuse == fuseOps {
-			if b.m.separateAdds {
-				return b.c.Add(y, b.c.LoRA(in, p.A, p.B, s))
-			}
-			return b.c.LoRAOnto(y, in, p.A, p.B, s)
+			return b.c.Add(y, b.c.LoRA(in, p.A, p.B, s))
 		}
 		up := b.loraUp(p.B, b.c.MulMat(p.A, in), s)
-		sum := b.c.Add(y, up)
 		if b.fuse == fuseSites {
-			site := ggml.LoRASite{X: in, A: p.A, B: p.B, Up: up, Sum: sum, Scale: s}
-			if b.m.separateAdds {
-				site.Sum = nil
-			}
-			b.loraSites = append(b.loraSites, site)
+			b.loraSites = append(b.loraSites, ggml.LoRASite{X: in, A: p.A, B: p.B, Up: up, Scale: s})
 		}
-		y = sum
+		y = b.c.Add(y, up)
 	}
 	return y
 }

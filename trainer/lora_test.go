@@ -8,8 +8,6 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-
-	"github.com/ecotune/ecotune/ggml"
 )
 
 // testBatch is two sequences of stories260K tokens with a masked prompt and padding.
@@ -211,65 +209,4 @@ func checkGradsByFiniteDifferences(t *testing.T, m *Model, l *LoRA, b *Batch, gr
 		}
 	}
 	return worst, checked
-}
-
-// TestFoldedAddsSameBits checks that the fused adapters adding their output onto the
-// base's, and their share of the input's gradient onto the other shares, give the bits
-// of separate ADD nodes, with fewer ADD nodes in the step: on stories260K and on
-// architectures with biases, a fused QKV and parallel blocks, with dropout too.
-func TestFoldedAddsSameBits(t *testing.T) {
-	models := map[string]func(t *testing.T) *Model{"stories260K": func(t *testing.T) *Model { return loadStories(t) }}
-	for _, name := range []string{"qwen2-fused-qkv-split-biases", "phi2", "gemma2"} {
-		models[name] = func(t *testing.T) *Model { return loadArchModel(t, writeArchModel(t, archCaseNamed(t, name))) }
-	}
-	for name, load := range models {
-		t.Run(name, func(t *testing.T) {
-			m := load(t)
-			require.True(t, m.fusedOps())
-			l, err := NewLoRA(m, LoRAConfig{Rank: 4, Alpha: 8, Targets: []string{"all"}, Seed: 3})
-			require.NoError(t, err)
-			defer l.Close()
-			randomizeB(t, l, 6, 0.05)
-			b := testBatch(t)
-			var logits [2][]float32
-			var losses [2]float64
-			var grads [2]map[string][]float32
-			var adds [2]int
-			for i, separate := range []bool{false, true} {
-				m.separateAdds = separate
-				logits[i], err = m.Logits(b.Tokens, b.B, b.T, l)
-				require.NoError(t, err)
-				losses[i], grads[i] = lossAndGrads(t, m, l, b)
-				for _, dropout := range []float32{0, 0.1} {
-					opt, err := newAdamW(m, l.params(), OptimizerConfig{})
-					require.NoError(t, err)
-					s, err := newStepGraph(m, l, l.params(), opt.accs, b.B, b.T, b.Targets(), dropout, false)
-					require.NoError(t, err)
-					if dropout == 0 {
-						adds[i] = countNodes(s.g, "ADD")
-					}
-					s.Close()
-					opt.Close()
-				}
-			}
-			m.separateAdds = false
-			assert.Equal(t, logits[1], logits[0], "logits")
-			assert.Equal(t, losses[1], losses[0], "loss")
-			assert.Equal(t, grads[1], grads[0], "gradients")
-			// One addition per adapter forward and, unless it is the input's only
-			// gradient, one backward.
-			assert.GreaterOrEqual(t, adds[1]-adds[0], len(l.params())/2, "ADD nodes folded (%d left)", adds[0])
-			t.Logf("ADD nodes: %d separate, %d folded, %d adapters", adds[1], adds[0], len(l.params())/2)
-		})
-	}
-}
-
-func countNodes(g *ggml.Graph, op string) int {
-	n := 0
-	for i := 0; i < g.Len(); i++ {
-		if g.Node(i).Op() == op {
-			n++
-		}
-	}
-	return n
 }

@@ -54,11 +54,8 @@ type Model struct {
 	trainable bool
 	// genericOps: ModelOptions.GenericOps.
 	genericOps bool
-	// separateAdds leaves the fused adapters' additions to the base's output and to
-	// the input's gradient to ggml's ADD (ggml.LoRAOnto folds them): tests compare.
-	separateAdds bool
-	order        []*ggml.Tensor // every weight, in file order
-	params       []*ggml.Tensor // the weights full fine-tuning trains
+	order      []*ggml.Tensor // every weight, in file order
+	params     []*ggml.Tensor // the weights full fine-tuning trains
 }
 
 // LoadModel reads path, validates its architecture, hyper-parameters and tensor shapes
