@@ -186,12 +186,7 @@ func TestGenericStepRunsOnCUDA(t *testing.T) {
 	check := func(t *testing.T, m *Model, lora *LoRA, params []*ggml.Tensor) {
 		b := testBatch(t)
 		for _, ck := range []bool{false, true} {
-			opt, err := newAdamW(m, params, OptimizerConfig{})
-			require.NoError(t, err)
-			defer opt.Close()
-			s, err := newStepGraph(m, lora, params, opt.accs, b.B, b.T, b.Targets(), 0.1, ck)
-			require.NoError(t, err)
-			defer s.Close()
+			s, opt := testStep(t, m, lora, params, b, 0.1, ck)
 			rejected := map[string]int{}
 			for _, g := range []*ggml.Graph{s.g, opt.norm, opt.update} {
 				for i := 0; i < g.Len(); i++ {
@@ -205,12 +200,7 @@ func TestGenericStepRunsOnCUDA(t *testing.T) {
 		}
 	}
 	withLoRA := func(t *testing.T, path string) {
-		m, err := loadTestModel(path, ModelOptions{Threads: 1, GenericOps: true})
-		require.NoError(t, err)
-		defer m.Close()
-		l, err := NewLoRA(m, LoRAConfig{Rank: 4, Alpha: 8, Targets: []string{"all"}, Seed: 3})
-		require.NoError(t, err)
-		defer l.Close()
+		m, l := loadWithRandomLoRA(t, path, ModelOptions{Threads: 1, GenericOps: true})
 		check(t, m, l, l.params())
 	}
 	for _, ac := range archCases {

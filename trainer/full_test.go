@@ -28,22 +28,12 @@ func TestFullGradientsMatchFiniteDifferences(t *testing.T) {
 	m := loadStoriesTrainable(t)
 	b := testBatch(t)
 	params := m.params
-	opt, err := newAdamW(m, params, OptimizerConfig{})
-	require.NoError(t, err)
-	defer opt.Close()
-	s, err := newStepGraph(m, nil, params, opt.accs, b.B, b.T, b.Targets(), 0, false)
-	require.NoError(t, err)
-	defer s.Close()
-	_, err = s.run(b, 1, nil, nil)
+	s, opt := testStep(t, m, nil, params, b, 0, false)
+	_, err := s.run(b, 1, nil, nil)
 	require.NoError(t, err)
 
 	// The same step with gradient checkpointing gives every weight the same gradient.
-	ckOpt, err := newAdamW(m, params, OptimizerConfig{})
-	require.NoError(t, err)
-	defer ckOpt.Close()
-	ck, err := newStepGraph(m, nil, params, ckOpt.accs, b.B, b.T, b.Targets(), 0, true)
-	require.NoError(t, err)
-	defer ck.Close()
+	ck, ckOpt := testStep(t, m, nil, params, b, 0, true)
 	_, err = ck.run(b, 1, nil, nil)
 	require.NoError(t, err)
 	for i, p := range params {

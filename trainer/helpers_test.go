@@ -7,9 +7,11 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/ecotune/ecotune/bindings"
+	"github.com/ecotune/ecotune/ggml"
 	"github.com/ecotune/ecotune/internal/llamaref"
 	"github.com/ecotune/ecotune/internal/testenv"
 )
@@ -99,3 +101,44 @@ func (r *llamaRef) logits(t testing.TB, tokens []int32) [][]float32 {
 
 // maxAbsDiff returns max |a-b| and the range max-min of b.
 func maxAbsDiff(a, b []float32) (diff, rng float64) { return llamaref.MaxAbsDiff(a, b) }
+
+// loadWithRandomLoRA loads path (onto the GPU under ECOTUNE_TEST_GPU) with a rank-4
+// adapter on every module whose B is random, so that it changes the output; both are
+// closed when the test ends.
+func loadWithRandomLoRA(t *testing.T, path string, o ModelOptions) (*Model, *LoRA) {
+	t.Helper()
+	m, err := loadTestModel(path, o)
+	require.NoError(t, err)
+	t.Cleanup(func() { m.Close() })
+	l, err := NewLoRA(m, LoRAConfig{Rank: 4, Alpha: 8, Targets: []string{"all"}, Seed: 3})
+	require.NoError(t, err)
+	t.Cleanup(func() { l.Close() })
+	randomizeB(t, l, 4, 0.05)
+	return m, l
+}
+
+// testStep builds the training step of params (an adapter's, or the model's own with
+// lora nil) on b's shape, with its optimizer; both are closed when the test ends.
+func testStep(t *testing.T, m *Model, lora *LoRA, params []*ggml.Tensor, b *Batch, dropout float32, checkpoint bool) (*stepGraph, *adamW) {
+	t.Helper()
+	opt, err := newAdamW(m, params, OptimizerConfig{})
+	require.NoError(t, err)
+	t.Cleanup(func() { opt.Close() })
+	s, err := newStepGraph(m, lora, params, opt.accs, b.B, b.T, b.Targets(), dropout, checkpoint)
+	require.NoError(t, err)
+	t.Cleanup(func() { s.Close() })
+	return s, opt
+}
+
+// assertAllOnGPU counts, for a model on the GPU, where the scheduler puts each node of
+// g, and fails if any lands on the CPU (issue 4: QLoRA keeps every op on the GPU).
+func assertAllOnGPU(t *testing.T, m *Model, g *ggml.Graph, what string) {
+	t.Helper()
+	if m.gpu == nil {
+		return
+	}
+	require.NoError(t, m.sched.Alloc(g))
+	placed := m.sched.Placement(g)
+	t.Logf("%s step graph placement: %v", what, placed)
+	assert.Empty(t, placed[m.cpu.Name()], "nodes the scheduler sent to the CPU")
+}

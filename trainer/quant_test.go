@@ -114,18 +114,12 @@ func TestQuantizedBases(t *testing.T) {
 		t.Run(typ.String(), func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "model.gguf")
 			writeRandomLlama(t, path, typ, false)
-			m, err := loadTestModel(path, ModelOptions{Threads: 1})
-			require.NoError(t, err)
-			defer m.Close()
+			m, l := loadWithRandomLoRA(t, path, ModelOptions{Threads: 1})
 			want := typ
 			if typ == ggml.TypeBF16 {
 				want = ggml.TypeF16 // see toF16
 			}
 			assert.Equal(t, want, m.Weight("blk.1.ffn_down.weight").Type())
-			l, err := NewLoRA(m, LoRAConfig{Rank: 4, Alpha: 8, Targets: []string{"all"}, Seed: 3})
-			require.NoError(t, err)
-			defer l.Close()
-			randomizeB(t, l, 4, 0.05)
 
 			// Forward with the adapter against libllama with our adapter file.
 			adapter := filepath.Join(t.TempDir(), "adapter.gguf")
@@ -171,13 +165,7 @@ func TestQuantizedBases(t *testing.T) {
 			// weight's dot-product type (f16, q8_0, q8_K) in each product.
 			twin := filepath.Join(t.TempDir(), "twin.gguf")
 			writeRandomLlama(t, twin, typ, true)
-			mf, err := loadTestModel(twin, ModelOptions{Threads: 1})
-			require.NoError(t, err)
-			defer mf.Close()
-			lf, err := NewLoRA(mf, LoRAConfig{Rank: 4, Alpha: 8, Targets: []string{"all"}, Seed: 3})
-			require.NoError(t, err)
-			defer lf.Close()
-			randomizeB(t, lf, 4, 0.05)
+			mf, lf := loadWithRandomLoRA(t, twin, ModelOptions{Threads: 1})
 			b := testBatch(t)
 			lossQ, gq := lossAndGrads(t, m, l, b)
 			lossF, gf := lossAndGrads(t, mf, lf, b)
@@ -196,20 +184,8 @@ func TestQuantizedBases(t *testing.T) {
 			// backend runs for these types: nothing in a training step (OUT_PROD, or a
 			// cpy from a quantized type) would send it back to the CPU.
 			if typ.IsQuantized() {
-				opt, err := newAdamW(m, l.params(), OptimizerConfig{})
-				require.NoError(t, err)
-				defer opt.Close()
-				s, err := newStepGraph(m, l, l.params(), opt.accs, b.B, b.T, b.Targets(), 0, false)
-				require.NoError(t, err)
-				defer s.Close()
-				if m.gpu != nil {
-					// QLoRA keeps every op on the GPU (issue 4): count where the
-					// scheduler puts each node.
-					require.NoError(t, m.sched.Alloc(s.g))
-					placed := m.sched.Placement(s.g)
-					t.Logf("%s step graph placement: %v", typ, placed)
-					assert.Empty(t, placed[m.cpu.Name()], "nodes the scheduler sent to the CPU")
-				}
+				s, _ := testStep(t, m, l, l.params(), b, 0, false)
+				assertAllOnGPU(t, m, s.g, typ.String())
 				uses := map[string]int{}
 				for i := 0; i < s.g.Len(); i++ {
 					n := s.g.Node(i)
@@ -243,14 +219,7 @@ func TestEmbeddingsInWholeBlocks(t *testing.T) {
 			for i, deq := range []bool{false, true} {
 				path := filepath.Join(t.TempDir(), "model.gguf")
 				writeLlama(t, path, randomLlama{embd: embd, matrices: ggml.TypeF32, embeddings: ggml.TypeIQ4_NL, dequantized: deq})
-				m, err := loadTestModel(path, ModelOptions{Threads: 1})
-				require.NoError(t, err)
-				defer m.Close()
-				l, err := NewLoRA(m, LoRAConfig{Rank: 4, Alpha: 8, Targets: []string{"all"}, Seed: 3})
-				require.NoError(t, err)
-				defer l.Close()
-				randomizeB(t, l, 4, 0.05)
-				ms[i], ls[i] = m, l
+				ms[i], ls[i] = loadWithRandomLoRA(t, path, ModelOptions{Threads: 1})
 			}
 			require.Equal(t, ggml.TypeIQ4_NL, ms[0].Weight("token_embd.weight").Type())
 			require.Equal(t, ggml.TypeF32, ms[1].Weight("token_embd.weight").Type())
@@ -268,13 +237,7 @@ func TestEmbeddingsInWholeBlocks(t *testing.T) {
 			assert.Equal(t, lossF, lossQ)
 			assert.Equal(t, gf, gq)
 
-			m, l := ms[0], ls[0]
-			opt, err := newAdamW(m, l.params(), OptimizerConfig{})
-			require.NoError(t, err)
-			defer opt.Close()
-			s, err := newStepGraph(m, l, l.params(), opt.accs, b.B, b.T, b.Targets(), 0, false)
-			require.NoError(t, err)
-			defer s.Close()
+			s, _ := testStep(t, ms[0], ls[0], ls[0].params(), b, 0, false)
 			lookups := 0
 			for i := 0; i < s.g.Len(); i++ {
 				if n := s.g.Node(i); n.Op() == "GET_ROWS" && n.Src(0).Type() == ggml.TypeIQ4_NL {
@@ -283,12 +246,7 @@ func TestEmbeddingsInWholeBlocks(t *testing.T) {
 				}
 			}
 			assert.Equal(t, 1, lookups, "IQ4_NL get_rows in the step")
-			if m.gpu != nil {
-				require.NoError(t, m.sched.Alloc(s.g))
-				placed := m.sched.Placement(s.g)
-				t.Logf("step graph placement: %v", placed)
-				assert.Empty(t, placed[m.cpu.Name()], "nodes the scheduler sent to the CPU")
-			}
+			assertAllOnGPU(t, ms[0], s.g, fmt.Sprintf("IQ4_NL embeddings of %d", embd))
 		})
 	}
 }

@@ -45,12 +45,7 @@ func TestKeepTransposed(t *testing.T) {
 	l, err := NewLoRA(kept, LoRAConfig{Rank: 8, Alpha: 16, Targets: []string{"all"}, Seed: 5})
 	require.NoError(t, err)
 	defer l.Close()
-	opt, err := newAdamW(kept, l.params(), OptimizerConfig{})
-	require.NoError(t, err)
-	defer opt.Close()
-	s, err := newStepGraph(kept, l, l.params(), opt.accs, b.B, b.T, b.Targets(), 0, false)
-	require.NoError(t, err)
-	defer s.Close()
+	s, _ := testStep(t, kept, l, l.params(), b, 0, false)
 	for i := 0; i < s.g.Len(); i++ {
 		n := s.g.Node(i)
 		if n.Op() != "CONT" {
