@@ -3,10 +3,18 @@
 package ggml
 
 import (
+	"os"
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/ecotune/ecotune/internal/testenv"
 )
+
+func TestMain(m *testing.M) {
+	testenv.StrictF32()
+	os.Exit(m.Run())
+}
 
 // env builds one small computation: leaves with data in `in` (allocated on the backend
 // under test), ops in `c` (allocated by a scheduler).

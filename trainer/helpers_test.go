@@ -21,6 +21,7 @@ import (
 var storiesPath = filepath.Join(testenv.SharedDir(), "models", "stories260K.gguf")
 
 func TestMain(m *testing.M) {
+	testenv.StrictF32()
 	bindings.SetLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	os.Exit(m.Run())
 }

@@ -204,3 +204,14 @@ func Perplexity(tb testing.TB, model, text string) float64 {
 	tb.Fatalf("no final estimate in 5 runs of llama-perplexity; last output:\n%s", out)
 	return 0
 }
+
+// StrictF32 makes cuBLAS multiply F32 matrices in F32 in this process, unless the
+// environment already sets NVIDIA_TF32_OVERRIDE: ggml's CUDA backend asks cuBLAS for
+// TF32 tensor-core math, whose 10-bit mantissas (2⁻¹¹ relative error per input) the
+// tests' F32 bounds are not made for. Call it before anything uses CUDA (TestMain).
+// ggml's own kernels for at most 16 columns (mmf) still round F32 inputs to TF32.
+func StrictF32() {
+	if _, ok := os.LookupEnv("NVIDIA_TF32_OVERRIDE"); !ok {
+		os.Setenv("NVIDIA_TF32_OVERRIDE", "0")
+	}
+}
