@@ -374,9 +374,9 @@ func (b *builder) embed() *ggml.Tensor {
 		return b.c.GetRows(w, b.tokens)
 	}
 	// A backend that reads this type only in whole super-blocks (CUDA, IQ4_NL) would
-	// leave a plain lookup of narrower rows to the CPU. Read instead the k rows that hold
-	// each token's (one group, whole blocks) and then pick its row out of the F32 result:
-	// k times the dequantizing, of B·T rows only.
+	// leave a plain lookup of narrower rows to the CPU. Read instead, for each token, the
+	// group of k rows that holds its row (whole blocks), then pick that row out of the F32
+	// result: k times the dequantizing, of B·T rows only.
 	b.embK = k
 	b.embGroup = b.c.NewTensor(ggml.TypeI32, b.B*b.T).SetName("token_groups").SetInput()
 	b.embPick = b.c.NewTensor(ggml.TypeI32, b.B*b.T).SetName("token_picks").SetInput()
