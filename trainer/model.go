@@ -16,7 +16,7 @@ type ModelOptions struct {
 	// Trainable loads every weight as F32 and marks it trainable, for full fine-tuning
 	// (Config.Method MethodFull). The file must hold F32, F16 or BF16 weights.
 	Trainable bool
-	// KeepTransposed keeps a transposed copy of every frozen F32/F16 weight matrix for
+	// KeepTransposed keeps a transposed copy of every frozen F32/F16/BF16 weight matrix for
 	// the backward pass to read, instead of transposing each at every step: faster LoRA
 	// steps for a second copy of those weights in memory. Ignored with Trainable.
 	KeepTransposed bool
@@ -134,11 +134,6 @@ func LoadModel(path string, opts ModelOptions) (m *Model, err error) {
 			default:
 				return nil, fmt.Errorf("tensor %s is %s; full fine-tuning needs F32, F16 or BF16 weights (LoRA trains on quantized ones)", name, typ)
 			}
-		}
-		if typ == ggml.TypeBF16 && len(spec.Dims) == 2 {
-			// ggml's CPU out_prod (the backward of mul_mat) has no BF16 kernel; F16
-			// holds every BF16 value of a weight matrix exactly (see toF16).
-			typ = ggml.TypeF16
 		}
 		ne := make([]int, len(info.Dims))
 		for i, d := range info.Dims {
@@ -295,34 +290,13 @@ func (m *Model) SetThreads(n int) error {
 	return m.cpu.SetThreads(n)
 }
 
-// convertWeights converts data of type from for t: to F32 (full fine-tuning) or BF16
-// to F16 (see toF16).
+// convertWeights converts data of type from to F32 for t (full fine-tuning trains F32).
 func convertWeights(data []byte, from ggml.Type, t *ggml.Tensor) ([]byte, error) {
-	if t.Type() == ggml.TypeF16 {
-		return toF16(data, t)
-	}
 	v, err := ggml.Dequantize(from, data, t.Elements())
 	if err != nil {
 		return nil, err
 	}
 	return ggml.Quantize(ggml.TypeF32, v, t.Ne(0))
-}
-
-// toF16 converts BF16 data for t (an F16 tensor). F16 represents every BF16 value
-// whose magnitude lies in [2⁻¹⁴, 65504] exactly (8 significant bits fit in 11); smaller
-// ones become subnormal, off by less than 2⁻²⁵ — nothing for a weight. Larger ones
-// cannot be held, and are an error rather than a silent infinity.
-func toF16(data []byte, t *ggml.Tensor) ([]byte, error) {
-	v, err := ggml.Dequantize(ggml.TypeBF16, data, t.Elements())
-	if err != nil {
-		return nil, err
-	}
-	for i, x := range v {
-		if x > 65504 || x < -65504 {
-			return nil, fmt.Errorf("bf16 value %g at %d does not fit in f16", x, i)
-		}
-	}
-	return ggml.Quantize(ggml.TypeF16, v, t.Ne(0))
 }
 
 // Params is the number of weights the model holds.

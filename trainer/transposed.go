@@ -7,7 +7,7 @@ import (
 	"github.com/ecotune/ecotune/ggml"
 )
 
-// keepTransposed makes, once, a transposed copy of every frozen F32 or F16 matrix a
+// keepTransposed makes, once, a transposed copy of every frozen F32, F16 or BF16 matrix a
 // product reads (the blocks' projections and the output layer), on the backend that
 // holds the weights. The backward pass multiplies by the transposes (see
 // ggml.Graph.OutProdsAsMatMul); without these copies it makes them at every step,
@@ -16,7 +16,7 @@ import (
 func (m *Model) keepTransposed(on *ggml.Backend) error {
 	var ws []*ggml.Tensor
 	add := func(t *ggml.Tensor) {
-		if t == nil || len(t.Shape()) != 2 || (t.Type() != ggml.TypeF32 && t.Type() != ggml.TypeF16) {
+		if t == nil || len(t.Shape()) != 2 || (t.Type() != ggml.TypeF32 && t.Type() != ggml.TypeF16 && t.Type() != ggml.TypeBF16) {
 			return
 		}
 		ws = append(ws, t)

@@ -92,7 +92,7 @@ Example:
 			&cli.IntFlag{Name: "eval-every", Value: trainer.DefaultEvalEvery, Usage: "evaluate every this many steps; -1 never"},
 			&cli.IntFlag{Name: "eval-batches", Usage: "batches per evaluation; 0 the whole validation set"},
 			&cli.BoolFlag{Name: "generic-ops", Usage: "on the CPU, build attention, the adapters and the loss from ggml's generic ops instead of ecotune's fused ops (slower and larger; for comparison)"},
-			&cli.StringFlag{Name: "keep-transposed", Value: "auto", Usage: "keep a transposed copy of the frozen F32/F16 weights for the backward pass, faster LoRA steps for twice those weights' memory: on, off, or auto (on when the model file is at most a quarter of free memory)"},
+			&cli.StringFlag{Name: "keep-transposed", Value: "auto", Usage: "keep a transposed copy of the frozen F32/F16/BF16 weights for the backward pass, faster LoRA steps for twice those weights' memory: on, off, or auto (on when the model file is at most a quarter of free memory)"},
 			&cli.BoolFlag{Name: "gradient-checkpointing", Usage: "recompute each layer's activations in the backward pass: the same gradients for far less memory, about a third more compute"},
 			&cli.Uint64Flag{Name: "seed", Value: 42, Usage: "seed of initialisation, shuffling and dropout"},
 			&cli.IntFlag{Name: "threads", Usage: "CPU threads (default: all)"},

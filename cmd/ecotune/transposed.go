@@ -9,7 +9,7 @@ import (
 
 // keepTransposed resolves --keep-transposed: on, off, or auto, which keeps the
 // transposed weights (trainer.ModelOptions.KeepTransposed: faster LoRA steps for a
-// second copy of the F32/F16 weights) when the model file is at most a quarter of the
+// second copy of the F32/F16/BF16 weights) when the model file is at most a quarter of the
 // free memory of the device that holds the weights.
 func keepTransposed(mode, model string, gpu bool) (bool, error) {
 	switch mode {
