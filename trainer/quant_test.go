@@ -241,3 +241,56 @@ func TestEmbeddingsInWholeBlocks(t *testing.T) {
 		})
 	}
 }
+
+// TestComputeType trains a step on a Q4_K base with its weights dequantized to F32 and
+// to BF16 for the backward pass's products: the same loss (the forward pass does not
+// change), gradients within BF16's rounding of each other, and the transposed copies
+// the products read of the type asked for.
+func TestComputeType(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "model.gguf")
+	writeRandomLlama(t, path, ggml.TypeQ4_K, false)
+	_, err := LoadModel(path, ModelOptions{Threads: 1, ComputeType: "q4_k"})
+	require.ErrorContains(t, err, `compute type "q4_k"`)
+
+	b := testBatch(t)
+	var losses [2]float64
+	var grads [2]map[string][]float32
+	for i, ct := range []ggml.Type{ggml.TypeF32, ggml.TypeBF16} {
+		m, l := loadWithRandomLoRA(t, path, ModelOptions{Threads: 1, ComputeType: ct.String()})
+		require.Equal(t, ct, m.ComputeType())
+		losses[i], grads[i] = lossAndGrads(t, m, l, b)
+		s, _ := testStep(t, m, l, l.params(), b, 0, false)
+		reads := map[ggml.Type]int{}
+		for j := 0; j < s.g.Len(); j++ {
+			if n := s.g.Node(j); n.Op() == "MUL_MAT" {
+				reads[n.Src(0).Type()]++
+			}
+		}
+		assert.Positive(t, reads[ct], "products by %s transposed weights", ct)
+		if ct != ggml.TypeBF16 {
+			assert.Zero(t, reads[ggml.TypeBF16], "products by BF16 weights")
+		}
+	}
+	assert.Equal(t, losses[0], losses[1], "loss")
+	var num, den float64
+	for name, g := range grads[0] {
+		for i := range g {
+			d := float64(grads[1][name][i] - g[i])
+			num += d * d
+			den += float64(g[i]) * float64(g[i])
+		}
+	}
+	rel := math.Sqrt(num / den)
+	assert.Positive(t, rel, "BF16 rounds the gradients")
+	assert.LessOrEqual(t, rel, 1e-2, "relative L2 difference of the LoRA gradients, BF16 against F32")
+	t.Logf("LoRA gradients with BF16 products vs F32: %.2e relative L2", rel)
+
+	m, err := loadTestModel(path, ModelOptions{Threads: 1})
+	require.NoError(t, err)
+	defer m.Close()
+	want := ggml.TypeF32
+	if ggml.CPUHasBF16() && !gpuTests {
+		want = ggml.TypeBF16
+	}
+	assert.Equal(t, want, m.ComputeType(), "the default")
+}

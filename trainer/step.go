@@ -84,7 +84,7 @@ func newStepGraph(m *Model, lora *LoRA, params, accs []*ggml.Tensor, B, T, K int
 		}
 		// On the CPU, autograd's out_prod form of each weight's input gradient costs
 		// 3–30× a mul_mat of the same size; see ggml.Graph.OutProdsAsMatMul.
-		g.OutProdsAsMatMul(c, inputGradType, m.transposedOf)
+		g.OutProdsAsMatMul(c, m.computeType, m.transposedOf)
 		// The generic attention's rope gradients come as permuted views, which CUDA's
 		// rope does not take (the fused ops' are contiguous already).
 		g.ContiguousRopeGrads(c)
@@ -110,10 +110,6 @@ func newStepGraph(m *Model, lora *LoRA, params, accs []*ggml.Tensor, B, T, K int
 	}
 	return s, nil
 }
-
-// inputGradType is the type of the transposed copy of a quantized weight that its
-// input gradient is multiplied with: F32 keeps the gradient as exact as an F32 base's.
-const inputGradType = ggml.TypeF32
 
 func opErr(msg string) { panic(&ggml.OpError{Op: "trainer", Msg: msg}) }
 

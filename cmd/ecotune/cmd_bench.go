@@ -63,6 +63,7 @@ Example:
 			&cli.StringFlag{Name: "keep-transposed", Value: "auto", Usage: "transposed copies of the weights for the LoRA run: on, off or auto (see ecotune train --keep-transposed)"},
 			&cli.BoolFlag{Name: "gpu", Usage: "train on GPU 0 (a CUDA build) and give llama-bench every layer (-ngl 99); without it both run on the CPU (-ngl 0)"},
 			&cli.BoolFlag{Name: "generic-ops", Usage: "build attention, the adapters and the loss from ggml's generic ops instead of ecotune's fused CPU ops, for comparison"},
+			&cli.StringFlag{Name: "compute-dtype", Usage: "type a quantized base is dequantized to for the backward pass's products (see ecotune train --compute-dtype)"},
 			&cli.BoolFlag{Name: "profile", Usage: "also run one more LoRA step node by node and print the time per op"},
 			&cli.BoolFlag{Name: "full", Usage: "also measure full fine-tuning (F32 weights)"},
 			&cli.StringFlag{Name: "qlora", Usage: "also compare peak memory of LoRA training on the model and on copies quantized to these types (comma-separated, e.g. q4_k,iq4_nl), each in its own process"},
@@ -87,6 +88,7 @@ type benchResult struct {
 	LoRAStepSecond float64 `json:"lora_seconds_per_step"`
 	KeepTransposed bool    `json:"keep_transposed"`
 	GenericOps     bool    `json:"generic_ops,omitempty"`
+	ComputeType    string  `json:"compute_dtype,omitempty"` // of a quantized base's backward products
 	GPU            bool    `json:"gpu,omitempty"`
 	// Finetune is llama.cpp's llama-finetune (full fine-tuning) on the same model and
 	// sequence length (--finetune), or FinetuneFailure its error when it cannot run.
@@ -152,10 +154,13 @@ func runBench(c *cli.Context) error {
 	res.KeepTransposed = keepT
 	res.GenericOps = c.Bool("generic-ops")
 	res.GPU = c.Bool("gpu")
-	opts := trainer.ModelOptions{Threads: res.Threads, GPU: res.GPU, KeepTransposed: keepT, GenericOps: res.GenericOps}
-	if res.LoRA, perStep, res.Params, err = trainThroughput(c.Context, model, cfg, opts, res.SeqLen, c.Int("steps"), prof); err != nil {
+	opts := trainer.ModelOptions{Threads: res.Threads, GPU: res.GPU, KeepTransposed: keepT, GenericOps: res.GenericOps,
+		ComputeType: c.String("compute-dtype")}
+	lora, err := trainThroughput(c.Context, model, cfg, opts, res.SeqLen, c.Int("steps"), prof)
+	if err != nil {
 		return err
 	}
+	res.LoRA, perStep, res.Params, res.ComputeType = lora.tps, lora.perStep, lora.params, lora.computeType
 	res.LoRAStepSecond = perStep
 	res.LoRARatio = res.LoRA / res.LlamaPP
 	if c.Bool("finetune") {
@@ -171,9 +176,11 @@ func runBench(c *cli.Context) error {
 		fmt.Fprintf(w, "bench: ecotune full fine-tuning, %d+1 steps of %d tokens\n", c.Int("steps"), res.SeqLen)
 		cfg.Method = trainer.MethodFull
 		full := trainer.ModelOptions{Threads: res.Threads, GPU: res.GPU, Trainable: true, GenericOps: res.GenericOps}
-		if res.Full, _, _, err = trainThroughput(c.Context, model, cfg, full, res.SeqLen, c.Int("steps"), nil); err != nil {
+		ft, err := trainThroughput(c.Context, model, cfg, full, res.SeqLen, c.Int("steps"), nil)
+		if err != nil {
 			return err
 		}
+		res.Full = ft.tps
 		res.FullRatio = res.Full / res.LlamaPP
 	}
 	if types := c.String("qlora"); types != "" {
@@ -360,10 +367,19 @@ func llamaBenchPP(ctx context.Context, tool, model string, n, threads int, gpu b
 // model's parameter count.
 // With prof non-nil, one more step after the timed ones runs node by node and its time
 // per op is stored there.
-func trainThroughput(ctx context.Context, path string, cfg trainer.Config, opts trainer.ModelOptions, seqLen, steps int, prof *[]ggml.OpTime) (tps, perStep float64, params int64, err error) {
+// throughput is what trainThroughput measured: tokens/s, seconds per step, the model's
+// parameter count and the type its quantized weights were dequantized to for the
+// backward pass.
+type throughput struct {
+	tps, perStep float64
+	params       int64
+	computeType  string
+}
+
+func trainThroughput(ctx context.Context, path string, cfg trainer.Config, opts trainer.ModelOptions, seqLen, steps int, prof *[]ggml.OpTime) (throughput, error) {
 	m, err := trainer.LoadModel(path, opts)
 	if err != nil {
-		return 0, 0, 0, err
+		return throughput{}, err
 	}
 	defer m.Close()
 	r := rand.New(rand.NewPCG(1, 2))
@@ -394,10 +410,10 @@ func trainThroughput(ctx context.Context, path string, cfg trainer.Config, opts 
 		}
 	}
 	if _, err := trainer.Train(ctx, m, cfg, data, nil); err != nil {
-		return 0, 0, 0, err
+		return throughput{}, err
 	}
 	elapsed := last.Sub(first).Seconds()
-	return float64(steps*seqLen) / elapsed, elapsed / float64(steps), m.Params(), nil
+	return throughput{float64(steps*seqLen) / elapsed, elapsed / float64(steps), m.Params(), m.ComputeType().String()}, nil
 }
 
 // printProfile prints a profiled LoRA step's time per op, longest first, as a share of

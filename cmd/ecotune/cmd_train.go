@@ -60,6 +60,7 @@ Example:
 			&cli.StringFlag{Name: "model-name", Usage: "a label for the base model, recorded in train_config.json"},
 			&cli.StringFlag{Name: "method", Value: trainer.MethodLoRA, Usage: "lora (adapters on a frozen base) or full (every weight of an F32/F16/BF16 model; writes DIR/model.gguf)"},
 			&cli.StringFlag{Name: "dtype", Usage: "train on the base quantized to this type first (QLoRA): q4_k, q4_0, iq4_nl, nf4, q8_0, f16, bf16"},
+			&cli.StringFlag{Name: "compute-dtype", Usage: "type a quantized base is dequantized to for the backward pass's products: f32, f16 or bf16 (default: bf16 where the CPU multiplies BF16 natively, else f32)"},
 			&cli.StringFlag{Name: "data", Usage: "training data: text file, prepared .jsonl, or the folder `ecotune prepare` wrote (required unless --resume)"},
 			&cli.StringFlag{Name: "val", Usage: "validation data (same formats); default: hold out --val-split of --data"},
 			&cli.BoolFlag{Name: "train-on-inputs", Usage: "with prepared .jsonl data, the loss covers prompts too, not only answers"},
@@ -108,6 +109,9 @@ type runSettings struct {
 	Model string `json:"model"`
 	Name  string `json:"model_name,omitempty"`
 	Dtype string `json:"dtype,omitempty"`
+	// ComputeDtype is --compute-dtype as the first run resolved it, so that a resumed
+	// run computes as it did.
+	ComputeDtype string `json:"compute_dtype,omitempty"`
 	// TrainOnInputs makes every token of prepared examples a target (prompts too).
 	TrainOnInputs bool `json:"train_on_inputs,omitempty"`
 	// Truncation is what happens to prepared examples longer than the sequence length;
@@ -157,6 +161,7 @@ func runTrain(c *cli.Context) error {
 		{"model", func() { rs.Model = c.String("model") }},
 		{"model-name", func() { rs.Name = c.String("model-name") }},
 		{"dtype", func() { rs.Dtype = c.String("dtype") }},
+		{"compute-dtype", func() { rs.ComputeDtype = c.String("compute-dtype") }},
 		{"data", func() { rs.Data = c.String("data") }},
 		{"val", func() { rs.Val = c.String("val") }},
 		{"val-split", func() { rs.ValSplit = c.Float64("val-split") }},
@@ -262,11 +267,13 @@ func runTrain(c *cli.Context) error {
 		return err
 	}
 	m, err := trainer.LoadModel(basePath, trainer.ModelOptions{Threads: c.Int("threads"), GPU: c.Bool("gpu"),
-		Trainable: cfg.Method == trainer.MethodFull, KeepTransposed: keepT, GenericOps: c.Bool("generic-ops")})
+		Trainable: cfg.Method == trainer.MethodFull, KeepTransposed: keepT, GenericOps: c.Bool("generic-ops"),
+		ComputeType: rs.ComputeDtype})
 	if err != nil {
 		return err
 	}
 	defer m.Close()
+	rs.ComputeDtype = m.ComputeType().String()
 	metrics := filepath.Join(out, "metrics.jsonl")
 	if resume == "" {
 		if err := os.Remove(metrics); err != nil && !errors.Is(err, os.ErrNotExist) {
