@@ -77,8 +77,8 @@ type Model struct {
 	genericOps bool
 	// computeType: ModelOptions.ComputeType, resolved.
 	computeType ggml.Type
-	order      []*ggml.Tensor // every weight, in file order
-	params     []*ggml.Tensor // the weights full fine-tuning trains
+	order       []*ggml.Tensor // every weight, in file order
+	params      []*ggml.Tensor // the weights full fine-tuning trains
 }
 
 // LoadModel reads path, validates its architecture, hyper-parameters and tensor shapes
