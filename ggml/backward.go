@@ -34,7 +34,9 @@ import "C"
 //
 // kept, if not nil, returns a transposed copy of a leaf kept elsewhere (a frozen
 // weight's, made once), or nil; the rewrite then multiplies by it instead of making one.
-func (g *Graph) OutProdsAsMatMul(c *Context, quantT Type, kept func(*Tensor) *Tensor) int {
+// With fused, a quantized weight's copy is made by DequantTranspose, one op the CPU runs,
+// instead of three generic ones that every backend runs.
+func (g *Graph) OutProdsAsMatMul(c *Context, quantT Type, kept func(*Tensor) *Tensor, fused bool) int {
 	cg := g.live()
 	if !quantT.valid() || quantT.IsQuantized() {
 		opErrorf("out_prod as mul_mat", "a dequantized weight needs a float type, not %s", quantT)
@@ -93,7 +95,7 @@ func (g *Graph) OutProdsAsMatMul(c *Context, quantT Type, kept func(*Tensor) *Te
 		}
 		if at == nil {
 			var ok bool
-			if at, ok = transposedCopy(c, a, quantT, rows); !ok {
+			if at, ok = transposedCopy(c, a, quantT, rows, fused); !ok {
 				continue
 			}
 		}
@@ -115,15 +117,18 @@ func sameOuter(a, b *Tensor) bool { return a.Ne(2) == b.Ne(2) && a.Ne(3) == b.Ne
 
 // transposedCopy returns a contiguous aᵀ: a's own type for float types, quantT for
 // a quantized 2-D weight (dequantized by get_rows, which every backend has for most
-// types, where a cpy from a quantized type is not). ok is false for a tensor it
-// cannot copy (a quantized tensor of more than two dimensions).
-func transposedCopy(c *Context, a *Tensor, quantT Type, rows map[int]*Tensor) (at *Tensor, ok bool) {
+// types, where a cpy from a quantized type is not; or, fused, by DequantTranspose).
+// ok is false for a tensor it cannot copy (a quantized tensor of more than two
+// dimensions).
+func transposedCopy(c *Context, a *Tensor, quantT Type, rows map[int]*Tensor, fused bool) (at *Tensor, ok bool) {
 	typ := a.Type()
 	switch {
 	case typ == TypeF32 || typ == TypeF16 || typ == TypeBF16:
 		return transpose(c, a), true
 	case !typ.IsQuantized() || a.p.ne[2] != 1 || a.p.ne[3] != 1:
 		return nil, false
+	case fused && a.IsContiguous():
+		return c.DequantTranspose(a, quantT), true
 	}
 	in, out := a.Ne(0), a.Ne(1)
 	// CUDA's get_rows takes IQ4_NL (and MXFP4) rows only in whole 256-value super-blocks.

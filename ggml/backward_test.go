@@ -18,9 +18,16 @@ func TestOutProdsAsMatMulWeights(t *testing.T) {
 	const n = 5
 	for _, be := range testBackends(t) {
 		for _, typ := range weightTypes {
-			for _, quantT := range []Type{TypeF32, TypeF16} {
-				if quantT != TypeF32 && !typ.IsQuantized() {
+			for _, mode := range []struct {
+				quantT Type
+				fused  bool // DequantTranspose, on the CPU
+			}{{TypeF32, false}, {TypeF16, false}, {TypeBF16, false}, {TypeF32, true}, {TypeBF16, true}} {
+				quantT, fused := mode.quantT, mode.fused
+				if (quantT != TypeF32 || fused) && !typ.IsQuantized() {
 					continue // the type of Wᵀ only matters for quantized W
+				}
+				if fused && !be.IsCPU() {
+					continue
 				}
 				// Rows of 96 or 576 values (types of 32-value blocks) are dequantized
 				// 8 or 4 at a time, as one row of whole 256-value super-blocks.
@@ -35,7 +42,11 @@ func TestOutProdsAsMatMulWeights(t *testing.T) {
 						if k != 256 && m == 4096 {
 							continue
 						}
-						t.Run(fmt.Sprintf("%s/%s/%s/%dx%d", be.Name(), typ, quantT, k, m), func(t *testing.T) {
+						name := fmt.Sprintf("%s/%s/%s/%dx%d", be.Name(), typ, quantT, k, m)
+						if fused {
+							name += "/fused"
+						}
+						t.Run(name, func(t *testing.T) {
 							r := rand.New(rand.NewPCG(uint64(typ), 17))
 							w := randn(r, k*m, 0.5)
 							x := randn(r, k*n, 1)
@@ -59,13 +70,17 @@ func TestOutProdsAsMatMulWeights(t *testing.T) {
 								g.Expand(loss)
 								g.BuildBackward(e.c)
 								require.Equal(t, 1, countOps(g, "OUT_PROD"))
-								require.Equal(t, want, g.OutProdsAsMatMul(e.c, quantT, nil))
+								require.Equal(t, want, g.OutProdsAsMatMul(e.c, quantT, nil, fused))
 								seed, gradX = g.Grad(loss).SetInput(), g.Grad(X).SetOutput()
 								run = e.c.NewGraph(256, false)
 								run.ExpandFrom(g, []*Tensor{y, loss, gradX}, nil)
 							}))
 							if want == 1 {
 								assert.Zero(t, countOps(run, "OUT_PROD"), "out_prod left in the graph")
+							}
+							if fused && want == 1 {
+								assert.Equal(t, 1, countOps(run, "CUSTOM"), "the copy is one fused op")
+								assert.Zero(t, countOps(run, "GET_ROWS"))
 							}
 							for i := 0; i < run.Len(); i++ {
 								if nd := run.Node(i); nd.Op() == "GET_ROWS" {
@@ -152,7 +167,7 @@ func TestOutProdsAsMatMulProducts(t *testing.T) {
 					g.Expand(loss)
 					g.BuildBackward(e.c)
 					require.Equal(t, 2, countOps(g, "OUT_PROD"))
-					require.Equal(t, 2, g.OutProdsAsMatMul(e.c, TypeF32, nil))
+					require.Equal(t, 2, g.OutProdsAsMatMul(e.c, TypeF32, nil, false))
 					seed, gradA, gradX = g.Grad(loss).SetInput(), g.Grad(A).SetOutput(), g.Grad(X).SetOutput()
 					run = e.c.NewGraph(256, false)
 					run.ExpandFrom(g, []*Tensor{gradA, gradX}, nil)
@@ -307,5 +322,54 @@ func TestContiguousRopeGrads(t *testing.T) {
 			d, at := maxAbsDiff(got, want)
 			assert.LessOrEqualf(t, d, 1e-5*maxAbs(want), "dL/dX: max diff %g at %d", d, at)
 		})
+	}
+}
+
+// TestDequantTranspose checks the fused transposed copy of a quantized matrix against
+// the values ggml dequantizes to, transposed (F32, exactly) and against the generic ops' copy
+// (same bits, in each result type), on 1 to 3 threads.
+func TestDequantTranspose(t *testing.T) {
+	for _, typ := range []Type{TypeQ4_0, TypeQ5_0, TypeQ8_0, TypeQ4_K, TypeQ6_K, TypeIQ4_NL} {
+		for _, sh := range [][2]int{{256, 40}, {576, 77}, {96, 33}} {
+			in, out := sh[0], sh[1]
+			if in%typ.BlockSize() != 0 {
+				continue
+			}
+			r := rand.New(rand.NewPCG(uint64(typ), uint64(in)))
+			wq, err := Quantize(typ, randn(r, in*out, 0.5), in)
+			require.NoError(t, err)
+			ref, err := Dequantize(typ, wq, in*out) // ggml's own decoding; the transposition is under test
+			require.NoError(t, err)
+			for _, rt := range []Type{TypeF32, TypeF16, TypeBF16} {
+				t.Run(fmt.Sprintf("%s/%dx%d/%s", typ, in, out, rt), func(t *testing.T) {
+					var got [3][]byte
+					for threads := 1; threads <= 3; threads++ {
+						cpu, err := NewCPUBackend(threads)
+						require.NoError(t, err)
+						defer cpu.Close()
+						e := newEnv(t, cpu)
+						W := e.leafBytes(typ, wq, in, out)
+						outs := e.runAllBytes(func(c *Context) []*Tensor {
+							generic, ok := transposedCopy(c, W, rt, map[int]*Tensor{}, false)
+							require.True(t, ok)
+							return []*Tensor{c.DequantTranspose(W, rt), c.Cont(generic)}
+						})
+						require.Equal(t, outs[1], outs[0], "the generic ops' bits")
+						got[threads-1] = outs[0]
+					}
+					assert.Equal(t, got[0], got[1], "2 threads")
+					assert.Equal(t, got[0], got[2], "3 threads")
+					if rt == TypeF32 {
+						v, err := Dequantize(TypeF32, got[0], in*out)
+						require.NoError(t, err)
+						for c := 0; c < in; c++ {
+							for o := 0; o < out; o++ {
+								require.Equal(t, ref[o*in+c], v[c*out+o], "[%d][%d]", c, o)
+							}
+						}
+					}
+				})
+			}
+		}
 	}
 }

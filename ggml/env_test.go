@@ -108,6 +108,19 @@ func (e *env) run(f func(c *Context) *Tensor) []float32 {
 // runAll builds one graph of the tensors f returns, computes it and returns their values.
 func (e *env) runAll(f func(c *Context) []*Tensor) [][]float32 {
 	e.t.Helper()
+	outs := e.compute(f)
+	res := make([][]float32, len(outs))
+	for i, x := range outs {
+		v, err := x.F32()
+		require.NoError(e.t, err)
+		res[i] = v
+	}
+	return res
+}
+
+// compute builds one graph of the tensors f returns and computes it.
+func (e *env) compute(f func(c *Context) []*Tensor) []*Tensor {
+	e.t.Helper()
 	e.alloc()
 	var outs []*Tensor
 	require.NoError(e.t, Build(func() {
@@ -119,11 +132,18 @@ func (e *env) runAll(f func(c *Context) []*Tensor) [][]float32 {
 		}
 	}))
 	require.NoError(e.t, e.scheduler().Compute(e.graph))
-	res := make([][]float32, len(outs))
+	return outs
+}
+
+// runAllBytes is runAll returning each result's raw bytes (for types other than F32).
+func (e *env) runAllBytes(f func(c *Context) []*Tensor) [][]byte {
+	e.t.Helper()
+	outs := e.compute(f)
+	res := make([][]byte, len(outs))
 	for i, x := range outs {
-		v, err := x.F32()
+		b, err := x.Bytes()
 		require.NoError(e.t, err)
-		res[i] = v
+		res[i] = b
 	}
 	return res
 }

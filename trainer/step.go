@@ -84,7 +84,7 @@ func newStepGraph(m *Model, lora *LoRA, params, accs []*ggml.Tensor, B, T, K int
 		}
 		// On the CPU, autograd's out_prod form of each weight's input gradient costs
 		// 3–30× a mul_mat of the same size; see ggml.Graph.OutProdsAsMatMul.
-		g.OutProdsAsMatMul(c, m.computeType, m.transposedOf)
+		g.OutProdsAsMatMul(c, m.computeType, m.transposedOf, m.fusedOps())
 		// The generic attention's rope gradients come as permuted views, which CUDA's
 		// rope does not take (the fused ops' are contiguous already).
 		g.ContiguousRopeGrads(c)
