@@ -108,14 +108,7 @@ func (e *env) run(f func(c *Context) *Tensor) []float32 {
 // runAll builds one graph of the tensors f returns, computes it and returns their values.
 func (e *env) runAll(f func(c *Context) []*Tensor) [][]float32 {
 	e.t.Helper()
-	outs := e.compute(f)
-	res := make([][]float32, len(outs))
-	for i, x := range outs {
-		v, err := x.F32()
-		require.NoError(e.t, err)
-		res[i] = v
-	}
-	return res
+	return read(e.t, e.compute(f), (*Tensor).F32)
 }
 
 // compute builds one graph of the tensors f returns and computes it.
@@ -138,12 +131,17 @@ func (e *env) compute(f func(c *Context) []*Tensor) []*Tensor {
 // runAllBytes is runAll returning each result's raw bytes (for types other than F32).
 func (e *env) runAllBytes(f func(c *Context) []*Tensor) [][]byte {
 	e.t.Helper()
-	outs := e.compute(f)
-	res := make([][]byte, len(outs))
-	for i, x := range outs {
-		b, err := x.Bytes()
-		require.NoError(e.t, err)
-		res[i] = b
+	return read(e.t, e.compute(f), (*Tensor).Bytes)
+}
+
+// read returns get of each tensor.
+func read[T any](t testing.TB, ts []*Tensor, get func(*Tensor) (T, error)) []T {
+	t.Helper()
+	res := make([]T, len(ts))
+	for i, x := range ts {
+		v, err := get(x)
+		require.NoError(t, err)
+		res[i] = v
 	}
 	return res
 }
