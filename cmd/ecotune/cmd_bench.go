@@ -362,20 +362,18 @@ func llamaBenchPP(ctx context.Context, tool, model string, n, threads int, gpu b
 	return rows[0].AvgTS, nil
 }
 
-// trainThroughput trains on random sequences of seqLen tokens (every token a target)
-// and returns tokens/s over the steps after the first, seconds per step and the
-// model's parameter count.
-// With prof non-nil, one more step after the timed ones runs node by node and its time
-// per op is stored there.
-// throughput is what trainThroughput measured: tokens/s, seconds per step, the model's
-// parameter count and the type its quantized weights were dequantized to for the
-// backward pass.
+// throughput is what trainThroughput measured: tokens/s over the steps after the
+// first, seconds per step, the model's parameter count and the type its quantized
+// weights were dequantized to for the backward pass.
 type throughput struct {
 	tps, perStep float64
 	params       int64
 	computeType  string
 }
 
+// trainThroughput trains on random sequences of seqLen tokens (every token a target).
+// With prof non-nil, one more step after the timed ones runs node by node and its time
+// per op is stored there.
 func trainThroughput(ctx context.Context, path string, cfg trainer.Config, opts trainer.ModelOptions, seqLen, steps int, prof *[]ggml.OpTime) (throughput, error) {
 	m, err := trainer.LoadModel(path, opts)
 	if err != nil {
