@@ -142,6 +142,22 @@ static int share(int n, const int * cost, int nth, int ith, int * mine) {
     return cnt;
 }
 
+// share_query_blocks lists, in *mine, the (sequence, head, query block) units thread ith
+// of nth takes, each costing the key blocks it sees, and returns how many; free *mine.
+static int share_query_blocks(const struct attn * a, int nth, int ith, int ** mine) {
+    const int n = a->B * a->H * a->nqb;
+    int * cost = malloc(sizeof(int) * 2 * (size_t)n);
+    for (int u = 0; u < n; u++) {
+        const int qb = u % a->nqb;
+        cost[u] = qb - kb_first(a, qb) + 1;
+    }
+    // The units are copied to the front, so that the caller frees one block.
+    const int cnt = share(n, cost, nth, ith, cost + n);
+    memmove(cost, cost + n, sizeof(int) * (size_t)cnt);
+    *mine = cost;
+    return cnt;
+}
+
 static float * scratch(size_t floats) {
     return aligned_alloc(64, ((floats * sizeof(float) + 63) / 64) * 64);
 }
@@ -154,13 +170,8 @@ void ecotune_attn_fwd(struct ggml_tensor * dst, int ith, int nth, void * userdat
     float * out = dst->data;
     float * lse = out + (size_t)hd * H * T * a.B;
 
-    const int n = a.B * H * a.nqb;
-    int * cost = malloc(sizeof(int) * 2 * (size_t)n), * mine = cost + n;
-    for (int u = 0; u < n; u++) {
-        const int qb = u % a.nqb;
-        cost[u] = qb - kb_first(&a, qb) + 1;
-    }
-    const int cnt = share(n, cost, nth, ith, mine);
+    int * mine;
+    const int cnt = share_query_blocks(&a, nth, ith, &mine);
 
     float * ws = scratch((size_t)hd * BLK * 2 + BLK * BLK + 2 * BLK);
     float * Kt = ws, * S = Kt + hd * BLK, * acc = S + BLK * BLK, * mx = acc + hd * BLK, * l = mx + BLK;
@@ -212,7 +223,7 @@ void ecotune_attn_fwd(struct ggml_tensor * dst, int ith, int nth, void * userdat
         }
     }
     free(ws);
-    free(cost);
+    free(mine);
 }
 
 // block_ds computes, for query rows i0..i0+ni of head h and the keys of block j0 (packed
@@ -323,13 +334,8 @@ void ecotune_attn_back_q(struct ggml_tensor * dst, int ith, int nth, void * user
     const size_t g1 = grad ? grad->nb[1] : 0;
     float * dq = dst->data;
 
-    const int n = a.B * H * a.nqb;
-    int * cost = malloc(sizeof(int) * 2 * (size_t)n), * mine = cost + n;
-    for (int u = 0; u < n; u++) {
-        const int qb = u % a.nqb;
-        cost[u] = qb - kb_first(&a, qb) + 1;
-    }
-    const int cnt = share(n, cost, nth, ith, mine);
+    int * mine;
+    const int cnt = share_query_blocks(&a, nth, ith, &mine);
 
     const int cap = a.p.softcap > 0;
     float * ws = scratch((size_t)hd * BLK * 3 + (recompute ? BLK * BLK * (cap ? 4 : 3) + BLK : 0));
@@ -360,5 +366,5 @@ void ecotune_attn_back_q(struct ggml_tensor * dst, int ith, int nth, void * user
         }
     }
     free(ws);
-    free(cost);
+    free(mine);
 }
