@@ -93,6 +93,11 @@ bench() {
 		bin/ecotune bench --model "/tmp/$m.gguf" --gpu --steps 4 --profile --tools build/cuda/bin 2>&1 |
 			tee -a "$out/bench.txt" | grep -A3 '^| model'
 	done
+	# Whether the GPU's default compute dtype (f32: cuBLAS in TF32) should become bf16, as
+	# on CPUs with AVX512-BF16.
+	echo "Q4_K with --compute-dtype bf16:"
+	bin/ecotune bench --model /tmp/1b-q4_k.gguf --gpu --steps 4 --compute-dtype bf16 --tools build/cuda/bin 2>&1 |
+		tee -a "$out/bench.txt" | grep -A3 '^| model'
 }
 
 step "GPU"
