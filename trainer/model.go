@@ -40,9 +40,14 @@ func (o ModelOptions) computeType(gpu bool) (ggml.Type, error) {
 		}
 		return ggml.TypeF32, nil
 	}
-	t, err := ggml.ParseType(o.ComputeType)
+	return ParseComputeType(o.ComputeType)
+}
+
+// ParseComputeType checks a ModelOptions.ComputeType other than "": f32, f16 or bf16.
+func ParseComputeType(s string) (ggml.Type, error) {
+	t, err := ggml.ParseType(s)
 	if err != nil || (t != ggml.TypeF32 && t != ggml.TypeF16 && t != ggml.TypeBF16) {
-		return 0, fmt.Errorf("compute type %q: want f32, f16 or bf16", o.ComputeType)
+		return 0, fmt.Errorf("compute type %q: want f32, f16 or bf16", s)
 	}
 	return t, nil
 }

@@ -211,6 +211,11 @@ func runTrain(c *cli.Context) error {
 	if cfg.SaveEvery < 0 || cfg.Patience < 0 || cfg.Epochs < 0 {
 		return usagef("--save-every, --patience and --epochs must not be negative")
 	}
+	if rs.ComputeDtype != "" {
+		if _, err := trainer.ParseComputeType(rs.ComputeDtype); err != nil {
+			return usagef("--compute-dtype: %v", err)
+		}
+	}
 	sched := cfg.Schedule
 	if sched.Steps == 0 {
 		// The schedule's length defaults to the run's, which --epochs fixes only once

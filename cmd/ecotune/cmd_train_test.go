@@ -49,6 +49,16 @@ func TestTrainResume(t *testing.T) {
 		assert.DirExists(t, filepath.Join(dir, d))
 	}
 	assert.NoDirExists(t, filepath.Join(dir, "checkpoint-4"), "only the newest two are kept")
+	var rs runSettings
+	raw, err := os.ReadFile(filepath.Join(dir, "train_config.json"))
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal(raw, &rs))
+	assert.Contains(t, []string{"f32", "bf16"}, rs.ComputeDtype, "the compute dtype the run resolved, for --resume")
+
+	code, _, stderr = runCLI(t, append(args[:len(args):len(args)], "--out", dir+"-x", "--compute-dtype", "q4_k")...)
+	assert.Equal(t, exitUsage, code)
+	assert.Contains(t, stderr, `--compute-dtype: compute type "q4_k": want f32, f16 or bf16`)
+	assert.NoDirExists(t, dir+"-x", "rejected before anything is written")
 
 	// The same command again would mix two runs in one directory.
 	code, _, stderr = runCLI(t, args...)
