@@ -210,3 +210,32 @@ func checkGradsByFiniteDifferences(t *testing.T, m *Model, l *LoRA, b *Batch, gr
 	}
 	return worst, checked
 }
+
+// TestStepRejectsOutOfVocabulary checks that a batch holding a token or a label outside
+// the vocabulary (data tokenized for another model) is an error, not a ggml assert.
+func TestStepRejectsOutOfVocabulary(t *testing.T) {
+	m := loadStories(t)
+	l, err := NewLoRA(m, LoRAConfig{Rank: 4, Alpha: 8, Seed: 1})
+	require.NoError(t, err)
+	defer l.Close()
+	b := testBatch(t)
+	s, _ := testStep(t, m, l, l.params(), b, 0, false)
+	bad := *b
+	bad.Tokens = append([]int32(nil), b.Tokens...)
+	bad.Tokens[3] = int32(m.HP.Vocab)
+	_, err = s.run(&bad, 1, nil, nil)
+	assert.ErrorContains(t, err, "outside the vocabulary of 512")
+	bad = *b
+	bad.Labels = append([]int32(nil), b.Labels...)
+	for i, lab := range bad.Labels {
+		if lab >= 0 {
+			bad.Labels[i] = int32(m.HP.Vocab + 7)
+			break
+		}
+	}
+	_, err = s.run(&bad, 1, nil, nil)
+	assert.ErrorContains(t, err, "outside the vocabulary of 512")
+	loss, err := s.run(b, 1, nil, nil)
+	require.NoError(t, err, "the step still runs on good data")
+	assert.False(t, math.IsNaN(loss))
+}

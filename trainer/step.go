@@ -120,6 +120,10 @@ func (s *stepGraph) run(batch *Batch, weight float32, rng *rand.Rand, prof *[]gg
 	if batch.B != s.B || batch.T != s.T {
 		return 0, fmt.Errorf("trainer: batch of %d×%d run on a graph for %d×%d", batch.B, batch.T, s.B, s.T)
 	}
+	// ggml's get_rows asserts on an id outside the table: check the batch's here.
+	if err := s.m.checkTokens(batch.Tokens, batch.B, batch.T); err != nil {
+		return 0, err
+	}
 	rows, labels := batch.targetRows()
 	if len(rows) != s.K {
 		return 0, fmt.Errorf("trainer: batch has %d targets, the graph %d", len(rows), s.K)
