@@ -59,8 +59,8 @@ setup() {
 build() {
 	step "CUDA build of llama.cpp (scripts/build-native.sh cuda) and bin/ecotune"
 	# Not `make CUDA=1 build`: its deps step would try apt-get on a machine without network.
-	# Without FlashAttention's kernels (CUDA_FA=0), which training does not use and which
-	# take 37% of nvcc's time: device time is short. CUDA_FA=1 builds them.
+	# Without FlashAttention's kernels (CUDA_FA=0), which training does not use and without
+	# which nvcc needs a quarter less time: device time is short. CUDA_FA=1 builds them.
 	if ! CUDA_FA="${CUDA_FA:-0}" scripts/build-native.sh cuda >"$out/build.txt" 2>&1; then
 		tail -40 "$out/build.txt"
 		die "the CUDA build failed (log: $out/build.txt)"
