@@ -47,14 +47,8 @@ func TestOutProdsAsMatMulWeights(t *testing.T) {
 							name += "/fused"
 						}
 						t.Run(name, func(t *testing.T) {
-							r := rand.New(rand.NewPCG(uint64(typ), 17))
-							w := randn(r, k*m, 0.5)
-							x := randn(r, k*n, 1)
-							wq, err := Quantize(typ, w, k)
-							require.NoError(t, err)
 							e := newEnv(t, be)
-							W := e.leafBytes(typ, wq, k, m)
-							X := e.leaf(TypeF32, x, k, n)
+							wq, _, W, X := e.product(typ, 17, k, m, n)
 							e.alloc()
 							var run *Graph
 							var y, loss, seed, gradX *Tensor

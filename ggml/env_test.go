@@ -3,6 +3,7 @@
 package ggml
 
 import (
+	"math/rand/v2"
 	"os"
 	"testing"
 
@@ -144,4 +145,16 @@ func read[T any](t testing.TB, ts []*Tensor, get func(*Tensor) (T, error)) []T {
 		res[i] = v
 	}
 	return res
+}
+
+// product makes the operands of a product y = W·x: a random weight [k, m] quantized to
+// typ (returned as its bytes wq and the leaf W) and a random input x [k, n] (leaf X).
+func (e *env) product(typ Type, seed uint64, k, m, n int) (wq []byte, x []float32, W, X *Tensor) {
+	e.t.Helper()
+	r := rand.New(rand.NewPCG(uint64(typ), seed))
+	w := randn(r, k*m, 0.5)
+	x = randn(r, k*n, 1)
+	wq, err := Quantize(typ, w, k)
+	require.NoError(e.t, err)
+	return wq, x, e.leafBytes(typ, wq, k, m), e.leaf(TypeF32, x, k, n)
 }

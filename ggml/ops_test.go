@@ -73,14 +73,8 @@ func TestMulMat(t *testing.T) {
 	for _, be := range testBackends(t) {
 		for _, typ := range weightTypes {
 			t.Run(be.Name()+"/"+typ.String(), func(t *testing.T) {
-				r := rand.New(rand.NewPCG(uint64(typ), 7))
-				w := randn(r, k*m, 0.5)
-				x := randn(r, k*n, 1)
-				wq, err := Quantize(typ, w, k)
-				require.NoError(t, err)
 				e := newEnv(t, be)
-				W := e.leafBytes(typ, wq, k, m)
-				X := e.leaf(TypeF32, x, k, n)
+				wq, x, W, X := e.product(typ, 7, k, m, n)
 				got := e.run(func(c *Context) *Tensor { return c.MulMat(W, X) })
 				wref := decodeRef(t, typ, wq, k*m)
 				ref := matmulRef(wref, to64(x), k, m, n)
