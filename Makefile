@@ -6,7 +6,7 @@ GO ?= go
 CUDA ?= 0
 VARIANT := $(if $(filter 1,$(CUDA)),cuda,cpu)
 GOTAGS := $(if $(filter 1,$(CUDA)),-tags cuda,)
-FUZZTIME ?= 20s
+FUZZTIME ?= 100000x
 export CGO_ENABLED := 1
 
 .PHONY: all help deps native build test test-go fuzz demo bench gpu-kit clean
@@ -49,7 +49,7 @@ build: native
 
 test: native
 	ECOTUNE_REQUIRE_TOOLS=1 $(GO) test $(GOTAGS) -timeout 20m ./...
-	$(GO) test -run '^$$' -fuzz FuzzRead -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./gguf
+	$(GO) test -run '^$$' -fuzz FuzzRead -fuzztime $(FUZZTIME) -fuzzminimizetime 2000x ./gguf
 
 demo: build
 	bin/ecotune demo

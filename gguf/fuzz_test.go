@@ -9,7 +9,7 @@ import (
 // FuzzRead feeds arbitrary bytes to the parser. Every input must either fail
 // with ErrMalformed or parse into a file whose tensors lie inside the input and
 // whose exact copy reproduces the input byte for byte; allocation must stay
-// within allocBound. Run: go test -fuzz=FuzzRead -fuzztime=20s ./gguf
+// within allocBound. Run: go test -fuzz=FuzzRead -fuzztime=100000x ./gguf
 func FuzzRead(f *testing.F) {
 	// Seeds are kept small: the fuzzer minimizes every input that finds new
 	// coverage, and that takes time proportional to the input's length.
