@@ -165,6 +165,9 @@ func (c *Config) validate(m *Model) error {
 	if c.Optimizer.ClipNorm < 0 || c.Optimizer.WeightDecay < 0 || c.Optimizer.WeightDecay > 1 {
 		return fmt.Errorf("clip norm %g must be ≥ 0 and weight decay %g in [0, 1]", c.Optimizer.ClipNorm, c.Optimizer.WeightDecay)
 	}
+	if o := c.Optimizer; !(o.Beta1 >= 0 && o.Beta1 < 1 && o.Beta2 >= 0 && o.Beta2 < 1 && o.Eps > 0) {
+		return fmt.Errorf("adam betas %g, %g must be in [0, 1) and epsilon %g positive", o.Beta1, o.Beta2, o.Eps)
+	}
 	if c.Patience < 0 || c.MinDelta < 0 || math.IsNaN(c.MinDelta) {
 		return fmt.Errorf("patience %d and minimum improvement %g must not be negative", c.Patience, c.MinDelta)
 	}

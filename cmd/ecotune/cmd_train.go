@@ -90,6 +90,9 @@ Example:
 			&cli.IntFlag{Name: "seq-len", Value: trainer.DefaultSeqLen, Usage: "longest sequence in tokens (text is cut into windows of this size)"},
 			&cli.Float64Flag{Name: "clip", Value: 1, Usage: "clip the global gradient norm to this; 0 disables"},
 			&cli.Float64Flag{Name: "weight-decay", Usage: "AdamW decoupled weight decay"},
+			&cli.Float64Flag{Name: "adam-beta1", Value: trainer.DefaultBeta1, Usage: "AdamW decay of the first moment"},
+			&cli.Float64Flag{Name: "adam-beta2", Value: trainer.DefaultBeta2, Usage: "AdamW decay of the second moment"},
+			&cli.Float64Flag{Name: "adam-eps", Value: trainer.DefaultEps, Usage: "AdamW epsilon, added to the second moment's root"},
 			&cli.IntFlag{Name: "eval-every", Value: trainer.DefaultEvalEvery, Usage: "evaluate every this many steps; -1 never"},
 			&cli.IntFlag{Name: "eval-batches", Usage: "batches per evaluation; 0 the whole validation set"},
 			&cli.BoolFlag{Name: "generic-ops", Usage: "on the CPU, build attention, the adapters and the loss from ggml's generic ops instead of ecotune's fused ops (slower and larger; for comparison)"},
@@ -176,6 +179,9 @@ func runTrain(c *cli.Context) error {
 		{"lora.targets", func() { cfg.LoRA.Targets = strings.Split(c.String("lora.targets"), ",") }},
 		{"clip", func() { cfg.Optimizer.ClipNorm = float32(c.Float64("clip")) }},
 		{"weight-decay", func() { cfg.Optimizer.WeightDecay = float32(c.Float64("weight-decay")) }},
+		{"adam-beta1", func() { cfg.Optimizer.Beta1 = float32(c.Float64("adam-beta1")) }},
+		{"adam-beta2", func() { cfg.Optimizer.Beta2 = float32(c.Float64("adam-beta2")) }},
+		{"adam-eps", func() { cfg.Optimizer.Eps = float32(c.Float64("adam-eps")) }},
 		{"schedule", func() { cfg.Schedule.Kind = c.String("schedule") }},
 		{"lr", func() { cfg.Schedule.LR = c.Float64("lr") }},
 		{"min-lr", func() { cfg.Schedule.MinLR = c.Float64("min-lr") }},
@@ -207,6 +213,12 @@ func runTrain(c *cli.Context) error {
 	}
 	if cfg.LoRA.Rank < 1 || cfg.BatchSize < 1 || cfg.GradAccum < 1 || cfg.SeqLen < 2 || (cfg.Steps < 1 && cfg.Epochs < 1) {
 		return usagef("--lora.r, --steps (or --epochs), --batch and --grad-accum must be ≥ 1 and --seq-len ≥ 2")
+	}
+	for _, name := range []string{"adam-beta1", "adam-beta2", "adam-eps"} {
+		// The trainer reads 0 as its default, so a typed 0 must not pass silently.
+		if v := c.Float64(name); given(name) && !(v > 0 && (v < 1 || name == "adam-eps")) {
+			return usagef("--%s is %g: the betas must be in (0, 1) and epsilon positive", name, v)
+		}
 	}
 	if cfg.SaveEvery < 0 || cfg.Patience < 0 || cfg.Epochs < 0 {
 		return usagef("--save-every, --patience and --epochs must not be negative")

@@ -40,7 +40,7 @@ func TestTrainResume(t *testing.T) {
 	args := []string{"train", "--model", storiesModel, "--data", data, "--out", dir, "--seq-len", "32",
 		"--batch", "3", "--grad-accum", "2", "--steps", "8", "--save-every", "2", "--keep-checkpoints", "2",
 		"--eval-every", "4", "--lora.r", "4", "--lr", "3e-3", "--warmup", "2", "--lora.dropout", "0.1",
-		"--val-split", "0.15", "--threads", "1", "--quiet"}
+		"--val-split", "0.15", "--threads", "1", "--quiet", "--adam-beta2", "0.99"}
 	code, _, stderr := runCLI(t, args...)
 	require.Equal(t, 0, code, stderr)
 	want, err := os.ReadFile(filepath.Join(dir, "adapter.gguf"))
@@ -59,6 +59,11 @@ func TestTrainResume(t *testing.T) {
 	assert.Equal(t, exitUsage, code)
 	assert.Contains(t, stderr, `--compute-dtype: compute type "q4_k": want f32, f16 or bf16`)
 	assert.NoDirExists(t, dir+"-x", "rejected before anything is written")
+	assert.Equal(t, trainer.OptimizerConfig{Beta1: 0.9, Beta2: 0.99, Eps: 1e-8, ClipNorm: 1}, rs.Config.Optimizer)
+	code, _, stderr = runCLI(t, append(args[:len(args):len(args)], "--out", dir+"-x", "--adam-beta1", "0")...)
+	assert.Equal(t, exitUsage, code)
+	assert.Contains(t, stderr, "--adam-beta1 is 0: the betas must be in (0, 1)")
+	assert.NoDirExists(t, dir+"-x")
 
 	// The same command again would mix two runs in one directory.
 	code, _, stderr = runCLI(t, args...)
