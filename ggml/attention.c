@@ -28,6 +28,7 @@ struct attn {
     int hd, H, KV, T, B, r, nqb;
     const char * q, * k, * v;
     size_t q1, q2, q3, k1, k2, k3, v1, v2, v3;
+    const int32_t * st; // each query's first visible key, T per sequence; NULL: 0
 };
 
 static void attn_init(struct attn * a, const struct ggml_tensor * dst, const struct ggml_tensor * q,
@@ -41,6 +42,7 @@ static void attn_init(struct attn * a, const struct ggml_tensor * dst, const str
     a->H = q ? (int)q->ne[1] : (int)dst->ne[1];
     a->r = a->H / a->KV;
     a->nqb = (a->T + BLK - 1) / BLK;
+    a->st = a->p.starts >= 0 ? (const int32_t *)dst->src[a->p.starts]->data : NULL;
     a->k = k->data;
     a->k1 = k->nb[1]; a->k2 = k->nb[2]; a->k3 = k->nb[3];
     if (q) {
@@ -57,17 +59,30 @@ static inline const float * at(const char * base, size_t n1, size_t n2, size_t n
     return (const float *)(base + (size_t)h * n1 + (size_t)t * n2 + (size_t)b * n3);
 }
 
-// The key blocks query block qb sees are kbFirst(qb)..qb; the query blocks that see key
-// block kb are kb..qbLast(kb). Both say: some query i and key j of the two blocks have
-// j ≤ i and i - j < window.
-static inline int kb_first(const struct attn * a, int qb) {
-    return a->p.window > 0 ? imax(0, qb * BLK - a->p.window + 1) / BLK : 0;
+// The key blocks query block qb of sequence b sees are kb_first..qb; the query blocks
+// that see key block kb are kb..qb_last. Both say: some query i and key j of the two
+// blocks have starts[i] <= j <= i and i - j < window. Starts never decrease along a
+// sequence, so the block's first query has the smallest.
+static inline int kb_first(const struct attn * a, int b, int qb) {
+    int j = a->p.window > 0 ? imax(0, qb * BLK - a->p.window + 1) : 0;
+    if (a->st) j = imax(j, a->st[(size_t)b * a->T + qb * BLK]);
+    return j / BLK;
 }
 
-static inline int qb_last(const struct attn * a, int kb) {
-    if (a->p.window <= 0) return a->nqb - 1;
+static inline int qb_last(const struct attn * a, int b, int kb) {
     const int j0 = kb * BLK, nj = imin(BLK, a->T - j0);
-    return imin(a->nqb - 1, (a->p.window + j0 + nj - 2) / BLK);
+    int last = a->p.window <= 0 ? a->nqb - 1 : imin(a->nqb - 1, (a->p.window + j0 + nj - 2) / BLK);
+    if (a->st) {
+        // The last query whose start is at most the block's last key: query j0 is one.
+        const int32_t * st = a->st + (size_t)b * a->T;
+        int lo = j0, hi = a->T - 1;
+        while (lo < hi) {
+            const int mid = (lo + hi + 1) / 2;
+            if (st[mid] <= j0 + nj - 1) lo = mid; else hi = mid - 1;
+        }
+        last = imin(last, lo / BLK);
+    }
+    return last;
 }
 
 // The score gradients of sequence b, head h, blocks (qb, kb ≤ qb) are kept at
@@ -86,9 +101,10 @@ void ecotune_attn_set_params(struct ggml_tensor * t, struct ecotune_attn_params 
     memcpy((char *)t->op_params + ECOTUNE_ATTN_PARAMS_OFFSET, &p, sizeof p);
 }
 
-// scores turns the products z = q·k of rows i0.. and keys j0.. of S (BLK columns) into
-// scores, -inf where masked. With a soft cap, th (if not NULL) keeps tanh(pre·z/cap).
-static void scores(const struct attn * a, float * S, float * th, int i0, int ni, int j0, int nj) {
+// scores turns the products z = q·k of rows i0.. and keys j0.. of S (BLK columns) of
+// sequence b into scores, -inf where masked. With a soft cap, th (if not NULL) keeps
+// tanh(pre·z/cap).
+static void scores(const struct attn * a, float * S, float * th, int b, int i0, int ni, int j0, int nj) {
     const float cap = a->p.softcap;
     for (int ii = 0; ii < ni; ii++) {
         float * s = S + ii * BLK;
@@ -102,7 +118,8 @@ static void scores(const struct attn * a, float * S, float * th, int i0, int ni,
             for (int jj = 0; jj < BLK; jj += 16) vst(s + jj, vld(s + jj) * a->c1);
         }
         const int i = i0 + ii;
-        const int lo = a->p.window > 0 ? imax(0, i - a->p.window + 1 - j0) : 0;
+        int lo = a->p.window > 0 ? imax(0, i - a->p.window + 1 - j0) : 0;
+        if (a->st) lo = imax(lo, a->st[(size_t)b * a->T + i] - j0);
         const int hi = imax(0, imin(nj, i - j0 + 1));
         for (int jj = 0; jj < imin(lo, BLK); jj++) s[jj] = -INFINITY;
         for (int jj = hi; jj < BLK; jj++) s[jj] = -INFINITY;
@@ -149,7 +166,7 @@ static int share_query_blocks(const struct attn * a, int nth, int ith, int ** mi
     int * cost = malloc(sizeof(int) * 2 * (size_t)n);
     for (int u = 0; u < n; u++) {
         const int qb = u % a->nqb;
-        cost[u] = qb - kb_first(a, qb) + 1;
+        cost[u] = qb - kb_first(a, u / (a->nqb * a->H), qb) + 1;
     }
     // The units are copied to the front, so that the caller frees one block.
     const int cnt = share(n, cost, nth, ith, cost + n);
@@ -181,11 +198,11 @@ void ecotune_attn_fwd(struct ggml_tensor * dst, int ith, int nth, void * userdat
         const float * Q = at(a.q, a.q1, a.q2, a.q3, h, i0, b);
         memset(acc, 0, sizeof(float) * (size_t)ni * hd);
         for (int ii = 0; ii < ni; ii++) { mx[ii] = -INFINITY; l[ii] = 0; }
-        for (int kb = kb_first(&a, qb); kb <= qb; kb++) {
+        for (int kb = kb_first(&a, b, qb); kb <= qb; kb++) {
             const int j0 = kb * BLK, nj = imin(BLK, T - j0);
             pack_t(Kt, at(a.k, a.k1, a.k2, a.k3, g, j0, b), a.k2 / 4, nj, hd);
             gemm(ni, BLK, hd, Q, a.q2 / 4, 1, Kt, BLK, S, BLK, 0);
-            scores(&a, S, NULL, i0, ni, j0, nj);
+            scores(&a, S, NULL, b, i0, ni, j0, nj);
             for (int ii = 0; ii < ni; ii++) {
                 float * s = S + ii * BLK;
                 v16 vm = vld(s);
@@ -234,7 +251,7 @@ static void block_ds(const struct attn * a, const float * out, const float * lse
                      int i0, int ni, int j0, int nj, float * P, float * dP, float * D, float * th, float * dS) {
     const int hd = a->hd, H = a->H, cap = a->p.softcap > 0;
     gemm(ni, BLK, hd, Q, a->q2 / 4, 1, Kt, BLK, P, BLK, 0);
-    scores(a, P, th, i0, ni, j0, nj);
+    scores(a, P, th, b, i0, ni, j0, nj);
     for (int ii = 0; ii < ni; ii++) {
         const size_t row = ((size_t)b * a->T + i0 + ii) * H + h;
         const float L = lse[row];
@@ -276,7 +293,7 @@ void ecotune_attn_back_kv(struct ggml_tensor * dst, int ith, int nth, void * use
     int * cost = malloc(sizeof(int) * 2 * (size_t)n), * mine = cost + n;
     for (int u = 0; u < n; u++) {
         const int kb = u % a.nqb;
-        cost[u] = a.r * (qb_last(&a, kb) - kb + 1);
+        cost[u] = a.r * (qb_last(&a, u / (a.nqb * KV), kb) - kb + 1);
     }
     const int cnt = share(n, cost, nth, ith, mine);
 
@@ -293,7 +310,7 @@ void ecotune_attn_back_kv(struct ggml_tensor * dst, int ith, int nth, void * use
         memset(dK, 0, sizeof(float) * (size_t)nj * hd);
         memset(dV, 0, sizeof(float) * (size_t)nj * hd);
         for (int h = g * a.r; h < (g + 1) * a.r; h++) {
-            for (int qb = kb; qb <= qb_last(&a, kb); qb++) {
+            for (int qb = kb, last = qb_last(&a, b, kb); qb <= last; qb++) {
                 const int i0 = qb * BLK, ni = imin(BLK, T - i0);
                 const float * Q = at(a.q, a.q1, a.q2, a.q3, h, i0, b);
                 const float * dO = (const float *)((const char *)grad->data + ((size_t)b * T + i0) * g1) + (size_t)h * hd;
@@ -346,7 +363,7 @@ void ecotune_attn_back_q(struct ggml_tensor * dst, int ith, int nth, void * user
         const int u = mine[w], qb = u % a.nqb, h = (u / a.nqb) % H, b = u / (a.nqb * H), g = h / a.r;
         const int i0 = qb * BLK, ni = imin(BLK, T - i0);
         memset(acc, 0, sizeof(float) * (size_t)ni * hd);
-        for (int kb = kb_first(&a, qb); kb <= qb; kb++) {
+        for (int kb = kb_first(&a, b, qb); kb <= qb; kb++) {
             const int j0 = kb * BLK, nj = imin(BLK, T - j0);
             const float * K = at(a.k, a.k1, a.k2, a.k3, g, j0, b);
             float * dS = own;

@@ -12,6 +12,8 @@ struct ecotune_attn_params {
     float   pre;     // multiplies q·k before the soft cap
     float   softcap; // > 0: score = softcap·tanh(pre·q·k/softcap)
     int32_t window;  // > 0: query i sees keys i-window < j <= i
+    int32_t starts;  // >= 0: index of the src holding each query's first visible key
+                     // (I32 [T, B], non-decreasing along a sequence, starts[i] <= i)
 };
 
 #define ECOTUNE_ATTN_PARAMS_OFFSET 32

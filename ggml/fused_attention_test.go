@@ -13,8 +13,9 @@ import (
 )
 
 // attentionGradRef is causal attention and its gradients in float64, straight from the
-// definitions: q [hd, H, T, B], k and v [hd, KV, T, B], gO [hd·H, T·B] (ggml order).
-func attentionGradRef(q, k, v, gO []float64, hd, H, KV, T, B int, o AttentionOptions) (out, dq, dk, dv []float64) {
+// definitions: q [hd, H, T, B], k and v [hd, KV, T, B], gO [hd·H, T·B] (ggml order),
+// starts (nil, or [T·B]) each query's first visible key.
+func attentionGradRef(q, k, v, gO []float64, starts []int32, hd, H, KV, T, B int, o AttentionOptions) (out, dq, dk, dv []float64) {
 	out, dq = make([]float64, len(q)), make([]float64, len(q))
 	dk, dv = make([]float64, len(k)), make([]float64, len(v))
 	pre := float64(o.PreScale)
@@ -31,6 +32,9 @@ func attentionGradRef(q, k, v, gO []float64, hd, H, KV, T, B int, o AttentionOpt
 				lo := 0
 				if o.Window > 0 {
 					lo = max(0, i-o.Window+1)
+				}
+				if starts != nil {
+					lo = max(lo, int(starts[b*T+i]))
 				}
 				s := make([]float64, i+1-lo)
 				th := make([]float64, len(s))
@@ -76,7 +80,7 @@ func attentionGradRef(q, k, v, gO []float64, hd, H, KV, T, B int, o AttentionOpt
 
 // runFusedAttention computes CausalAttention and its backward pass with threads CPU
 // threads and returns the output and the gradients of q, k and v.
-func runFusedAttention(t *testing.T, threads int, q, k, v, gO []float32, hd, H, KV, T, B int, o AttentionOptions) [][]float32 {
+func runFusedAttention(t *testing.T, threads int, q, k, v, gO []float32, starts []int32, hd, H, KV, T, B int, o AttentionOptions) [][]float32 {
 	cpu, err := NewCPUBackend(threads)
 	require.NoError(t, err)
 	t.Cleanup(func() { cpu.Close() })
@@ -85,6 +89,9 @@ func runFusedAttention(t *testing.T, threads int, q, k, v, gO []float32, hd, H, 
 	K := e.leaf(TypeF32, k, hd, KV, T, B)
 	V := e.leaf(TypeF32, v, hd, KV, T, B)
 	G := e.leaf(TypeF32, gO, hd*H, T*B)
+	if starts != nil {
+		o.Starts = e.leafI32(starts, T*B)
+	}
 	return e.runAll(func(c *Context) []*Tensor {
 		out := c.CausalAttention(Q, K, V, o)
 		dq, dk, dv := c.CausalAttentionBack(Q, K, V, out, G, o)
@@ -96,15 +103,20 @@ func TestCausalAttentionMatchesReference(t *testing.T) {
 	cases := []struct {
 		hd, H, KV, T, B int
 		o               AttentionOptions
+		docs            [][]int // packed: each sequence's document lengths
 	}{
 		{hd: 64, H: 4, KV: 2, T: 130, B: 2, o: AttentionOptions{Scale: 0.125}},
 		{hd: 8, H: 2, KV: 1, T: 7, B: 1, o: AttentionOptions{Scale: 0.35}},
 		{hd: 80, H: 2, KV: 2, T: 70, B: 1, o: AttentionOptions{Scale: 0.11}},
 		{hd: 20, H: 6, KV: 3, T: 150, B: 1, o: AttentionOptions{Scale: 1, PreScale: 0.25, Softcap: 5, Window: 40}},
 		{hd: 16, H: 2, KV: 1, T: 200, B: 2, o: AttentionOptions{Scale: 0.25, Window: 64}},
+		// Documents that end inside a block, fill blocks, span several, or hold one token.
+		{hd: 32, H: 4, KV: 2, T: 300, B: 2, o: AttentionOptions{Scale: 0.2}, docs: [][]int{{10, 54, 64, 1, 150, 21}, {300}}},
+		{hd: 16, H: 3, KV: 3, T: 200, B: 2, o: AttentionOptions{Scale: 1, PreScale: 0.3, Softcap: 4, Window: 50},
+			docs: [][]int{{1, 1, 128, 70}, {63, 2, 135}}},
 	}
 	for _, tc := range cases {
-		name := fmt.Sprintf("hd%d_H%d_KV%d_T%d_B%d_cap%g_win%d", tc.hd, tc.H, tc.KV, tc.T, tc.B, tc.o.Softcap, tc.o.Window)
+		name := fmt.Sprintf("hd%d_H%d_KV%d_T%d_B%d_cap%g_win%d_docs%d", tc.hd, tc.H, tc.KV, tc.T, tc.B, tc.o.Softcap, tc.o.Window, len(tc.docs))
 		t.Run(name, func(t *testing.T) {
 			r := rand.New(rand.NewPCG(uint64(tc.T), uint64(tc.hd)))
 			hd, H, KV, T, B := tc.hd, tc.H, tc.KV, tc.T, tc.B
@@ -112,8 +124,9 @@ func TestCausalAttentionMatchesReference(t *testing.T) {
 			k := randn(r, hd*KV*T*B, 1)
 			v := randn(r, hd*KV*T*B, 1)
 			gO := randn(r, hd*H*T*B, 1)
-			wantO, wantQ, wantK, wantV := attentionGradRef(to64(q), to64(k), to64(v), to64(gO), hd, H, KV, T, B, tc.o)
-			got := runFusedAttention(t, 2, q, k, v, gO, hd, H, KV, T, B, tc.o)
+			starts := docStarts(t, tc.docs, T)
+			wantO, wantQ, wantK, wantV := attentionGradRef(to64(q), to64(k), to64(v), to64(gO), starts, hd, H, KV, T, B, tc.o)
+			got := runFusedAttention(t, 2, q, k, v, gO, starts, hd, H, KV, T, B, tc.o)
 			for i, want := range [][]float64{wantO, wantQ, wantK, wantV} {
 				dmax, at := maxAbsDiff(got[i], want)
 				assert.LessOrEqualf(t, dmax, 2e-5*maxAbs(want), "%s: max diff %g at %d (range %g)",
@@ -121,14 +134,34 @@ func TestCausalAttentionMatchesReference(t *testing.T) {
 			}
 			// Every value is computed by one unit of work, whatever the threads.
 			for _, n := range []int{1, 3} {
-				assert.Equal(t, got, runFusedAttention(t, n, q, k, v, gO, hd, H, KV, T, B, tc.o), "%d threads", n)
+				assert.Equal(t, got, runFusedAttention(t, n, q, k, v, gO, starts, hd, H, KV, T, B, tc.o), "%d threads", n)
 			}
 			// Computing the score gradients again for dq gives the same bits as keeping them.
 			rc := tc.o
 			rc.Recompute = true
-			assert.Equal(t, got, runFusedAttention(t, 2, q, k, v, gO, hd, H, KV, T, B, rc), "recomputed score gradients")
+			assert.Equal(t, got, runFusedAttention(t, 2, q, k, v, gO, starts, hd, H, KV, T, B, rc), "recomputed score gradients")
 		})
 	}
+}
+
+// docStarts lays documents of the given lengths end to end in sequences of T tokens
+// and returns each position's document start; nil for no documents.
+func docStarts(t *testing.T, docs [][]int, T int) []int32 {
+	if docs == nil {
+		return nil
+	}
+	var starts []int32
+	for _, lens := range docs {
+		at := 0
+		for _, n := range lens {
+			for i := 0; i < n; i++ {
+				starts = append(starts, int32(at))
+			}
+			at += n
+		}
+		require.Equal(t, T, at, "documents %v fill a sequence", lens)
+	}
+	return starts
 }
 
 func TestCausalAttentionRejectsMisfits(t *testing.T) {
@@ -143,6 +176,10 @@ func TestCausalAttentionRejectsMisfits(t *testing.T) {
 	h := c.NewTensor(TypeF16, 8, 1, 5, 1)
 	assert.Error(t, Build(func() { c.CausalAttention(q, h, h, AttentionOptions{Scale: 1}) }), "f16 keys")
 	assert.NoError(t, Build(func() { c.CausalAttention(q, k1, k1, AttentionOptions{Scale: 1}) }))
+	short := c.NewTensor(TypeI32, 4)
+	assert.Error(t, Build(func() { c.CausalAttention(q, k1, k1, AttentionOptions{Scale: 1, Starts: short}) }), "4 starts for 5 queries")
+	f := c.NewTensor(TypeF32, 5)
+	assert.Error(t, Build(func() { c.CausalAttention(q, k1, k1, AttentionOptions{Scale: 1, Starts: f}) }), "f32 starts")
 }
 
 // BenchmarkCausalAttention runs the fused forward and backward passes on the 143m
