@@ -16,9 +16,10 @@ type builder struct {
 	B, T int
 
 	tokens  *ggml.Tensor // I32 [B·T]
-	pos     *ggml.Tensor // I32 [T], shared by every sequence
-	mask    *ggml.Tensor // F32 [T, T] causal mask, made on first use by generic attention
-	swaMask *ggml.Tensor // F32 [T, T] causal sliding-window mask, made on first use when T exceeds the window
+	pos     *ggml.Tensor // I32 [B·T]: each token's position in its sequence, or in its document when packed
+	starts  *ggml.Tensor // I32 [B·T] when packed: the position where each token's document begins
+	mask    *ggml.Tensor // F32 [T, T] causal mask ([T, T, heads·B] when packed), made on first use by generic attention
+	swaMask *ggml.Tensor // the same with a sliding window, made on first use when T exceeds the window
 
 	// embGroup and embPick look tokens up in embeddings read k rows at a time (see
 	// embed); made on first use.
@@ -54,15 +55,33 @@ const (
 	fuseSites                 // generic ops, recorded for ggml.Graph.FuseAttention and FuseLoRA after autograd
 )
 
-func newBuilder(c *ggml.Context, m *Model, lora *LoRA, B, T int, dropout float32) *builder {
+// newBuilder starts a graph of B sequences of T tokens; packed ones hold several
+// documents each (see Batch.Starts).
+func newBuilder(c *ggml.Context, m *Model, lora *LoRA, B, T int, packed bool, dropout float32) *builder {
 	b := &builder{c: c, m: m, lora: lora, B: B, T: T, dropout: dropout}
 	b.tokens = c.NewTensor(ggml.TypeI32, B*T).SetName("tokens").SetInput()
-	b.pos = c.NewTensor(ggml.TypeI32, T).SetName("positions").SetInput()
+	b.pos = c.NewTensor(ggml.TypeI32, B*T).SetName("positions").SetInput()
+	if packed {
+		b.starts = c.NewTensor(ggml.TypeI32, B*T).SetName("doc_starts").SetInput()
+	}
 	return b
 }
 
-// setInputs fills the builder's inputs (after the scheduler allocated them).
-func (b *builder) setInputs(tokens []int32) error {
+// setInputs fills the builder's inputs (after the scheduler allocated them): the tokens
+// and, for a packed graph, each token's document start (see Batch.Starts).
+func (b *builder) setInputs(tokens, starts []int32) error {
+	if (starts != nil) != (b.starts != nil) {
+		return fmt.Errorf("trainer: a batch packed %t on a graph packed %t", starts != nil, b.starts != nil)
+	}
+	if starts != nil {
+		// The fused attention op trusts the starts; a bad one would read out of bounds.
+		if err := checkStarts(starts, b.B, b.T); err != nil {
+			return err
+		}
+		if err := setIfReadI32(b.starts, starts); err != nil {
+			return err
+		}
+	}
 	if b.embGroup == nil {
 		if err := b.tokens.SetI32(tokens); err != nil {
 			return err
@@ -81,9 +100,12 @@ func (b *builder) setInputs(tokens []int32) error {
 			return err
 		}
 	}
-	pos := make([]int32, b.T)
+	pos := make([]int32, b.B*b.T)
 	for i := range pos {
-		pos[i] = int32(i)
+		pos[i] = int32(i % b.T)
+		if starts != nil {
+			pos[i] -= starts[i]
+		}
 	}
 	if err := b.pos.SetI32(pos); err != nil {
 		return err
@@ -104,14 +126,37 @@ func (b *builder) setInputs(tokens []int32) error {
 		}
 	}
 	if b.swaMask != nil {
-		if err := setIfRead(b.swaMask, causalMask(b.T, b.m.HP.SlidingWindow)); err != nil {
+		if err := setIfRead(b.swaMask, causalMask(b.T, b.m.HP.SlidingWindow, starts, b.m.HP.Heads)); err != nil {
 			return err
 		}
 	}
 	if b.mask != nil {
-		return setIfRead(b.mask, causalMask(b.T, b.T))
+		return setIfRead(b.mask, causalMask(b.T, b.T, starts, b.m.HP.Heads))
 	}
 	return nil
+}
+
+// checkStarts checks that starts (B·T) describe documents laid end to end: along each
+// sequence, a position starts a document (its own index) or continues the one before.
+func checkStarts(starts []int32, B, T int) error {
+	if len(starts) != B*T {
+		return fmt.Errorf("trainer: %d document starts for %d×%d positions", len(starts), B, T)
+	}
+	for s := 0; s < B; s++ {
+		for t := 0; t < T; t++ {
+			if st := starts[s*T+t]; st != int32(t) && (t == 0 || st != starts[s*T+t-1]) {
+				return fmt.Errorf("trainer: sequence %d position %d: document start %d is neither the position nor the one before's", s, t, st)
+			}
+		}
+	}
+	return nil
+}
+
+func setIfReadI32(t *ggml.Tensor, v []int32) error {
+	if !t.Allocated() {
+		return nil
+	}
+	return t.SetI32(v)
 }
 
 // setIfRead fills input t unless the graph reads it nowhere: fused adapters
@@ -124,32 +169,56 @@ func setIfRead(t *ggml.Tensor, v []float32) error {
 	return t.SetF32(v)
 }
 
-// causalMask is 0 where query i may see key j (i - window < j ≤ i) and -inf elsewhere.
-// Padding needs no mask of its own: batches are right-padded, so a padding key is only
-// ever visible to padding queries, whose loss weight is zero; nothing a real token
-// computes, nor any gradient, depends on padding.
-func causalMask(T, window int) []float32 {
-	m := make([]float32, T*T)
-	for i := 0; i < T; i++ {
-		for j := 0; j < T; j++ {
-			if j > i || i-j >= window {
-				m[i*T+j] = float32(math.Inf(-1))
+// causalMask is 0 where query i may see key j (i - window < j ≤ i, and j at or after
+// i's document start when starts is not nil) and -inf elsewhere: [T, T], or with starts
+// [T, T, heads·B], the same for every head of a sequence. Padding needs no mask of its
+// own: batches are right-padded, so a padding key is only ever visible to padding
+// queries, whose loss weight is zero; nothing a real token computes, nor any gradient,
+// depends on padding.
+func causalMask(T, window int, starts []int32, heads int) []float32 {
+	B := len(starts) / T
+	if starts == nil {
+		B, heads = 1, 1
+	}
+	m := make([]float32, B*heads*T*T)
+	for s := 0; s < B; s++ {
+		one := m[s*heads*T*T : (s*heads+1)*T*T]
+		for i := 0; i < T; i++ {
+			lo := 0
+			if starts != nil {
+				lo = int(starts[s*T+i])
 			}
+			for j := 0; j < T; j++ {
+				if j > i || i-j >= window || j < lo {
+					one[i*T+j] = float32(math.Inf(-1))
+				}
+			}
+		}
+		for h := 1; h < heads; h++ {
+			copy(m[(s*heads+h)*T*T:], one)
 		}
 	}
 	return m
 }
 
-// attnMask is the mask of a layer with sliding-window attention or not.
+// attnMask is the mask of a layer with sliding-window attention or not: one for every
+// sequence, or when packed one per sequence and head. (A [T, T, 1, B] mask would need
+// the scores viewed as [T, T, heads, B] around the softmax, and with the pinned ggml a
+// view of soft_max's result lets the graph allocator reuse that result's memory before
+// its backward pass reads it.)
 func (b *builder) attnMask(swa bool) *ggml.Tensor {
+	shape := []int{b.T, b.T}
+	if b.starts != nil {
+		shape = append(shape, b.m.HP.Heads*b.B)
+	}
 	if !swa || b.m.HP.SlidingWindow <= 0 || b.T <= b.m.HP.SlidingWindow {
 		if b.mask == nil {
-			b.mask = b.c.NewTensor(ggml.TypeF32, b.T, b.T).SetName("causal_mask").SetInput()
+			b.mask = b.c.NewTensor(ggml.TypeF32, shape...).SetName("causal_mask").SetInput()
 		}
 		return b.mask
 	}
 	if b.swaMask == nil {
-		b.swaMask = b.c.NewTensor(ggml.TypeF32, b.T, b.T).SetName("swa_mask").SetInput()
+		b.swaMask = b.c.NewTensor(ggml.TypeF32, shape...).SetName("swa_mask").SetInput()
 	}
 	return b.swaMask
 }
@@ -278,10 +347,12 @@ func (b *builder) attention(l int, x *ggml.Tensor, o attnOpts) *ggml.Tensor {
 	ff := b.ropeFactors()
 
 	q, k, v := b.qkv(l, x)
-	q = c.Rope(c.Reshape(q, hd, hp.Heads, T, B), b.pos, ff, rope)
-	k = c.Rope(c.Reshape(k, hd, hp.HeadsKV, T, B), b.pos, ff, rope)
+	// Rope over [hd, heads, B·T]: every token has a position of its own (packed
+	// sequences restart them at each document).
+	q = c.Reshape(c.Rope(c.Reshape(q, hd, hp.Heads, T*B), b.pos, ff, rope), hd, hp.Heads, T, B)
+	k = c.Reshape(c.Rope(c.Reshape(k, hd, hp.HeadsKV, T*B), b.pos, ff, rope), hd, hp.HeadsKV, T, B)
 	v = c.Reshape(v, hd, hp.HeadsKV, T, B)
-	fused := ggml.AttentionOptions{Scale: float32(1 / math.Sqrt(float64(hd))), Softcap: hp.AttnSoftcap}
+	fused := ggml.AttentionOptions{Scale: float32(1 / math.Sqrt(float64(hd))), Softcap: hp.AttnSoftcap, Starts: b.starts}
 	if o.qScale != 0 || o.preScaleQ {
 		fused.PreScale, fused.Scale = fused.Scale, 1
 		if o.qScale != 0 {

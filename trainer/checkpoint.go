@@ -595,6 +595,12 @@ func (l *loop) restore(c *Checkpoint) error {
 		return fmt.Errorf("trainer: checkpoint %s: %w", c.dir, err)
 	}
 	l.epoch, l.order, l.next, l.micro = c.Epoch, slices.Clone(c.Order), c.Next, c.MicroBatch
+	if err := l.packOrder(); err != nil {
+		return err
+	}
+	if l.next > l.epochLen() {
+		return fmt.Errorf("trainer: checkpoint %s: field next is %d, past the epoch's %d sequences", c.dir, l.next, l.epochLen())
+	}
 	l.tokens, l.before = c.Tokens, time.Duration(c.ElapsedSec*float64(time.Second))
 	l.evals, l.sinceBest, l.earlyStopped = slices.Clone(c.Evals), c.SinceBest, c.EarlyStopped
 	if c.Best != nil {

@@ -27,11 +27,17 @@ type Config struct {
 	Optimizer OptimizerConfig
 	Schedule  Schedule // Steps defaults to Config.Steps, LR to DefaultLR
 
-	Steps       int    // optimizer steps
-	Epochs      int    // if > 0, replaces Steps: ⌈Epochs·examples / (BatchSize·GradAccum)⌉ steps
-	BatchSize   int    // sequences per micro-batch (halved on out-of-memory); DefaultBatchSize if 0
-	GradAccum   int    // micro-batches per optimizer step; 1 if 0
-	SeqLen      int    // longest sequence (tokens of input); longer examples are cut; DefaultSeqLen if 0
+	Steps     int // optimizer steps
+	Epochs    int // if > 0, replaces Steps: ⌈Epochs·sequences / (BatchSize·GradAccum)⌉ steps
+	BatchSize int // sequences per micro-batch (halved on out-of-memory); DefaultBatchSize if 0
+	GradAccum int // micro-batches per optimizer step; 1 if 0
+	SeqLen    int // longest sequence (tokens of input); longer examples are cut; DefaultSeqLen if 0
+	// Packing lays several examples end to end in each sequence, grouped by best fit
+	// decreasing each epoch, instead of one padded example per sequence: each example
+	// is computed as if alone (attention stops at its start, positions restart), so the
+	// loss and gradients are those of the padded batches, with less padding to compute.
+	// BatchSize then counts packed sequences, and Epochs steps over them.
+	Packing     bool
 	EvalEvery   int    // evaluate on the validation set every this many steps; DefaultEvalEvery if 0, <0 never
 	EvalBatches int    // batches per evaluation; 0 for the whole validation set
 	Seed        uint64 // shuffling and dropout; LoRA.Seed is the initialisation's
@@ -130,7 +136,7 @@ func (c *Config) resolve() {
 	}
 }
 
-// resolveSteps turns Epochs into Steps for a training set of n examples and lets the
+// resolveSteps turns Epochs into Steps for a training set of n sequences and lets the
 // schedule default to the run's length. It runs after resolve, once n is known, so
 // that a Config changed after DefaultConfig still gets a schedule of its own length.
 func (c *Config) resolveSteps(n int) {

@@ -33,6 +33,11 @@ func (m *Model) checkTokens(tokens []int32, B, T int) error {
 // (tokens sequence-major, len B·T, each sequence starting at position 0) and returns
 // the logits of every position: B·T rows of Vocab values.
 func (m *Model) Logits(tokens []int32, B, T int, lora *LoRA) ([]float32, error) {
+	return m.logits(tokens, nil, B, T, lora)
+}
+
+// logits is Logits, of packed sequences when starts is not nil (see Batch.Starts).
+func (m *Model) logits(tokens, starts []int32, B, T int, lora *LoRA) ([]float32, error) {
 	if err := m.checkTokens(tokens, B, T); err != nil {
 		return nil, err
 	}
@@ -45,7 +50,7 @@ func (m *Model) Logits(tokens []int32, B, T int, lora *LoRA) ([]float32, error) 
 	var out *ggml.Tensor
 	var g *ggml.Graph
 	err = ggml.Build(func() {
-		b = newBuilder(c, m, lora, B, T, 0)
+		b = newBuilder(c, m, lora, B, T, starts != nil, 0)
 		if m.fusedOps() {
 			b.fuse = fuseOps
 		}
@@ -59,7 +64,7 @@ func (m *Model) Logits(tokens []int32, B, T int, lora *LoRA) ([]float32, error) 
 	if err := m.sched.Alloc(g); err != nil {
 		return nil, fmt.Errorf("trainer: forward: %w", err)
 	}
-	if err := b.setInputs(tokens); err != nil {
+	if err := b.setInputs(tokens, starts); err != nil {
 		return nil, fmt.Errorf("trainer: forward: %w", err)
 	}
 	if err := m.sched.Run(g); err != nil {

@@ -125,7 +125,7 @@ func testStep(t *testing.T, m *Model, lora *LoRA, params []*ggml.Tensor, b *Batc
 	opt, err := newAdamW(m, params, OptimizerConfig{})
 	require.NoError(t, err)
 	t.Cleanup(func() { opt.Close() })
-	s, err := newStepGraph(m, lora, params, opt.accs, b.B, b.T, b.Targets(), dropout, checkpoint)
+	s, err := newStepGraph(m, lora, params, opt.accs, b.B, b.T, b.Targets(), b.Starts != nil, dropout, checkpoint)
 	require.NoError(t, err)
 	t.Cleanup(func() { s.Close() })
 	return s, opt

@@ -71,7 +71,7 @@ func lossAndGradsWith(t *testing.T, m *Model, l *LoRA, b *Batch, checkpoint bool
 	opt, err := newAdamW(m, l.params(), OptimizerConfig{})
 	require.NoError(t, err)
 	defer opt.Close()
-	s, err := newStepGraph(m, l, l.params(), opt.accs, b.B, b.T, b.Targets(), 0, checkpoint)
+	s, err := newStepGraph(m, l, l.params(), opt.accs, b.B, b.T, b.Targets(), b.Starts != nil, 0, checkpoint)
 	require.NoError(t, err)
 	defer s.Close()
 	loss, err := s.run(b, 1, nil, nil)

@@ -34,18 +34,19 @@ type stepGraph struct {
 	train   bool
 }
 
-// newStepGraph builds the graph for batches of B×T with K targets, with lora's
+// newStepGraph builds the graph for batches of B×T with K targets (packed: several
+// documents per sequence, see Batch.Starts), with lora's
 // adapters (nil: the model alone). params and accs (training only) are the trained
 // tensors and their gradient accumulators, in the same order; checkpoint recomputes
 // each layer's activations in the backward pass (gradient checkpointing).
-func newStepGraph(m *Model, lora *LoRA, params, accs []*ggml.Tensor, B, T, K int, dropout float32, checkpoint bool) (s *stepGraph, err error) {
+func newStepGraph(m *Model, lora *LoRA, params, accs []*ggml.Tensor, B, T, K int, packed bool, dropout float32, checkpoint bool) (s *stepGraph, err error) {
 	s = &stepGraph{m: m, B: B, T: T, K: K, train: accs != nil}
 	if s.c, err = m.newComputeContext(); err != nil {
 		return nil, err
 	}
 	err = ggml.Build(func() {
 		c := s.c
-		s.b = newBuilder(c, m, lora, B, T, dropout)
+		s.b = newBuilder(c, m, lora, B, T, packed, dropout)
 		if m.fusedOps() {
 			s.b.fuse = fuseOps
 			if s.train {
@@ -131,7 +132,7 @@ func (s *stepGraph) run(batch *Batch, weight float32, rng *rand.Rand, prof *[]gg
 	if err := s.m.sched.Alloc(s.g); err != nil {
 		return 0, fmt.Errorf("trainer: step: %w", err)
 	}
-	if err := s.b.setInputs(batch.Tokens); err != nil {
+	if err := s.b.setInputs(batch.Tokens, batch.Starts); err != nil {
 		return 0, fmt.Errorf("trainer: step inputs: %w", err)
 	}
 	if err := s.rows.SetI32(rows); err != nil {

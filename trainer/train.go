@@ -49,7 +49,15 @@ func Train(ctx context.Context, m *Model, cfg Config, train, val Dataset) (res R
 		return res, fmt.Errorf("trainer: the training set is empty")
 	}
 	cfg.resolve()
-	cfg.resolveSteps(train.Len())
+	units := train.Len() // what an epoch draws: examples, or rows of them when packing
+	if cfg.Packing {
+		sizes, err := spans(train, cfg.SeqLen)
+		if err != nil {
+			return res, fmt.Errorf("trainer: %w", err)
+		}
+		units = len(packRows(sizes, cfg.SeqLen))
+	}
+	cfg.resolveSteps(units)
 	if err := cfg.validate(m); err != nil {
 		return res, fmt.Errorf("trainer: %w", err)
 	}
@@ -190,10 +198,12 @@ type loop struct {
 	// Two streams, so that the data order does not depend on whether dropout is on.
 	shuffle, drop       *rand.PCG
 	shuffleRng, dropRng *rand.Rand
-	epoch               int   // shuffles drawn so far
-	order               []int // shuffled training indices of the current epoch
-	next                int   // position in order
-	micro               int   // sequences per micro-batch
+	epoch               int     // shuffles drawn so far
+	order               []int   // shuffled training indices of the current epoch
+	rows                [][]int // when packing: order's examples grouped into sequences (packOrder)
+	next                int     // position in order, or in rows when packing
+	micro               int     // sequences per micro-batch
+	valRows             [][]int // when packing: the validation set's examples grouped into sequences
 
 	evals        []EvalPoint
 	best         EvalPoint // Step -1 until the first evaluation
@@ -224,35 +234,112 @@ func (l *loop) fill(res *Result) {
 	if s := l.elapsed().Seconds(); s > 0 {
 		res.TokensPerSec = float64(l.tokens) / s
 	}
-	if n := l.train.Len(); n > 0 && l.epoch > 0 {
-		res.Epoch = float64((l.epoch-1)*n+l.next) / float64(n)
+	if n := l.epochLen(); n > 0 && l.epoch > 0 {
+		res.Epoch = float64(l.epoch-1) + float64(l.next)/float64(n)
 	}
 }
 
-// draw takes the next n training examples, reshuffling at each epoch.
-func (l *loop) draw(n int) ([]Example, error) {
-	exs := make([]Example, 0, n)
-	for len(exs) < n {
-		if l.next >= len(l.order) {
+// epochLen is the number of sequences an epoch draws.
+func (l *loop) epochLen() int {
+	if l.cfg.Packing {
+		return len(l.rows)
+	}
+	return len(l.order)
+}
+
+// draw takes the next n training sequences (each an example, or several when
+// packing), reshuffling at each epoch.
+func (l *loop) draw(n int) ([][]Example, error) {
+	seqs := make([][]Example, 0, n)
+	for len(seqs) < n {
+		if l.next >= l.epochLen() {
 			l.order = l.shuffleRng.Perm(l.train.Len())
 			l.next = 0
 			l.epoch++
+			if err := l.packOrder(); err != nil {
+				return nil, err
+			}
 		}
-		ex, err := l.train.Example(l.order[l.next])
+		idx := []int{l.order[l.next]}
+		if l.cfg.Packing {
+			idx = l.rows[l.next]
+		}
 		l.next++
+		seq, err := examples(l.train, idx)
 		if err != nil {
 			return nil, err
 		}
-		exs = append(exs, ex)
+		seqs = append(seqs, seq)
+	}
+	return seqs, nil
+}
+
+// packOrder groups the current epoch's order into sequences when packing: rows of
+// order's examples, in an order that follows the shuffle (see packRows).
+func (l *loop) packOrder() error {
+	if !l.cfg.Packing {
+		return nil
+	}
+	sizes := make([]int, len(l.order))
+	for k, i := range l.order {
+		ex, err := l.train.Example(i)
+		if err != nil {
+			return err
+		}
+		sizes[k] = exampleSpan(ex, l.cfg.SeqLen)
+	}
+	l.rows = packRows(sizes, l.cfg.SeqLen)
+	for _, r := range l.rows {
+		for j, k := range r {
+			r[j] = l.order[k]
+		}
+	}
+	return nil
+}
+
+// spans lists the input positions each example of d takes (exampleSpan).
+func spans(d Dataset, T int) ([]int, error) {
+	sizes := make([]int, d.Len())
+	for i := range sizes {
+		ex, err := d.Example(i)
+		if err != nil {
+			return nil, err
+		}
+		sizes[i] = exampleSpan(ex, T)
+	}
+	return sizes, nil
+}
+
+// examples reads the examples of d at idx.
+func examples(d Dataset, idx []int) ([]Example, error) {
+	exs := make([]Example, len(idx))
+	for j, i := range idx {
+		ex, err := d.Example(i)
+		if err != nil {
+			return nil, err
+		}
+		exs[j] = ex
 	}
 	return exs, nil
 }
 
-// batch pads examples to the longest one (at most SeqLen inputs).
-func (l *loop) batch(exs []Example) (*Batch, error) {
+// batch pads sequences to the longest one (at most SeqLen inputs); each is one
+// example, or when packing several laid end to end.
+func (l *loop) batch(seqs [][]Example) (*Batch, error) {
 	T := 1
-	for _, ex := range exs {
-		T = max(T, min(len(ex.IDs)-1, l.cfg.SeqLen))
+	for _, seq := range seqs {
+		n := 0
+		for _, ex := range seq {
+			n += exampleSpan(ex, l.cfg.SeqLen)
+		}
+		T = max(T, min(n, l.cfg.SeqLen))
+	}
+	if l.cfg.Packing {
+		return NewPackedBatch(seqs, T, l.cfg.Pad)
+	}
+	exs := make([]Example, len(seqs))
+	for i, seq := range seqs {
+		exs[i] = seq[0]
 	}
 	return NewBatch(exs, T, l.cfg.Pad)
 }
@@ -277,7 +364,7 @@ func (l *loop) graphFor(b *Batch, train bool) (*stepGraph, error) {
 	if train {
 		params = l.tr.params()
 	}
-	g, err := newStepGraph(l.m, l.lora, params, accs, b.B, b.T, key[2], dropout, train && l.cfg.GradientCheckpointing)
+	g, err := newStepGraph(l.m, l.lora, params, accs, b.B, b.T, key[2], b.Starts != nil, dropout, train && l.cfg.GradientCheckpointing)
 	if err != nil {
 		return nil, err
 	}
@@ -321,7 +408,7 @@ func (l *loop) shrink(step int, err error) bool {
 	return true
 }
 
-// step runs one optimizer update over BatchSize·GradAccum examples, in micro-batches of
+// step runs one optimizer update over BatchSize·GradAccum sequences, in micro-batches of
 // l.micro sequences.
 func (l *loop) step(step int) (StepInfo, error) {
 	info := StepInfo{Step: step, Steps: l.cfg.Steps, LR: l.cfg.Schedule.At(step)}
@@ -406,6 +493,16 @@ func (l *loop) evaluate(step int) error {
 
 func (l *loop) evalLoss(step int) (float64, error) {
 	n := l.val.Len()
+	if l.cfg.Packing {
+		if l.valRows == nil {
+			sizes, err := spans(l.val, l.cfg.SeqLen)
+			if err != nil {
+				return 0, err
+			}
+			l.valRows = packRows(sizes, l.cfg.SeqLen)
+		}
+		n = len(l.valRows)
+	}
 	if l.cfg.EvalBatches > 0 {
 		n = min(n, l.cfg.EvalBatches*l.cfg.BatchSize)
 	}
@@ -413,15 +510,19 @@ func (l *loop) evalLoss(step int) (float64, error) {
 	targets := 0
 	for i := 0; i < n; {
 		m := min(l.micro, n-i)
-		exs := make([]Example, 0, m)
+		seqs := make([][]Example, 0, m)
 		for j := i; j < i+m; j++ {
-			ex, err := l.val.Example(j)
+			idx := []int{j}
+			if l.cfg.Packing {
+				idx = l.valRows[j]
+			}
+			seq, err := examples(l.val, idx)
 			if err != nil {
 				return 0, err
 			}
-			exs = append(exs, ex)
+			seqs = append(seqs, seq)
 		}
-		b, err := l.batch(exs)
+		b, err := l.batch(seqs)
 		if err != nil {
 			return 0, err
 		}
