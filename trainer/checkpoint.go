@@ -527,12 +527,13 @@ type trajectory struct {
 	BatchSize int
 	GradAccum int
 	SeqLen    int
+	Packing   bool
 	Seed      uint64
 	Pad       int32
 }
 
 func trajectoryOf(c Config) trajectory {
-	return trajectory{c.Method, c.LoRA, c.Optimizer, c.Schedule, c.BatchSize, c.GradAccum, c.SeqLen, c.Seed, c.Pad}
+	return trajectory{c.Method, c.LoRA, c.Optimizer, c.Schedule, c.BatchSize, c.GradAccum, c.SeqLen, c.Packing, c.Seed, c.Pad}
 }
 
 // sameTrajectory names the first field where the checkpoint's config and the run's

@@ -183,9 +183,15 @@ func cudaRejects(n *ggml.Tensor) string {
 // gradient checkpointing, and checks every node of it and of the optimizer's graphs
 // against cudaRejects.
 func TestGenericStepRunsOnCUDA(t *testing.T) {
+	exs := packTestExamples()
+	packed, err := NewPackedBatch([][]Example{{exs[0], exs[1], exs[2]}, {exs[3], exs[4]}}, 25, 0)
+	require.NoError(t, err)
 	check := func(t *testing.T, m *Model, lora *LoRA, params []*ggml.Tensor) {
-		b := testBatch(t)
-		for _, ck := range []bool{false, true} {
+		for _, c := range []struct {
+			b  *Batch
+			ck bool
+		}{{testBatch(t), false}, {testBatch(t), true}, {packed, false}} {
+			b, ck := c.b, c.ck
 			s, opt := testStep(t, m, lora, params, b, 0.1, ck)
 			rejected := map[string]int{}
 			for _, g := range []*ggml.Graph{s.g, opt.norm, opt.update} {
@@ -196,7 +202,7 @@ func TestGenericStepRunsOnCUDA(t *testing.T) {
 					}
 				}
 			}
-			assert.Empty(t, rejected, "nodes CUDA would not run (checkpointing %v)", ck)
+			assert.Empty(t, rejected, "nodes CUDA would not run (checkpointing %v, packed %v)", ck, b.Starts != nil)
 		}
 	}
 	withLoRA := func(t *testing.T, path string) {

@@ -1,6 +1,7 @@
 package trainer
 
 import (
+	"context"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -152,4 +153,75 @@ func TestPackedMatchesPadded(t *testing.T) {
 			assert.False(t, math.IsNaN(worst))
 		})
 	}
+}
+
+// packData is stories260K's tokens cut into examples of 4 to 16 tokens (the first of
+// each a prompt), about seven to a 64-position sequence when packed.
+func packData(t *testing.T) (train, val Dataset) {
+	t.Helper()
+	ids := storiesTokens(t)
+	r := rand.New(rand.NewPCG(3, 3))
+	var exs Examples
+	for at := 0; len(exs) < 150; {
+		n := 4 + r.IntN(13)
+		ex := Example{IDs: ids[at : at+n], Mask: make([]bool, n)}
+		for i := 1; i < n; i++ {
+			ex.Mask[i] = true
+		}
+		exs = append(exs, ex)
+		at += n
+	}
+	return Split(exs, 0.1, 1)
+}
+
+// TestPackedTrainingResumes trains with packing, interrupted after step 6 and resumed,
+// against the uninterrupted run (each epoch packs anew, and the run crosses one), and
+// checks that --epochs counts packed sequences.
+func TestPackedTrainingResumes(t *testing.T) {
+	train, val := packData(t)
+	sizes, err := spans(train, 64)
+	require.NoError(t, err)
+	rows := len(packRows(sizes, 64))
+	require.Less(t, rows, 12*6, "the run must cross an epoch")
+	require.Less(t, 3*rows, train.Len(), "several examples to a sequence")
+
+	config := func(dir string) Config {
+		cfg := ckptConfig(dir)
+		cfg.Packing, cfg.SeqLen = true, 64
+		return cfg
+	}
+	want, wantLosses, err := trainRun(t, config(t.TempDir()), train, val, context.Background())
+	require.NoError(t, err)
+	require.Len(t, wantLosses, 12)
+	assert.InDelta(t, float64(12*6)/float64(rows), want.Epoch, 1e-12, "epochs count packed sequences")
+
+	dir := t.TempDir()
+	cfg := config(dir)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	cfg.OnStep = func(s StepInfo) {
+		if s.Step == 6 {
+			cancel()
+		}
+	}
+	_, _, err = trainRun(t, cfg, train, val, ctx)
+	require.ErrorIs(t, err, context.Canceled)
+	cfg = config(dir)
+	cfg.Resume = true
+	got, gotLosses, err := trainRun(t, cfg, train, val, context.Background())
+	require.NoError(t, err)
+	assertSameRun(t, want, wantLosses, got, gotLosses, 7)
+
+	// The checkpoint records the setting: a resumed run cannot change it.
+	cfg.Packing = false
+	_, _, err = trainRun(t, cfg, train, val, context.Background())
+	assert.ErrorContains(t, err, "field config.Packing is true, this run asks for false")
+
+	cfg = config("")
+	cfg.RunDir, cfg.MetricsPath, cfg.SaveEvery = "", "", 0
+	cfg.Epochs, cfg.EvalEvery = 2, -1
+	res, _, err := trainRun(t, cfg, train, nil, context.Background())
+	require.NoError(t, err)
+	assert.Equal(t, (2*rows+5)/6, res.Steps, "⌈2 epochs of %d sequences / 6 per step⌉", rows)
+	t.Logf("%d examples in %d packed sequences of 64; 2 epochs = %d steps", train.Len(), rows, res.Steps)
 }
