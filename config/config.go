@@ -66,6 +66,7 @@ func Keys() []Key {
 		{"data.val", String, "validation data; empty: hold out data.val_split of data.train"},
 		{"data.val_split", Float, "fraction of data.train held out when data.val is empty"},
 		{"data.seq_len", Int, "longest sequence in tokens"},
+		{"data.packing", Bool, "lay several examples end to end in each sequence, each attending only to itself"},
 		{"data.train_on_inputs", Bool, "the loss covers prompts too, not only answers"},
 
 		{"lora.r", Int, "LoRA rank"},

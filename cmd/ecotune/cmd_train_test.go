@@ -199,6 +199,14 @@ func TestTrainPreparedFolder(t *testing.T) {
 	assert.Equal(t, filepath.Join(prepared, "train.jsonl"), rs.Data)
 	assert.Equal(t, filepath.Join(prepared, "val.jsonl"), rs.Val)
 
+	// Packed, the same validation set gives the same loss before training (the adapter
+	// starts as the identity), from fewer, fuller sequences.
+	packed := filepath.Join(dir, "run-packed")
+	code, _, stderr = runCLI(t, append([]string{"train", "--out", packed, "--packing"}, common...)...)
+	require.Equal(t, 0, code, stderr)
+	assert.True(t, settings(packed).Config.Packing)
+	assert.InDelta(t, firstEval(t, run), firstEval(t, packed), 1e-5*firstEval(t, run))
+
 	run2 := filepath.Join(dir, "run2")
 	code, _, stderr = runCLI(t, append([]string{"train", "--out", run2, "--val-split", "0.25"}, common...)...)
 	require.Equal(t, 0, code, stderr)
@@ -208,4 +216,20 @@ func TestTrainPreparedFolder(t *testing.T) {
 	code, _, stderr = runCLI(t, "train", "--model", storiesModel, "--data", empty, "--out", filepath.Join(dir, "run3"), "--quiet")
 	assert.Equal(t, exitError, code)
 	assert.Contains(t, stderr, empty+" is a folder without manifest.json")
+}
+
+// firstEval is the validation loss a run's metrics.jsonl records before training.
+func firstEval(t *testing.T, run string) float64 {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(run, "metrics.jsonl"))
+	require.NoError(t, err)
+	for _, line := range strings.Split(strings.TrimSpace(string(raw)), "\n") {
+		var r trainer.Record
+		require.NoError(t, json.Unmarshal([]byte(line), &r))
+		if r.Kind == "eval" && r.Step == 0 {
+			return r.Loss
+		}
+	}
+	t.Fatalf("%s/metrics.jsonl has no evaluation at step 0", run)
+	return 0
 }

@@ -19,7 +19,7 @@ import (
 func trainFlagOf() map[string]string {
 	return map[string]string{
 		"model.name": "model-name", "model.path": "model", "model.dtype": "dtype", "model.compute_dtype": "compute-dtype",
-		"data.train": "data", "data.val": "val", "data.val_split": "val-split", "data.seq_len": "seq-len", "data.train_on_inputs": "train-on-inputs",
+		"data.train": "data", "data.val": "val", "data.val_split": "val-split", "data.seq_len": "seq-len", "data.packing": "packing", "data.train_on_inputs": "train-on-inputs",
 		"lora.r": "lora.r", "lora.lora_alpha": "lora.alpha", "lora.lora_dropout": "lora.dropout",
 		"lora.target_modules": "lora.targets", "lora.use_rslora": "lora.rslora", "lora.task_name": "lora.task",
 		"training.method": "method", "training.learning_rate": "lr", "training.min_learning_rate": "min-lr", "training.scheduler": "schedule",
