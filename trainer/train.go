@@ -280,13 +280,9 @@ func (l *loop) packOrder() error {
 	if !l.cfg.Packing {
 		return nil
 	}
-	sizes := make([]int, len(l.order))
-	for k, i := range l.order {
-		ex, err := l.train.Example(i)
-		if err != nil {
-			return err
-		}
-		sizes[k] = exampleSpan(ex, l.cfg.SeqLen)
+	sizes, err := spans(subset{l.train, l.order}, l.cfg.SeqLen)
+	if err != nil {
+		return err
 	}
 	l.rows = packRows(sizes, l.cfg.SeqLen)
 	for _, r := range l.rows {
