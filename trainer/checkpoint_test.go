@@ -147,6 +147,22 @@ func assertMetricsContinue(t *testing.T, path string) {
 	assert.Equal(t, []int{0, 4, 8, 12}, evalSteps)
 }
 
+// trainCancelledAfter runs cfg and cancels it after step, expecting Train to stop
+// there with the cancellation; it returns the result and the steps' losses.
+func trainCancelledAfter(t *testing.T, cfg Config, step int, train, val Dataset) (Result, map[int]float64) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	cfg.OnStep = func(s StepInfo) {
+		if s.Step == step {
+			cancel()
+		}
+	}
+	res, losses, err := trainRun(t, cfg, train, val, ctx)
+	require.ErrorIs(t, err, context.Canceled)
+	return res, losses
+}
+
 func TestResumeIsExact(t *testing.T) {
 	train, val := ckptData(t)
 	want, wantLosses := uninterrupted(t, train, val)
@@ -154,16 +170,7 @@ func TestResumeIsExact(t *testing.T) {
 	// First lifetime: cancelled after step 6, between the saves of steps 4 and 8, so
 	// the cancellation itself must write checkpoint-6.
 	dir := t.TempDir()
-	cfg := ckptConfig(dir)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	cfg.OnStep = func(s StepInfo) {
-		if s.Step == 6 {
-			cancel()
-		}
-	}
-	res, first, err := trainRun(t, cfg, train, val, ctx)
-	require.ErrorIs(t, err, context.Canceled)
+	res, first := trainCancelledAfter(t, ckptConfig(dir), 6, train, val)
 	assert.Equal(t, 6, res.Steps)
 	assert.Len(t, first, 6)
 	for step := 1; step <= 6; step++ {
@@ -174,7 +181,7 @@ func TestResumeIsExact(t *testing.T) {
 	assert.Equal(t, filepath.Join(dir, "checkpoint-6"), latest)
 
 	// Second lifetime: fresh model, LoRA, optimizer and loop.
-	cfg = ckptConfig(dir)
+	cfg := ckptConfig(dir)
 	cfg.Resume = true
 	got, gotLosses, err := trainRun(t, cfg, train, val, context.Background())
 	require.NoError(t, err)
