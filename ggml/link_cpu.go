@@ -6,7 +6,7 @@ package ggml
 // build/cpu at a cache directory keyed by the pinned llama.cpp source and build options.
 
 /*
-#cgo CFLAGS: -I${SRCDIR}/../build/cpu/include -O3 -march=native -Wno-psabi
+#cgo CFLAGS: -I${SRCDIR}/../build/cpu/include -O3 -Wno-psabi
 #cgo LDFLAGS: -L${SRCDIR}/../build/cpu/lib -lllama -lggml -lggml-cpu -lggml-base -lstdc++ -lm -lpthread
 */
 import "C"

@@ -6,7 +6,7 @@ package ggml
 // and cuBLAS are linked dynamically from the toolkit (/usr/local/cuda or the system's).
 
 /*
-#cgo CFLAGS: -I${SRCDIR}/../build/cuda/include -I/usr/local/cuda/include -O3 -march=native -Wno-psabi
+#cgo CFLAGS: -I${SRCDIR}/../build/cuda/include -I/usr/local/cuda/include -O3 -Wno-psabi
 #cgo LDFLAGS: -L${SRCDIR}/../build/cuda/lib -lllama -lggml -lggml-cuda -lggml-cpu -lggml-base
 #cgo LDFLAGS: -L/usr/local/cuda/lib64 -L/usr/local/cuda/lib64/stubs -lcudart -lcublas -lcublasLt -lcuda -lstdc++ -lm -lpthread -ldl -lrt
 #include <cuda_runtime_api.h>
