@@ -2,10 +2,20 @@
 # Both install missing build tools, fetch the pinned llama.cpp and build it first.
 
 SHELL := /bin/bash
+comma := ,
 GO ?= go
 CUDA ?= 0
 VARIANT := $(if $(filter 1,$(CUDA)),cuda,cpu)
-GOTAGS := $(if $(filter 1,$(CUDA)),-tags cuda,)
+# MARCH=haswell (any GCC -march name) builds llama.cpp and ecotune's kernels for that CPU
+# instead of this one: AVX2 code measured on an AVX-512 machine, say. The build tag
+# ecotune_march leaves -march=native out of the ggml package; CGO_CFLAGS names the target.
+MARCH ?= native
+export MARCH
+TAGS := $(if $(filter 1,$(CUDA)),cuda) $(if $(filter-out native,$(MARCH)),ecotune_march)
+GOTAGS := $(if $(strip $(TAGS)),-tags $(subst $(eval) ,$(comma),$(strip $(TAGS))),)
+ifneq ($(MARCH),native)
+export CGO_CFLAGS := -O2 -g -march=$(MARCH)
+endif
 FUZZTIME ?= 100000x
 export CGO_ENABLED := 1
 

@@ -109,13 +109,13 @@ static void scores(const struct attn * a, float * S, float * th, int b, int i0, 
     for (int ii = 0; ii < ni; ii++) {
         float * s = S + ii * BLK;
         if (cap > 0) {
-            for (int jj = 0; jj < BLK; jj += 16) {
-                const v16 t = vtanh(vld(s + jj) * (a->p.pre / cap));
+            for (int jj = 0; jj < BLK; jj += VW) {
+                const vf t = vtanh(vld(s + jj) * (a->p.pre / cap));
                 if (th) vst(th + ii * BLK + jj, t);
                 vst(s + jj, t * (cap * a->p.scale));
             }
         } else {
-            for (int jj = 0; jj < BLK; jj += 16) vst(s + jj, vld(s + jj) * a->c1);
+            for (int jj = 0; jj < BLK; jj += VW) vst(s + jj, vld(s + jj) * a->c1);
         }
         const int i = i0 + ii;
         int lo = a->p.window > 0 ? imax(0, i - a->p.window + 1 - j0) : 0;
@@ -205,11 +205,8 @@ void ecotune_attn_fwd(struct ggml_tensor * dst, int ith, int nth, void * userdat
             scores(&a, S, NULL, b, i0, ni, j0, nj);
             for (int ii = 0; ii < ni; ii++) {
                 float * s = S + ii * BLK;
-                v16 vm = vld(s);
-                for (int jj = 16; jj < BLK; jj += 16) {
-                    const v16 x = vld(s + jj);
-                    vm = (v16)(((vi16)x & (x > vm)) | ((vi16)vm & ~(x > vm)));
-                }
+                vf vm = vld(s);
+                for (int jj = VW; jj < BLK; jj += VW) vm = vmax(vld(s + jj), vm);
                 const float m = hmax(vm);
                 if (m == -INFINITY) {
                     memset(s, 0, sizeof(float) * BLK);
@@ -221,9 +218,9 @@ void ecotune_attn_fwd(struct ggml_tensor * dst, int ith, int nth, void * userdat
                     l[ii] *= corr;
                     for (int d = 0; d < hd; d++) acc[ii * hd + d] *= corr;
                 }
-                v16 sum = (v16){0};
-                for (int jj = 0; jj < BLK; jj += 16) {
-                    const v16 p = vexp(vld(s + jj) - mnew);
+                vf sum = (vf){0};
+                for (int jj = 0; jj < BLK; jj += VW) {
+                    const vf p = vexp(vld(s + jj) - mnew);
                     vst(s + jj, p);
                     sum += p;
                 }
@@ -255,7 +252,7 @@ static void block_ds(const struct attn * a, const float * out, const float * lse
     for (int ii = 0; ii < ni; ii++) {
         const size_t row = ((size_t)b * a->T + i0 + ii) * H + h;
         const float L = lse[row];
-        for (int jj = 0; jj < BLK; jj += 16) vst(P + ii * BLK + jj, vexp(vld(P + ii * BLK + jj) - L));
+        for (int jj = 0; jj < BLK; jj += VW) vst(P + ii * BLK + jj, vexp(vld(P + ii * BLK + jj) - L));
         const float * o = out + row * hd, * go = dO + (size_t)ii * (g1 / 4);
         float s = 0;
         for (int d = 0; d < hd; d++) s += go[d] * o[d];

@@ -1,6 +1,17 @@
 // Vector helpers and small dense kernels shared by the fused CPU ops (attention.c,
-// lora.c, loss.c). GCC's vector extensions: 16 floats, one AVX-512 register where the
-// build targets it (-march=native), two or four narrower ones elsewhere.
+// lora.c, loss.c), in GCC's vector extensions. The vector width and the register blocking
+// follow the instruction set the build targets (-march=native, or `make MARCH=...`):
+//
+//   AVX-512        16 floats a vector, 32 registers: gemm tiles of 4 rows × 4 vectors
+//   AVX2 (or AVX)   8 floats, 16 registers: tiles of 6 rows × 2 vectors
+//   ARM NEON        4 floats, 32 registers: tiles of 4 rows × 4 vectors
+//   anything else   4 floats (SSE2 on x86-64, or scalar code GCC makes of it): 4 × 2
+//
+// A tile keeps its MR·NV accumulators, NV loads of B and one broadcast of A in registers;
+// a vector wider than the target's registers (16 floats on AVX2, say) would be split by
+// GCC into halves that no longer fit and spill. Every product sums over k in the same
+// order whatever the tile, so gemm's results do not depend on the target; only horizontal
+// sums (hsum) and the reductions built on them do, by the rounding of a different order.
 #ifndef ECOTUNE_KERNELS_H
 #define ECOTUNE_KERNELS_H
 
@@ -8,11 +19,37 @@
 #include <stdint.h>
 #include <string.h>
 
-typedef float   v16  __attribute__((vector_size(64)));
-typedef int32_t vi16 __attribute__((vector_size(64)));
+#if defined(__AVX512F__)
+#define VW 16
+#define GEMM_MR 4
+#define GEMM_NV 4
+#define OUTER_NV 2
+#elif defined(__AVX2__) || defined(__AVX__)
+#define VW 8
+#define GEMM_MR 6
+#define GEMM_NV 2
+#define OUTER_NV 1
+#elif defined(__ARM_NEON) || defined(__aarch64__)
+#define VW 4
+#define GEMM_MR 4
+#define GEMM_NV 4
+#define OUTER_NV 2
+#else
+#define VW 4
+#define GEMM_MR 4
+#define GEMM_NV 2
+#define OUTER_NV 1
+#endif
 
-static inline v16 vld(const float * p) { v16 v; memcpy(&v, p, sizeof v); return v; }
-static inline void vst(float * p, v16 v) { memcpy(p, &v, sizeof v); }
+// vf is one vector of VW floats, vi one of VW 32-bit integers (comparison results, bits).
+typedef float   vf __attribute__((vector_size(VW * 4)));
+typedef int32_t vi __attribute__((vector_size(VW * 4)));
+
+#define ECOTUNE_INLINE static inline __attribute__((always_inline))
+
+ECOTUNE_INLINE vf vld(const float * p) { vf v; memcpy(&v, p, sizeof v); return v; }
+ECOTUNE_INLINE void vst(float * p, vf v) { memcpy(p, &v, sizeof v); }
+ECOTUNE_INLINE vf vmax(vf a, vf b) { return (vf)(((vi)a & (a > b)) | ((vi)b & ~(a > b))); }
 static inline int imin(int a, int b) { return a < b ? a : b; }
 static inline int imax(int a, int b) { return a > b ? a : b; }
 
@@ -25,126 +62,110 @@ static inline void split(int n, int ith, int nth, int * lo, int * hi) {
 // vexp is e^x for x ≤ ~0 (scores minus a row maximum or log-sum-exp), 0 below -87
 // and for -inf or NaN: Cody-Waite reduction to f in [-ln2/2, ln2/2] and a degree-6
 // Taylor polynomial (relative error ~1e-7).
-static inline v16 vexp(v16 x) {
-    const vi16 keep = x > -87.0f;
-    x = (v16)(((vi16)x & keep) | ((vi16)((v16){0} - 87.0f) & ~keep));
-    const v16 t = x * 1.44269504088896341f - 0.5f;
-    const vi16 n = __builtin_convertvector(t, vi16) ; // trunc(t-0.5) = round(t) for t ≤ 0.5
-    const v16 fn = __builtin_convertvector(n, v16);
-    const v16 f = x - fn * 0.693145751953125f - fn * 1.428606820309417232e-6f;
-    v16 p = f * (1.0f / 720) + (1.0f / 120);
+ECOTUNE_INLINE vf vexp(vf x) {
+    const vi keep = x > -87.0f;
+    x = (vf)(((vi)x & keep) | ((vi)((vf){0} - 87.0f) & ~keep));
+    const vf t = x * 1.44269504088896341f - 0.5f;
+    const vi n = __builtin_convertvector(t, vi); // trunc(t-0.5) = round(t) for t ≤ 0.5
+    const vf fn = __builtin_convertvector(n, vf);
+    const vf f = x - fn * 0.693145751953125f - fn * 1.428606820309417232e-6f;
+    vf p = f * (1.0f / 720) + (1.0f / 120);
     p = p * f + (1.0f / 24);
     p = p * f + (1.0f / 6);
     p = p * f + 0.5f;
     p = p * f + 1.0f;
     p = p * f + 1.0f;
-    const vi16 bits = (vi16)p + (n << 23);
-    return (v16)(bits & keep);
+    const vi bits = (vi)p + (n << 23);
+    return (vf)(bits & keep);
 }
 
 // vtanh is tanh(y) = sign(y)·(1 - e^(-2|y|)) / (1 + e^(-2|y|)).
-static inline v16 vtanh(v16 y) {
-    const vi16 sign = (vi16)y & (vi16)((v16){0} - 0.0f);
-    const v16 ay = (v16)((vi16)y & ~sign);
-    const v16 e = vexp(ay * -2.0f);
-    const v16 t = (1.0f - e) / (1.0f + e);
-    return (v16)((vi16)t | sign);
+ECOTUNE_INLINE vf vtanh(vf y) {
+    const vi sign = (vi)y & (vi)((vf){0} - 0.0f);
+    const vf ay = (vf)((vi)y & ~sign);
+    const vf e = vexp(ay * -2.0f);
+    const vf t = (1.0f - e) / (1.0f + e);
+    return (vf)((vi)t | sign);
 }
 
-static inline float hsum(v16 v) {
+ECOTUNE_INLINE float hsum(vf v) {
     float s = 0;
-    for (int i = 0; i < 16; i++) s += v[i];
+    for (int i = 0; i < VW; i++) s += v[i];
     return s;
 }
 
-static inline float hmax(v16 v) {
+ECOTUNE_INLINE float hmax(vf v) {
     float m = v[0];
-    for (int i = 1; i < 16; i++) m = v[i] > m ? v[i] : m;
+    for (int i = 1; i < VW; i++) m = v[i] > m ? v[i] : m;
     return m;
+}
+
+// gemm_tile adds (acc) or writes Σ_k A(i,k)·B[k][j·VW..] to C for mr rows i and nv vectors
+// j of C, in registers. mr and nv are constants where it is inlined, so the loops unroll
+// and the accumulators stay in registers.
+ECOTUNE_INLINE void gemm_tile(const int mr, const int nv, int K, const float * a, ptrdiff_t am, ptrdiff_t ak,
+                              const float * b, ptrdiff_t ldb, float * c, ptrdiff_t ldc, int acc) {
+    vf t[GEMM_MR][GEMM_NV];
+#pragma GCC unroll 8
+    for (int i = 0; i < mr; i++) {
+#pragma GCC unroll 8
+        for (int j = 0; j < nv; j++) t[i][j] = acc ? vld(c + i * ldc + j * VW) : (vf){0};
+    }
+    for (int k = 0; k < K; k++) {
+        vf bk[GEMM_NV];
+        const float * bp = b + (ptrdiff_t)k * ldb;
+#pragma GCC unroll 8
+        for (int j = 0; j < nv; j++) bk[j] = vld(bp + j * VW);
+        const float * ap = a + (ptrdiff_t)k * ak;
+#pragma GCC unroll 8
+        for (int i = 0; i < mr; i++) {
+            const float x = ap[i * am];
+#pragma GCC unroll 8
+            for (int j = 0; j < nv; j++) t[i][j] += x * bk[j];
+        }
+    }
+#pragma GCC unroll 8
+    for (int i = 0; i < mr; i++) {
+#pragma GCC unroll 8
+        for (int j = 0; j < nv; j++) vst(c + i * ldc + j * VW, t[i][j]);
+    }
+}
+
+// gemm_panel computes the nv vectors of columns from C's first for all M rows: GEMM_MR
+// rows a tile, then one tile of the rows left.
+ECOTUNE_INLINE void gemm_panel(const int nv, int M, int K, const float * A, ptrdiff_t am, ptrdiff_t ak,
+                               const float * B, ptrdiff_t ldb, float * C, ptrdiff_t ldc, int acc) {
+    int m = 0;
+    for (; m + GEMM_MR <= M; m += GEMM_MR) {
+        gemm_tile(GEMM_MR, nv, K, A + (ptrdiff_t)m * am, am, ak, B, ldb, C + (ptrdiff_t)m * ldc, ldc, acc);
+    }
+    const float * a = A + (ptrdiff_t)m * am;
+    float * c = C + (ptrdiff_t)m * ldc;
+    switch (M - m) {
+    case 1: gemm_tile(1, nv, K, a, am, ak, B, ldb, c, ldc, acc); break;
+    case 2: gemm_tile(2, nv, K, a, am, ak, B, ldb, c, ldc, acc); break;
+#if GEMM_MR > 3
+    case 3: gemm_tile(3, nv, K, a, am, ak, B, ldb, c, ldc, acc); break;
+#endif
+#if GEMM_MR > 4
+    case 4: gemm_tile(4, nv, K, a, am, ak, B, ldb, c, ldc, acc); break;
+#endif
+#if GEMM_MR > 5
+    case 5: gemm_tile(5, nv, K, a, am, ak, B, ldb, c, ldc, acc); break;
+#endif
+    default: break;
+    }
 }
 
 // gemm computes C[m][n] = (acc ? C[m][n] : 0) + Σ_k A(m,k)·B[k][n] for m < M, n < N,
 // k < K, where A(m,k) = A[m·am + k·ak] (so either A or its transpose) and B's and C's
-// rows lie ldb and ldc floats apart. Four rows by 64 columns at a time: 16 vector
-// accumulators, four loads of B and four broadcasts of A per step of k.
+// rows lie ldb and ldc floats apart: panels of GEMM_NV vectors, then single vectors, then
+// single columns.
 static inline void gemm(int M, int N, int K, const float * A, ptrdiff_t am, ptrdiff_t ak,
                         const float * B, ptrdiff_t ldb, float * C, ptrdiff_t ldc, int acc) {
     int n = 0;
-    for (; n + 64 <= N; n += 64) {
-        int m = 0;
-        for (; m + 4 <= M; m += 4) {
-            v16 c00, c01, c02, c03, c10, c11, c12, c13, c20, c21, c22, c23, c30, c31, c32, c33;
-            float * c0 = C + (ptrdiff_t)m * ldc + n, * c1 = c0 + ldc, * c2 = c1 + ldc, * c3 = c2 + ldc;
-            if (acc) {
-                c00 = vld(c0); c01 = vld(c0 + 16); c02 = vld(c0 + 32); c03 = vld(c0 + 48);
-                c10 = vld(c1); c11 = vld(c1 + 16); c12 = vld(c1 + 32); c13 = vld(c1 + 48);
-                c20 = vld(c2); c21 = vld(c2 + 16); c22 = vld(c2 + 32); c23 = vld(c2 + 48);
-                c30 = vld(c3); c31 = vld(c3 + 16); c32 = vld(c3 + 32); c33 = vld(c3 + 48);
-            } else {
-                c00 = c01 = c02 = c03 = c10 = c11 = c12 = c13 = (v16){0};
-                c20 = c21 = c22 = c23 = c30 = c31 = c32 = c33 = (v16){0};
-            }
-            const float * a = A + (ptrdiff_t)m * am;
-            for (int k = 0; k < K; k++) {
-                const float * b = B + (ptrdiff_t)k * ldb + n;
-                const v16 b0 = vld(b), b1 = vld(b + 16), b2 = vld(b + 32), b3 = vld(b + 48);
-                const float * ak0 = a + (ptrdiff_t)k * ak;
-                const float x0 = ak0[0], x1 = ak0[am], x2 = ak0[2 * am], x3 = ak0[3 * am];
-                c00 += x0 * b0; c01 += x0 * b1; c02 += x0 * b2; c03 += x0 * b3;
-                c10 += x1 * b0; c11 += x1 * b1; c12 += x1 * b2; c13 += x1 * b3;
-                c20 += x2 * b0; c21 += x2 * b1; c22 += x2 * b2; c23 += x2 * b3;
-                c30 += x3 * b0; c31 += x3 * b1; c32 += x3 * b2; c33 += x3 * b3;
-            }
-            vst(c0, c00); vst(c0 + 16, c01); vst(c0 + 32, c02); vst(c0 + 48, c03);
-            vst(c1, c10); vst(c1 + 16, c11); vst(c1 + 32, c12); vst(c1 + 48, c13);
-            vst(c2, c20); vst(c2 + 16, c21); vst(c2 + 32, c22); vst(c2 + 48, c23);
-            vst(c3, c30); vst(c3 + 16, c31); vst(c3 + 32, c32); vst(c3 + 48, c33);
-        }
-        for (; m < M; m++) {
-            float * c0 = C + (ptrdiff_t)m * ldc + n;
-            v16 c00, c01, c02, c03;
-            if (acc) {
-                c00 = vld(c0); c01 = vld(c0 + 16); c02 = vld(c0 + 32); c03 = vld(c0 + 48);
-            } else {
-                c00 = c01 = c02 = c03 = (v16){0};
-            }
-            const float * a = A + (ptrdiff_t)m * am;
-            for (int k = 0; k < K; k++) {
-                const float * b = B + (ptrdiff_t)k * ldb + n;
-                const float x0 = a[(ptrdiff_t)k * ak];
-                c00 += x0 * vld(b); c01 += x0 * vld(b + 16); c02 += x0 * vld(b + 32); c03 += x0 * vld(b + 48);
-            }
-            vst(c0, c00); vst(c0 + 16, c01); vst(c0 + 32, c02); vst(c0 + 48, c03);
-        }
-    }
-    for (; n + 16 <= N; n += 16) {
-        int m = 0;
-        for (; m + 4 <= M; m += 4) {
-            float * c0 = C + (ptrdiff_t)m * ldc + n, * c1 = c0 + ldc, * c2 = c1 + ldc, * c3 = c2 + ldc;
-            v16 c00, c10, c20, c30;
-            if (acc) {
-                c00 = vld(c0); c10 = vld(c1); c20 = vld(c2); c30 = vld(c3);
-            } else {
-                c00 = c10 = c20 = c30 = (v16){0};
-            }
-            const float * a = A + (ptrdiff_t)m * am;
-            for (int k = 0; k < K; k++) {
-                const v16 b0 = vld(B + (ptrdiff_t)k * ldb + n);
-                const float * ak0 = a + (ptrdiff_t)k * ak;
-                c00 += ak0[0] * b0; c10 += ak0[am] * b0; c20 += ak0[2 * am] * b0; c30 += ak0[3 * am] * b0;
-            }
-            vst(c0, c00); vst(c1, c10); vst(c2, c20); vst(c3, c30);
-        }
-        for (; m < M; m++) {
-            float * c0 = C + (ptrdiff_t)m * ldc + n;
-            v16 c00 = acc ? vld(c0) : (v16){0};
-            const float * a = A + (ptrdiff_t)m * am;
-            for (int k = 0; k < K; k++) {
-                c00 += a[(ptrdiff_t)k * ak] * vld(B + (ptrdiff_t)k * ldb + n);
-            }
-            vst(c0, c00);
-        }
-    }
+    for (; n + GEMM_NV * VW <= N; n += GEMM_NV * VW) gemm_panel(GEMM_NV, M, K, A, am, ak, B + n, ldb, C + n, ldc, acc);
+    for (; n + VW <= N; n += VW) gemm_panel(1, M, K, A, am, ak, B + n, ldb, C + n, ldc, acc);
     for (; n < N; n++) {
         for (int m = 0; m < M; m++) {
             float s = acc ? C[(ptrdiff_t)m * ldc + n] : 0;

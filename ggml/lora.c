@@ -29,38 +29,45 @@ void ecotune_lora_set_scale(struct ggml_tensor * t, float s) {
     memcpy((char *)t->op_params + ECOTUNE_LORA_SCALE_OFFSET, &s, sizeof s);
 }
 
+// dots_rows sets out[k] = f·(W_k · v) for kn ≤ 8 rows W_k (n long, ld apart) in one pass
+// over v. Inlined with kn = 8, the accumulators stay in registers.
+ECOTUNE_INLINE void dots_rows(const int kn, int n, const float * W, size_t ld, const float * v, float f, float * out) {
+    vf acc[8] = {{0}};
+    int i = 0;
+    for (; i + VW <= n; i += VW) {
+        const vf x = vld(v + i);
+#pragma GCC unroll 8
+        for (int k = 0; k < kn; k++) acc[k] += x * vld(W + (size_t)k * ld + i);
+    }
+    for (int k = 0; k < kn; k++) {
+        float s = hsum(acc[k]);
+        for (int j = i; j < n; j++) s += v[j] * W[(size_t)k * ld + j];
+        out[k] = f * s;
+    }
+}
+
 // dots sets out[k] = f·(W_k · v) for the r rows W_k of W (n long, ld apart): eight rows
 // per pass over v.
 static void dots(int r, int n, const float * W, size_t ld, const float * v, float f, float * out) {
     for (int k0 = 0; k0 < r; k0 += 8) {
-        const int kn = r - k0 < 8 ? r - k0 : 8;
-        v16 acc[8] = {{0}};
-        int i = 0;
-        for (; i + 16 <= n; i += 16) {
-            const v16 x = vld(v + i);
-            for (int k = 0; k < kn; k++) acc[k] += x * vld(W + (size_t)(k0 + k) * ld + i);
-        }
-        for (int k = 0; k < kn; k++) {
-            float s = hsum(acc[k]);
-            for (int j = i; j < n; j++) s += v[j] * W[(size_t)(k0 + k) * ld + j];
-            out[k0 + k] = f * s;
-        }
+        if (r - k0 >= 8) dots_rows(8, n, W + (size_t)k0 * ld, ld, v, f, out + k0);
+        else dots_rows(r - k0, n, W + (size_t)k0 * ld, ld, v, f, out + k0);
     }
 }
 
 // combine sets y = Σ_k c[k]·W_k for the r rows W_k of W (n long, ld apart).
 static void combine(int r, int n, const float * W, size_t ld, const float * c, float * y) {
     int i = 0;
-    for (; i + 64 <= n; i += 64) {
-        v16 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
+    for (; i + 4 * VW <= n; i += 4 * VW) {
+        vf a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
         for (int k = 0; k < r; k++) {
             const float * w = W + (size_t)k * ld + i;
-            a0 += c[k] * vld(w); a1 += c[k] * vld(w + 16); a2 += c[k] * vld(w + 32); a3 += c[k] * vld(w + 48);
+            a0 += c[k] * vld(w); a1 += c[k] * vld(w + VW); a2 += c[k] * vld(w + 2 * VW); a3 += c[k] * vld(w + 3 * VW);
         }
-        vst(y + i, a0); vst(y + i + 16, a1); vst(y + i + 32, a2); vst(y + i + 48, a3);
+        vst(y + i, a0); vst(y + i + VW, a1); vst(y + i + 2 * VW, a2); vst(y + i + 3 * VW, a3);
     }
-    for (; i + 16 <= n; i += 16) {
-        v16 a0 = {0};
+    for (; i + VW <= n; i += VW) {
+        vf a0 = {0};
         for (int k = 0; k < r; k++) a0 += c[k] * vld(W + (size_t)k * ld + i);
         vst(y + i, a0);
     }
@@ -131,38 +138,50 @@ void ecotune_lora_back_x(struct ggml_tensor * dst, int ith, int nth, void * user
     free(Bt);
 }
 
-// outer adds Σ_t c[t][k]·v_t[lo:hi] to acc[k][0:hi-lo] for k < r, t < N: the rows v_t
-// are vstride bytes apart, c's rows r long. Eight k by 32 values at a time: 16 vector
-// accumulators over the whole of t.
+// outer_rows sets acc[k][0:hi-lo] to Σ_t c[t][k]·v_t[lo:hi] for kn ≤ 8 values of k and
+// t < N: the rows v_t are vstride bytes apart, c's rows r long. kn by OUTER_NV vectors of
+// values at a time, over the whole of t: with kn = 8, 8·OUTER_NV accumulators in registers
+// (16 where there are 32 registers).
+ECOTUNE_INLINE void outer_rows(const int kn, int r, int N, const float * c, const char * v, size_t vstride,
+                               int lo, int w, float * acc) {
+    int i = 0;
+    for (; i + OUTER_NV * VW <= w; i += OUTER_NV * VW) {
+        vf a[8][OUTER_NV] = {{{0}}};
+        for (int t = 0; t < N; t++) {
+            const float * vt = (const float *)(v + (size_t)t * vstride) + lo + i;
+            vf x[OUTER_NV];
+#pragma GCC unroll 4
+            for (int j = 0; j < OUTER_NV; j++) x[j] = vld(vt + j * VW);
+            const float * ct = c + (size_t)t * r;
+#pragma GCC unroll 8
+            for (int k = 0; k < kn; k++) {
+#pragma GCC unroll 4
+                for (int j = 0; j < OUTER_NV; j++) a[k][j] += ct[k] * x[j];
+            }
+        }
+#pragma GCC unroll 8
+        for (int k = 0; k < kn; k++) {
+#pragma GCC unroll 4
+            for (int j = 0; j < OUTER_NV; j++) vst(acc + (size_t)k * w + i + j * VW, a[k][j]);
+        }
+    }
+    for (; i < w; i++) {
+        float a[8] = {0};
+        for (int t = 0; t < N; t++) {
+            const float xv = ((const float *)(v + (size_t)t * vstride))[lo + i];
+            for (int k = 0; k < kn; k++) a[k] += c[(size_t)t * r + k] * xv;
+        }
+        for (int k = 0; k < kn; k++) acc[(size_t)k * w + i] = a[k];
+    }
+}
+
+// outer sets acc[k][0:hi-lo] to Σ_t c[t][k]·v_t[lo:hi] for k < r, t < N, eight k at a time.
 static void outer(int r, int N, const float * c, const char * v, size_t vstride, int lo, int hi, float * acc) {
     const int w = hi - lo;
     for (int k0 = 0; k0 < r; k0 += 8) {
-        const int kn = r - k0 < 8 ? r - k0 : 8;
-        int i = 0;
-        for (; i + 32 <= w; i += 32) {
-            v16 a[8][2] = {{{0}}};
-            for (int t = 0; t < N; t++) {
-                const float * vt = (const float *)(v + (size_t)t * vstride) + lo + i;
-                const v16 x0 = vld(vt), x1 = vld(vt + 16);
-                const float * ct = c + (size_t)t * r + k0;
-                for (int k = 0; k < kn; k++) {
-                    a[k][0] += ct[k] * x0;
-                    a[k][1] += ct[k] * x1;
-                }
-            }
-            for (int k = 0; k < kn; k++) {
-                vst(acc + (size_t)(k0 + k) * w + i, a[k][0]);
-                vst(acc + (size_t)(k0 + k) * w + i + 16, a[k][1]);
-            }
-        }
-        for (; i < w; i++) {
-            float a[8] = {0};
-            for (int t = 0; t < N; t++) {
-                const float xv = ((const float *)(v + (size_t)t * vstride))[lo + i];
-                for (int k = 0; k < kn; k++) a[k] += c[(size_t)t * r + k0 + k] * xv;
-            }
-            for (int k = 0; k < kn; k++) acc[(size_t)(k0 + k) * w + i] = a[k];
-        }
+        float * ak = acc + (size_t)k0 * w;
+        if (r - k0 >= 8) outer_rows(8, r, N, c + k0, v, vstride, lo, w, ak);
+        else outer_rows(r - k0, r, N, c + k0, v, vstride, lo, w, ak);
     }
 }
 

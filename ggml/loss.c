@@ -21,20 +21,16 @@
 static float lse(const float * x, int n) {
     float m = -INFINITY;
     int i = 0;
-    if (n >= 16) {
-        v16 vm = vld(x);
-        for (i = 16; i + 16 <= n; i += 16) {
-            const v16 v = vld(x + i);
-            vm = (v16)(((vi16)v & (v > vm)) | ((vi16)vm & ~(v > vm)));
-        }
-        for (int j = 0; j < 16; j++) m = vm[j] > m ? vm[j] : m;
+    if (n >= VW) {
+        vf vm = vld(x);
+        for (i = VW; i + VW <= n; i += VW) vm = vmax(vld(x + i), vm);
+        m = hmax(vm);
     }
     for (; i < n; i++) m = x[i] > m ? x[i] : m;
-    v16 vs = {0};
+    vf vs = {0};
     i = 0;
-    for (; i + 16 <= n; i += 16) vs += vexp(vld(x + i) - m);
-    float s = 0;
-    for (int j = 0; j < 16; j++) s += vs[j];
+    for (; i + VW <= n; i += VW) vs += vexp(vld(x + i) - m);
+    float s = hsum(vs);
     for (; i < n; i++) s += expf(x[i] - m);
     return m + logf(s);
 }
@@ -67,7 +63,7 @@ void ecotune_ce_back(struct ggml_tensor * dst, int ith, int nth, void * userdata
         const float * x = (const float *)((const char *)logits->data + (size_t)k * logits->nb[1]);
         float * d = (float *)((char *)dst->data + (size_t)k * dst->nb[1]);
         int i = 0;
-        for (; i + 16 <= V; i += 16) vst(d + i, vexp(vld(x + i) - l[k]) * f);
+        for (; i + VW <= V; i += VW) vst(d + i, vexp(vld(x + i) - l[k]) * f);
         for (; i < V; i++) d[i] = expf(x[i] - l[k]) * f;
         d[tg[k]] -= f;
     }

@@ -14,3 +14,6 @@ package ggml
 #cgo CFLAGS: -march=native
 */
 import "C"
+
+// nativeMarch says the kernels were compiled for this CPU (-march=native).
+const nativeMarch = true

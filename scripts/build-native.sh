@@ -6,6 +6,8 @@
 # Usage: scripts/build-native.sh cpu|cuda
 # CUDA_ARCH (default 90) picks the GPU architecture; CUDA_FA=0 leaves out ggml's CUDA
 # FlashAttention kernels (training does not use them; without them nvcc needs a quarter less time).
+# MARCH (default native) is the CPU the build targets, as GCC's -march names it: MARCH=haswell
+# builds AVX2 code on an AVX-512 machine, to measure what an AVX2 machine runs (see docs/bench.md).
 set -euo pipefail
 
 variant="${1:-cpu}"
@@ -18,7 +20,14 @@ die() { echo "scripts/build-native.sh: $*" >&2; exit 1; }
 
 "$root/third_party/fetch.sh"
 
-opts=(-DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON)
+march="${MARCH:-native}"
+if [[ "$march" == native ]]; then
+  opts=(-DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON)
+else
+  # Without GGML_NATIVE ggml adds no instruction-set flags of its own (each GGML_AVX* is
+  # off); its kernels follow the compiler's macros (__AVX2__, __AVX512F__, ...), as ours do.
+  opts=(-DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=OFF "-DCMAKE_C_FLAGS=-march=$march" "-DCMAKE_CXX_FLAGS=-march=$march")
+fi
 case "$variant" in
   cpu) opts+=(-DGGML_CUDA=OFF) ;;
   cuda)
