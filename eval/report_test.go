@@ -120,10 +120,11 @@ func TestEvaluateStories(t *testing.T) {
 	assert.NotEqual(t, rep.Systems[0].Table, rep.Systems[1].Table, "the adapter changes the answers")
 
 	// Losses: the base system's matches token-by-token decoding of each reference.
-	var sum float64
+	var sum, spread float64
 	var n int
 	for _, it := range items {
-		alone := tokenLossesAlone(t, m, it.Loss.IDs)
+		alone, d := tokenLossesAlone(t, m, it.Loss.IDs)
+		spread = math.Max(spread, d)
 		for i, target := range it.Loss.Mask {
 			if target {
 				sum += alone[i]
@@ -133,8 +134,12 @@ func TestEvaluateStories(t *testing.T) {
 	}
 	require.NotNil(t, rep.Systems[0].Loss)
 	assert.Equal(t, n, rep.Systems[0].Loss.Tokens)
-	assert.InDelta(t, sum/float64(n), rep.Systems[0].Loss.MeanNLL, 1e-4)
-	assert.InDelta(t, math.Exp(sum/float64(n)), rep.Systems[0].Loss.Perplexity, 1e-3)
+	// Each token's loss can differ by twice the spread of libllama's logits between its
+	// batchings (pathSpread), and so can their mean; the perplexity by its own factor
+	// e^(2·spread) - 1.
+	mean := sum / float64(n)
+	assert.InDelta(t, mean, rep.Systems[0].Loss.MeanNLL, 2*spread)
+	assert.InDelta(t, math.Exp(mean), rep.Systems[0].Loss.Perplexity, math.Exp(mean)*math.Expm1(2*spread))
 	// The base model predicts its own greedy answers better than the random adapter does.
 	require.NotNil(t, rep.Systems[1].Loss)
 	assert.Greater(t, rep.Systems[1].Loss.MeanNLL, rep.Systems[0].Loss.MeanNLL)
