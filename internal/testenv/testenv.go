@@ -139,7 +139,7 @@ func howToGet(abs string) string {
 	case under(filepath.Join(root, "third_party")):
 		return "run `make native` to fetch llama.cpp's sources and vocabularies"
 	case under(filepath.Join(root, "testdata")):
-		return "it is committed under testdata/ (see testdata/README.md): `git checkout -- testdata` restores it"
+		return "`git checkout -- testdata` restores it (testdata/README.md lists what belongs there)"
 	}
 	return ""
 }
