@@ -8,7 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// bleuVectors mirrors shared/fixtures/sacrebleu/bleu_vectors.json, which
+// bleuVectors mirrors testdata/sacrebleu/bleu_vectors.json, which
 // transcribes sacreBLEU's test/test_bleu.py and test/test_sentence_bleu.py.
 type bleuVectors struct {
 	CorpusBLEU []struct {

@@ -11,13 +11,12 @@ import (
 	"github.com/ecotune/ecotune/internal/testenv"
 )
 
-// fixturePath returns the path of a file in the shared fixtures folder beside the
-// repository root (see shared/fixtures/README.md; the files there come from sacreBLEU's
-// and rouge-score's own test suites), skipping the test when it is absent, or failing it
-// with ECOTUNE_REQUIRE_TOOLS=1.
+// fixturePath returns the path of a file under the repository's testdata/ (see
+// testdata/README.md; the files there come from sacreBLEU's and rouge-score's own test
+// suites), skipping the test when it is absent, or failing it as testenv.Require does.
 func fixturePath(t *testing.T, rel string) string {
 	t.Helper()
-	return testenv.Shared(t, filepath.Join("fixtures", rel))
+	return testenv.Testdata(t, filepath.FromSlash(rel))
 }
 
 // loadFixtureJSON decodes a JSON fixture into v, skipping when absent.

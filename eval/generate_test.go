@@ -20,7 +20,7 @@ import (
 )
 
 // storiesGreedy is llama.cpp's own greedy output for "Once upon a time" (40 tokens),
-// from shared/models/README.md: an answer computed outside this code.
+// from testdata/README.md: an answer computed outside this code.
 const storiesGreedy = "Once upon a time, there was a little girl named Lily. She loved to play outside in the park. One day, she saw a big, red ball."
 
 // storyPrompts are eight prompts of different lengths, so sequences start, stop and

@@ -3,7 +3,6 @@ package eval
 import (
 	"log/slog"
 	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -12,9 +11,9 @@ import (
 	"github.com/ecotune/ecotune/internal/testenv"
 )
 
-// storiesPath is the shared real model (testenv.SharedDir); testenv.Stories checks that
-// it is there.
-var storiesPath = filepath.Join(testenv.SharedDir(), "models", "stories260K.gguf")
+// storiesPath is the real model committed as testdata/stories260K.gguf; testenv.Stories
+// checks that it is there.
+var storiesPath = testenv.StoriesPath()
 
 // TestMain keeps llama.cpp's load chatter out of the test output unless -v asks for it.
 func TestMain(m *testing.M) {

@@ -18,11 +18,12 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/ecotune/ecotune/internal/testenv"
 	"github.com/ecotune/ecotune/plot"
 )
 
 // chromiumPath finds Debian's chromium, skipping the test when it is absent unless
-// ECOTUNE_REQUIRE_TOOLS=1 (make deps installs it).
+// testenv.Strict (make deps installs it).
 func chromiumPath(t *testing.T) string {
 	t.Helper()
 	for _, name := range []string{"chromium", "chromium-browser"} {
@@ -30,10 +31,7 @@ func chromiumPath(t *testing.T) string {
 			return p
 		}
 	}
-	if os.Getenv("ECOTUNE_REQUIRE_TOOLS") == "1" {
-		t.Fatal("ECOTUNE_REQUIRE_TOOLS=1 but chromium is not installed (make deps, or apt-get install chromium)")
-	}
-	t.Skip("chromium not installed (make deps installs it; set ECOTUNE_REQUIRE_TOOLS=1 to make this a failure)")
+	testenv.Missing(t, "chromium is not installed (make deps installs it, or apt-get install chromium)")
 	return ""
 }
 

@@ -11,7 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// rougeVectors mirrors shared/fixtures/rouge/rouge_vectors.json, which
+// rougeVectors mirrors testdata/rouge/rouge_vectors.json, which
 // transcribes rouge-score's rouge/rouge_scorer_test.py.
 type rougeVectors struct {
 	Inline []struct {

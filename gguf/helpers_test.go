@@ -15,12 +15,10 @@ import (
 // vocabDir holds llama.cpp's vocabularies, relative to this package's directory.
 const vocabDir = "../third_party/llama.cpp/models"
 
-// Paths of the shared test assets (testenv.SharedDir).
+// Paths of the committed test assets (testdata/ at the repository root, testdata/README.md).
 var (
-	sharedModelsDir   = filepath.Join(testenv.SharedDir(), "models")
-	sharedFixturesDir = filepath.Join(testenv.SharedDir(), "fixtures")
-	storiesPath       = filepath.Join(sharedModelsDir, "stories260K.gguf")
-	tinyLlamaPath     = filepath.Join(sharedFixturesDir, "llama2-tiny-random-gguf", "llama-2-tiny-random.gguf")
+	storiesPath   = testenv.StoriesPath()
+	tinyLlamaPath = filepath.Join(testenv.TestdataDir(), "llama-2-tiny-random.gguf")
 )
 
 // requireFile returns path made absolute, skipping the test when the asset is absent (a

@@ -12,6 +12,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/ecotune/ecotune/internal/testenv"
 )
 
 // ggufsUnder returns every *.gguf file under dir (recursively), or none when
@@ -48,8 +50,8 @@ func sha256File(t *testing.T, path string) string {
 // the exact copy must be byte-identical, and so must a fresh layout from
 // File.Builder, which shows the writer lays files out as llama.cpp's converter does.
 // The files are every *.gguf in llama.cpp's models/ and, found by walking,
-// everywhere under ../shared/models and ../shared/fixtures, so a file added
-// there is covered without editing this test.
+// everywhere under the repository's testdata/, so a file added there is covered
+// without editing this test.
 func TestRoundTripFixtures(t *testing.T) {
 	var files []string
 	if _, err := os.Stat(vocabDir); err != nil {
@@ -60,13 +62,13 @@ func TestRoundTripFixtures(t *testing.T) {
 		require.NotEmpty(t, vocab, "no *.gguf in %s", vocabDir)
 		files = append(files, vocab...)
 	}
-	shared := append(ggufsUnder(t, sharedModelsDir), ggufsUnder(t, sharedFixturesDir)...)
+	committed := ggufsUnder(t, testenv.TestdataDir())
 	if _, err := os.Stat(storiesPath); err == nil {
-		require.Contains(t, shared, filepath.Clean(storiesPath), "the walk must find the known shared model")
+		require.Contains(t, committed, filepath.Clean(storiesPath), "the walk must find the known committed model")
 	}
-	files = append(files, shared...)
+	files = append(files, committed...)
 	if len(files) == 0 {
-		t.Skip("no GGUF fixtures present (need third_party/llama.cpp/models or ../shared)")
+		t.Skip("no GGUF fixtures present (need third_party/llama.cpp/models or testdata/)")
 	}
 	t.Logf("round-tripping %d GGUF files", len(files))
 
@@ -105,7 +107,7 @@ func TestRoundTripFixtures(t *testing.T) {
 	}
 }
 
-// TestTinyLlamaFixture checks the facts in ../shared/fixtures/README.md for a
+// TestTinyLlamaFixture checks the facts in testdata/README.md for a
 // file converted by llama.cpp's Python converter.
 func TestTinyLlamaFixture(t *testing.T) {
 	path := requireFile(t, tinyLlamaPath)

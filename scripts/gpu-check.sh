@@ -19,8 +19,8 @@ steps=("$@")
 step() { printf '\n== %s (at %ds)\n' "$*" "$SECONDS"; }
 die() { echo "scripts/gpu-check.sh: $*" >&2; exit 1; }
 
-# setup makes Go, the dependencies, llama.cpp's source and the shared model available,
-# from .gpu-kit where they are missing, and points cgo at the CUDA toolkit.
+# setup makes Go, the dependencies and llama.cpp's source available, from .gpu-kit where they
+# are missing, and points cgo at the CUDA toolkit. The test models are in testdata/.
 setup() {
 	local kit="$root/.gpu-kit"
 	if ! command -v go >/dev/null 2>&1; then
@@ -34,9 +34,6 @@ setup() {
 	fi
 	if [[ ! -e third_party/llama.cpp && -f "$kit/llama.cpp.tar.xz" ]]; then
 		tar -C third_party -xJf "$kit/llama.cpp.tar.xz" || die "cannot unpack llama.cpp"
-	fi
-	if [[ -z "${ECOTUNE_SHARED:-}" && ! -d ../shared && -d "$kit/shared" ]]; then
-		export ECOTUNE_SHARED="$kit/shared"
 	fi
 	local nvcc cuda
 	nvcc="$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)"

@@ -2,15 +2,15 @@
 # gpu-kit.sh packs, here, what scripts/gpu-check.sh needs on a GPU machine that has the CUDA
 # toolkit, CMake and ninja but no Go and no network (the device machines lent to some
 # sessions): a Go toolchain trimmed to what `go build` and `go test -vet=off` run, the
-# module's dependencies vendored, the pinned llama.cpp source without its docs and models
-# (but with the vocabularies the tests read), and the shared stories260K model.
+# module's dependencies vendored, and the pinned llama.cpp source without its docs and models
+# (but with the vocabularies the tests read). The test models are committed under testdata/
+# and travel with the working tree.
 #
 # Output: .gpu-kit/ (git-ignored, about 40 MiB), to name in the device tool's `carry`.
 # Usage: scripts/gpu-kit.sh
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 kit="$root/.gpu-kit"
-shared="${ECOTUNE_SHARED:-$(dirname "$root")/shared}"
 die() { echo "scripts/gpu-kit.sh: $*" >&2; exit 1; }
 
 "$root/third_party/fetch.sh"
@@ -47,13 +47,6 @@ for v in "${vocabs[@]}"; do cp "$src/$v" "$kit.tmp/llama.cpp/$v"; done
 echo "$LLAMA_CPP_COMMIT" >"$kit.tmp/llama.cpp/.ecotune-commit"
 tar -C "$kit.tmp" -cf - llama.cpp | xz -T0 -6 >"$kit.tmp/llama.cpp.tar.xz"
 rm -rf "$kit.tmp/llama.cpp"
-
-if [[ -f "$shared/models/stories260K.gguf" ]]; then
-  mkdir -p "$kit.tmp/shared/models"
-  cp "$shared/models/stories260K.gguf" "$kit.tmp/shared/models/"
-else
-  echo "scripts/gpu-kit.sh: no $shared/models/stories260K.gguf: the tests that need it will skip" >&2
-fi
 
 {
   echo "made $(date -u +%FT%TZ) from $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?')"

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -16,9 +15,9 @@ import (
 	"github.com/ecotune/ecotune/internal/testenv"
 )
 
-// storiesPath is the shared stories260K model (testenv.SharedDir); requireStories checks
-// that it is there.
-var storiesPath = filepath.Join(testenv.SharedDir(), "models", "stories260K.gguf")
+// storiesPath is the stories260K model committed as testdata/stories260K.gguf;
+// requireStories checks that it is there.
+var storiesPath = testenv.StoriesPath()
 
 func TestMain(m *testing.M) {
 	testenv.StrictF32()
@@ -26,8 +25,8 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// requireStories skips the test when the shared stories260K model is absent, or fails it
-// with ECOTUNE_REQUIRE_TOOLS=1.
+// requireStories skips the test when testdata/stories260K.gguf is absent, or fails it as
+// testenv.Require does.
 func requireStories(t testing.TB) {
 	t.Helper()
 	testenv.Stories(t)

@@ -20,12 +20,12 @@ import (
 	"github.com/ecotune/ecotune/trainer"
 )
 
-// storiesModel is the shared stories260K model (testenv.SharedDir); requireModel checks
-// that it is there.
-var storiesModel = filepath.Join(testenv.SharedDir(), "models", "stories260K.gguf")
+// storiesModel is the stories260K model committed as testdata/stories260K.gguf;
+// requireModel checks that it is there.
+var storiesModel = testenv.StoriesPath()
 
-// requireModel skips without the shared stories260K model, unless ECOTUNE_REQUIRE_TOOLS=1
-// makes that a failure.
+// requireModel skips without testdata/stories260K.gguf, unless testenv.Strict makes that
+// a failure.
 func requireModel(t *testing.T) {
 	t.Helper()
 	testenv.Stories(t)

@@ -58,12 +58,12 @@ func ONNXRuntime(tb testing.TB) (node, dir string) {
 	tb.Helper()
 	node, err := exec.LookPath("node")
 	if err != nil {
-		missing(tb, "node (Debian package nodejs) is missing")
+		Missing(tb, "node (Debian package nodejs) is missing")
 		return "", ""
 	}
 	dir, err = installORT()
 	if err != nil {
-		missing(tb, "onnxruntime-node is unavailable: "+err.Error())
+		Missing(tb, "onnxruntime-node is unavailable: "+err.Error())
 		return "", ""
 	}
 	return node, dir

@@ -1,8 +1,8 @@
 // Package testenv locates the test assets that live outside the Go sources: llama.cpp's
-// tools and vocabularies, which `make native` builds and fetches, and the shared models
-// and fixtures in the shared folder beside the checkout. A test that needs a missing
-// asset is skipped, or fails when ECOTUNE_REQUIRE_TOOLS=1 so that CI cannot pass by
-// skipping.
+// tools and vocabularies, which `make native` builds and fetches, and the real models and
+// reference vectors committed under testdata/ at the repository root (testdata/README.md).
+// A test that needs a missing asset is skipped, or fails when ECOTUNE_REQUIRE_TOOLS=1 (which
+// `make test` sets) or CI=true, so that CI cannot pass by skipping.
 package testenv
 
 import (
@@ -22,9 +22,8 @@ import (
 // RequireEnv is the environment variable that, set to 1, turns a missing asset into a failure.
 const RequireEnv = "ECOTUNE_REQUIRE_TOOLS"
 
-// SharedEnv is the environment variable that names the shared folder when it is not beside
-// the checkout (a copy of the repository sent to a GPU machine, say).
-const SharedEnv = "ECOTUNE_SHARED"
+// StoriesFile is the stories260K model's file name under testdata/.
+const StoriesFile = "stories260K.gguf"
 
 const modulePath = "github.com/ecotune/ecotune"
 
@@ -79,7 +78,8 @@ func Root(tb testing.TB) string {
 	return root
 }
 
-// Require returns path (absolute, or relative to the working directory) made absolute when it exists; otherwise it skips the test, or fails it when ECOTUNE_REQUIRE_TOOLS=1.
+// Require returns path (absolute, or relative to the working directory) made absolute when
+// it exists; otherwise it skips the test, or fails it when Strict.
 func Require(tb testing.TB, path, what string) string {
 	tb.Helper()
 	abs, err := filepath.Abs(path)
@@ -94,15 +94,31 @@ func Require(tb testing.TB, path, what string) string {
 	if hint := howToGet(abs); hint != "" {
 		msg += ": " + hint
 	}
-	missing(tb, msg)
+	Missing(tb, msg)
 	return ""
 }
 
-// missing skips the test for a missing asset, or fails it when ECOTUNE_REQUIRE_TOOLS=1.
-func missing(tb testing.TB, msg string) {
+// Strict reports whether a missing asset fails a test instead of skipping it, and why:
+// ECOTUNE_REQUIRE_TOOLS=1 (`make test` sets it), or CI=true when ECOTUNE_REQUIRE_TOOLS is
+// unset, so that a CI job that runs `go test` itself cannot pass by skipping either.
+// ECOTUNE_REQUIRE_TOOLS=0 lets a CI job skip on purpose.
+func Strict() (bool, string) {
+	switch os.Getenv(RequireEnv) {
+	case "1":
+		return true, RequireEnv + "=1"
+	case "":
+		if ci := os.Getenv("CI"); strings.EqualFold(ci, "true") || ci == "1" {
+			return true, "CI=" + ci
+		}
+	}
+	return false, ""
+}
+
+// Missing skips the test for a missing asset with one line, msg, or fails it when Strict.
+func Missing(tb testing.TB, msg string) {
 	tb.Helper()
-	if os.Getenv(RequireEnv) == "1" {
-		tb.Fatal(RequireEnv + "=1 but " + msg)
+	if strict, why := Strict(); strict {
+		tb.Fatal(why + " but " + msg)
 	}
 	tb.Skip(msg + " (set " + RequireEnv + "=1 to make this a failure)")
 }
@@ -122,8 +138,8 @@ func howToGet(abs string) string {
 		return "run `make native` to build llama.cpp's tools"
 	case under(filepath.Join(root, "third_party")):
 		return "run `make native` to fetch llama.cpp's sources and vocabularies"
-	case under(SharedDir()):
-		return "it comes from the shared folder beside the checkout (" + SharedDir() + ", or set " + SharedEnv + ")"
+	case under(filepath.Join(root, "testdata")):
+		return "`git checkout -- testdata` restores it (testdata/README.md lists what belongs there)"
 	}
 	return ""
 }
@@ -141,33 +157,34 @@ func Vocab(tb testing.TB, name string) string {
 	return Require(tb, filepath.Join(Root(tb), "third_party", "llama.cpp", "models", "ggml-vocab-"+name+".gguf"), "llama.cpp's "+name+" vocabulary")
 }
 
-// Stories returns the shared stories260K model (../shared/models/stories260K.gguf), or skips (fails) as Require does.
-func Stories(tb testing.TB) string {
-	tb.Helper()
-	return Shared(tb, filepath.Join("models", "stories260K.gguf"))
-}
-
-// SharedDir returns the shared folder: $ECOTUNE_SHARED when set, else ../shared beside the
-// repository root ("shared" relative to the working directory when no root is found, which
-// then does not exist and skips what needs it).
-func SharedDir() string {
-	if dir := os.Getenv(SharedEnv); dir != "" {
-		if abs, err := filepath.Abs(dir); err == nil {
-			return abs
-		}
-		return dir
-	}
+// TestdataDir returns the repository's testdata/ folder, which holds the real models and
+// reference vectors tests share (testdata/README.md says where each comes from); "testdata"
+// when no repository root is found, which then holds none of them and skips what needs them.
+func TestdataDir() string {
 	root, err := findRoot()
 	if err != nil {
-		return "shared"
+		return "testdata"
 	}
-	return filepath.Join(filepath.Dir(root), "shared")
+	return filepath.Join(root, "testdata")
 }
 
-// Shared returns REL under the shared folder (SharedDir), or skips (fails) as Require does.
-func Shared(tb testing.TB, rel string) string {
+// Testdata returns REL under testdata/ (TestdataDir), or skips (fails) as Require does.
+func Testdata(tb testing.TB, rel string) string {
 	tb.Helper()
-	return Require(tb, filepath.Join(SharedDir(), rel), "the shared asset "+rel)
+	return Require(tb, filepath.Join(TestdataDir(), rel), "the test asset testdata/"+filepath.ToSlash(rel))
+}
+
+// StoriesPath returns the path of the stories260K model under testdata/, without checking
+// that it is there (Stories does).
+func StoriesPath() string {
+	return filepath.Join(TestdataDir(), StoriesFile)
+}
+
+// Stories returns the stories260K model (testdata/stories260K.gguf), or skips (fails) as
+// Require does.
+func Stories(tb testing.TB) string {
+	tb.Helper()
+	return Testdata(tb, StoriesFile)
 }
 
 // Run runs a program and returns its combined output, failing the test on a non-zero exit.
