@@ -31,6 +31,8 @@ help:
 	@echo "make native    only build llama.cpp/ggml into the cache (~/.cache/ecotune)"
 	@echo "make gpu-kit   pack Go, the vendored modules and llama.cpp for a GPU machine without them (scripts/gpu-check.sh)"
 	@echo "make clean     remove bin/ and build/ links (the cache stays)"
+	@echo "make build-arm64  cross-build bin/ecotune-linux-arm64 (Debian's aarch64 GCC; docs/arm64.md)"
+	@echo "make test-arm64   cross-build the ggml package's tests for arm64 and run them under qemu-aarch64"
 
 # Build tools: Debian packages when we are root, otherwise say what is missing.
 deps:
@@ -74,3 +76,50 @@ gpu-kit: native
 
 clean:
 	rm -rf bin build
+
+# linux/arm64: llama.cpp and the cgo packages cross-built with Debian's aarch64 GCC, the ggml
+# package's tests run under qemu-user. Not part of `make test` (slow; see docs/arm64.md).
+# ARM64_MARCH is the arm64 CPU the build targets (MARCH stays this machine's).
+ARM64_MARCH ?= armv8.2-a+fp16+dotprod
+export ARM64_MARCH
+# The environment's CGO_ flags come before the packages' #cgo flags, so build/cpu-arm64 is
+# searched before the build/cpu that link_cpu.go names.
+ARM64_GO := GOOS=linux GOARCH=arm64 CGO_ENABLED=1 CC=aarch64-linux-gnu-gcc CXX=aarch64-linux-gnu-g++ \
+	CGO_CFLAGS="-O2 -g -march=$(ARM64_MARCH) -I$(CURDIR)/build/cpu-arm64/include" \
+	CGO_LDFLAGS="-L$(CURDIR)/build/cpu-arm64/lib" $(GO)
+# -L: where qemu finds the arm64 dynamic loader and libc (Debian's libc6-arm64-cross).
+QEMU_ARM64 := qemu-aarch64 -L /usr/aarch64-linux-gnu
+
+.PHONY: deps-arm64 native-arm64 build-arm64 test-arm64
+
+deps-arm64: deps
+	@missing=""; \
+	for t in aarch64-linux-gnu-gcc:gcc-aarch64-linux-gnu aarch64-linux-gnu-g++:g++-aarch64-linux-gnu qemu-aarch64:qemu-user; do \
+	  command -v $${t%%:*} >/dev/null 2>&1 || missing="$$missing $${t##*:}"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "make: installing$$missing"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null) || \
+	      echo "make: apt-get install$$missing failed" >&2; \
+	  else \
+	    echo "make: please install:$$missing (Debian package names)" >&2; \
+	  fi; \
+	  for t in aarch64-linux-gnu-gcc aarch64-linux-gnu-g++ qemu-aarch64; do command -v $$t >/dev/null || { echo "make: $$t is required" >&2; exit 1; }; done; \
+	fi
+
+native-arm64: deps-arm64
+	@scripts/build-native.sh cpu-arm64
+
+build-arm64: native-arm64
+	$(ARM64_GO) build -tags ecotune_march -o bin/ecotune-linux-arm64 ./cmd/ecotune
+
+# Every test of the ggml package (ops, backward, optimizer, checkpointing, the fused
+# attention, LoRA and loss kernels) against its float64 references; none needs llama.cpp's
+# tools or the shared models.
+test-arm64: native-arm64
+	@s=$$SECONDS; $(ARM64_GO) test -c -tags ecotune_march -o bin/ggml-arm64.test ./ggml && \
+	  echo "make test-arm64: test binary built in $$((SECONDS - s)) s"
+	cd ggml && $(QEMU_ARM64) ../bin/ggml-arm64.test -test.run '^TestKernelTargetARM64$$' -test.v | grep 'kernels:'
+	@s=$$SECONDS; cd ggml && $(QEMU_ARM64) ../bin/ggml-arm64.test -test.timeout 30m; \
+	  rc=$$?; echo "make test-arm64: qemu-aarch64 ran the ggml tests in $$((SECONDS - s)) s"; exit $$rc
