@@ -1,6 +1,8 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -38,4 +40,21 @@ func TestChatSession(t *testing.T) {
 	code, _, stderr := runCLI(t, "chat", "-m", storiesModel, "--format", "xml")
 	assert.Equal(t, exitUsage, code)
 	assert.Contains(t, stderr, "--format")
+}
+
+// TestGenerateRefusesAModelLibllamaCannotLoad: a file libllama refuses ends generate and
+// chat with exit status 1 and its error, not a panic in the cleanup of what was opened.
+func TestGenerateRefusesAModelLibllamaCannotLoad(t *testing.T) {
+	requireModel(t)
+	b, err := os.ReadFile(storiesModel)
+	require.NoError(t, err)
+	truncated := filepath.Join(t.TempDir(), "truncated.gguf")
+	require.NoError(t, os.WriteFile(truncated, b[:len(b)/2], 0o644))
+	for _, args := range [][]string{{"generate", "-p", "Once"}, {"chat"}} {
+		cmd := args[0]
+		code, _, stderr := runCLI(t, append(args, "-m", truncated)...)
+		assert.Equal(t, exitError, code, "%s: %s", cmd, stderr)
+		assert.Contains(t, stderr, "truncated.gguf", cmd)
+		assert.NotContains(t, stderr, "panic", cmd)
+	}
 }

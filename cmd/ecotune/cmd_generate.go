@@ -109,14 +109,15 @@ func generationFlags() []cli.Flag {
 // done frees them all.
 func openForGeneration(c *cli.Context) (model *bindings.Model, lctx *bindings.Context, done func(), err error) {
 	var closers []func() error
-	done = func() {
+	closeAll := func() {
 		for i := len(closers) - 1; i >= 0; i-- {
 			closers[i]()
 		}
 	}
+	// An error return sets done to nil, so the cleanup on failure must not go through it.
 	defer func() {
 		if err != nil {
-			done()
+			closeAll()
 		}
 	}()
 	if model, err = bindings.LoadModel(c.String("model"), bindings.ModelOptions{GPULayers: c.Int("gpu-layers")}); err != nil {
@@ -145,7 +146,7 @@ func openForGeneration(c *cli.Context) (model *bindings.Model, lctx *bindings.Co
 			return nil, nil, nil, err
 		}
 	}
-	return model, lctx, done, nil
+	return model, lctx, closeAll, nil
 }
 
 // generateOptions reads the sampling flags.
