@@ -86,9 +86,12 @@ args = parse_args(sys.argv[1:])
 
 # The thread count must be in place before torch (and the BLAS it loads) starts its
 # pools: OpenBLAS reads its variable once, at load, and torch's set_num_threads does not
-# reach a BLAS it only knows as the generic libblas.so.3.
-for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+# reach a BLAS it only knows as the generic libblas.so.3. An OPENBLAS_NUM_THREADS the
+# environment already holds stays (OPENBLAS_NUM_THREADS=1 keeps OpenBLAS's own threads
+# from competing with torch's OpenMP ones); the JSON line reports the value used.
+for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[var] = str(args.threads)
+os.environ.setdefault("OPENBLAS_NUM_THREADS", str(args.threads))
 
 try:
     import torch
@@ -404,6 +407,7 @@ def main(a):
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "blas": blas_library(),
+        "openblas_threads": os.environ["OPENBLAS_NUM_THREADS"],
         "loss_first": losses[0],
         "loss_last": losses[-1],
     }))

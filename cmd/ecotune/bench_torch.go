@@ -149,6 +149,7 @@ type torchResult struct {
 	Threads      int     `json:"threads"`
 	Version      string  `json:"torch"`
 	BLAS         string  `json:"blas"`
+	BLASThreads  string  `json:"openblas_threads"` // OPENBLAS_NUM_THREADS
 	Error        string  `json:"error"`
 }
 

@@ -74,7 +74,7 @@ Example:
 			&cli.BoolFlag{Name: "profile", Usage: "also run one more LoRA step node by node and print the time per op"},
 			&cli.BoolFlag{Name: "full", Usage: "also measure full fine-tuning (F32 weights)"},
 			&cli.StringFlag{Name: "qlora", Usage: "also compare peak memory of LoRA training on the model and on copies quantized to these types (comma-separated, e.g. q4_k,iq4_nl), each in its own process"},
-			&cli.BoolFlag{Name: "torch", Usage: "also run a PyTorch LoRA run of the same shape, threads and sequence length (the peer a user would pick) and compare tokens/s and peak memory"},
+			&cli.BoolFlag{Name: "torch", Usage: "also run a PyTorch LoRA run of the same shape, threads and sequence length (the peer a user would pick; on the CPU) and compare tokens/s and peak memory"},
 			&cli.StringFlag{Name: "python", Value: debianPython, Usage: "Python interpreter with torch for --torch (Debian's, by default)"},
 			&cli.StringFlag{Name: "torch-script", Value: filepath.Join("scripts", "bench_torch_lora.py"), Usage: "the PyTorch peer's script for --torch"},
 			&cli.IntFlag{Name: "threads", Value: runtime.NumCPU(), Usage: "CPU threads for both"},
@@ -110,12 +110,13 @@ type benchResult struct {
 	LoRAPeakRSS int64 `json:"lora_peak_rss_bytes,omitempty"`
 	// Torch is the PyTorch peer's LoRA run of the same shape (--torch), or
 	// TorchFailure why it could not run.
-	Torch        float64 `json:"torch_lora_tokens_per_sec,omitempty"`
-	LoRAVsTorch  float64 `json:"lora_ratio_to_torch,omitempty"`
-	TorchPeakRSS int64   `json:"torch_peak_rss_bytes,omitempty"`
-	TorchVersion string  `json:"torch_version,omitempty"`
-	TorchBLAS    string  `json:"torch_blas,omitempty"`
-	TorchFailure string  `json:"torch_failure,omitempty"`
+	Torch            float64 `json:"torch_lora_tokens_per_sec,omitempty"`
+	LoRAVsTorch      float64 `json:"lora_ratio_to_torch,omitempty"`
+	TorchPeakRSS     int64   `json:"torch_peak_rss_bytes,omitempty"`
+	TorchVersion     string  `json:"torch_version,omitempty"`
+	TorchBLAS        string  `json:"torch_blas,omitempty"`
+	TorchBLASThreads string  `json:"torch_openblas_threads,omitempty"`
+	TorchFailure     string  `json:"torch_failure,omitempty"`
 	// Memory compares LoRA training on the model and on quantized copies (--qlora).
 	Memory []memoryResult `json:"qlora_memory,omitempty"`
 	// Profile is one LoRA step's time per op (--profile).
@@ -208,7 +209,7 @@ func runBench(c *cli.Context) error {
 		if err != nil {
 			return err
 		}
-		res.TorchFailure, res.TorchVersion, res.TorchBLAS = failure, t.Version, t.BLAS
+		res.TorchFailure, res.TorchVersion, res.TorchBLAS, res.TorchBLASThreads = failure, t.Version, t.BLAS, t.BLASThreads
 		if failure == "" {
 			res.Torch, res.TorchPeakRSS = t.TokensPerSec, t.PeakRSS
 			res.LoRAVsTorch = res.LoRA / res.Torch
@@ -263,7 +264,8 @@ func runBench(c *cli.Context) error {
 	}
 	fmt.Fprintln(o)
 	if res.Torch > 0 {
-		fmt.Fprintf(o, "\n(the PyTorch peer: torch %s, F32 weights, BLAS %s; peak RSS is each whole process's)\n", res.TorchVersion, res.TorchBLAS)
+		fmt.Fprintf(o, "\n(the PyTorch peer: torch %s, F32 weights, BLAS %s with OPENBLAS_NUM_THREADS=%s; peak RSS is each whole process's)\n",
+			res.TorchVersion, res.TorchBLAS, res.TorchBLASThreads)
 		if referenceBLAS(res.TorchBLAS) {
 			fmt.Fprintf(o, "(torch ran on the reference BLAS, which is slow: %s)\n", torchInstall)
 		}
