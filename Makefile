@@ -19,7 +19,7 @@ endif
 FUZZTIME ?= 100000x
 export CGO_ENABLED := 1
 
-.PHONY: all help deps native build test test-go fuzz demo bench gpu-kit clean
+.PHONY: all help deps bench-deps native build test test-go fuzz demo bench gpu-kit clean
 
 all: build
 
@@ -27,7 +27,7 @@ help:
 	@echo "make demo      run the end-to-end demo on the bundled data (builds what it needs)"
 	@echo "make test      run every test (builds what it needs; CUDA tests skip without a GPU)"
 	@echo "make build     build bin/ecotune (CUDA=1 for the CUDA backend, CUDA_ARCH=90 default)"
-	@echo "make bench     run the benchmarks (see BENCHMARKS.md)"
+	@echo "make bench     run the benchmarks (see BENCHMARKS.md; installs python3-torch for the PyTorch peer)"
 	@echo "make native    only build llama.cpp/ggml into the cache (~/.cache/ecotune)"
 	@echo "make gpu-kit   pack Go, the vendored modules and llama.cpp for a GPU machine without them (scripts/gpu-check.sh)"
 	@echo "make clean     remove bin/ and build/ links (the cache stays)"
@@ -53,6 +53,24 @@ deps:
 	fi
 	@command -v $(GO) >/dev/null || { echo "make: Go is required (https://go.dev/dl)" >&2; exit 1; }
 
+# The PyTorch peer of `ecotune bench --torch` (make bench only; make test does not need
+# it): Debian's torch, and OpenBLAS so that torch does not run on the reference BLAS.
+bench-deps:
+	@missing=""; \
+	/usr/bin/python3 -c 'import torch' 2>/dev/null || missing="$$missing python3-torch"; \
+	if command -v dpkg >/dev/null; then \
+	  dpkg -s libopenblas0-pthread >/dev/null 2>&1 || missing="$$missing libopenblas0-pthread"; \
+	fi; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "make: installing$$missing"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null) || \
+	      echo "make: apt-get install$$missing failed; ecotune bench --torch will say so" >&2; \
+	  else \
+	    echo "make: please install:$$missing (Debian package names) for the PyTorch peer; ecotune bench --torch will say so" >&2; \
+	  fi; \
+	fi
+
 native: deps
 	@scripts/build-native.sh $(VARIANT)
 
@@ -66,10 +84,10 @@ test: native
 demo: build
 	bin/ecotune demo
 
-bench: build
+bench: build bench-deps
 	$(GO) test $(GOTAGS) -run '^$$' -bench . -benchtime 1x -timeout 60m ./...
-	bin/ecotune bench --shape 24m --threads 2 --full --finetune
-	bin/ecotune bench --shape 143m --threads 2 --finetune --profile --qlora q4_k,iq4_nl
+	bin/ecotune bench --shape 24m --threads 2 --full --finetune --torch
+	bin/ecotune bench --shape 143m --threads 2 --finetune --profile --qlora q4_k,iq4_nl --torch
 
 gpu-kit: native
 	scripts/gpu-kit.sh

@@ -46,8 +46,15 @@ is the ideal.
 --shape 24m or 143m writes the random-weight llama shapes of the project's published
 figures (llama.cpp's Llama vocabulary); --model measures any GGUF instead.
 
+--torch also runs the peer a user would pick instead of ecotune: PyTorch LoRA training
+of the same shape (scripts/bench_torch_lora.py, in the style of HF transformers' llama
+and PEFT) with the same rank, targets, threads and sequence length, and compares tokens/s
+and peak memory. It needs python3 with torch (Debian: apt-get install python3-torch
+libopenblas0-pthread); without them it prints why and the rest of the bench stands.
+
 Example:
    ecotune bench --shape 24m --threads 2
+   ecotune bench --shape 143m --threads 2 --torch
    ecotune bench --model my-model.gguf --steps 5 --json`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "model", Aliases: []string{"m"}, Usage: "GGUF model to measure"},
@@ -67,6 +74,9 @@ Example:
 			&cli.BoolFlag{Name: "profile", Usage: "also run one more LoRA step node by node and print the time per op"},
 			&cli.BoolFlag{Name: "full", Usage: "also measure full fine-tuning (F32 weights)"},
 			&cli.StringFlag{Name: "qlora", Usage: "also compare peak memory of LoRA training on the model and on copies quantized to these types (comma-separated, e.g. q4_k,iq4_nl), each in its own process"},
+			&cli.BoolFlag{Name: "torch", Usage: "also run a PyTorch LoRA run of the same shape, threads and sequence length (the peer a user would pick; on the CPU) and compare tokens/s and peak memory"},
+			&cli.StringFlag{Name: "python", Value: debianPython, Usage: "Python interpreter with torch for --torch (Debian's, by default)"},
+			&cli.StringFlag{Name: "torch-script", Value: filepath.Join("scripts", "bench_torch_lora.py"), Usage: "the PyTorch peer's script for --torch"},
 			&cli.IntFlag{Name: "threads", Value: runtime.NumCPU(), Usage: "CPU threads for both"},
 			&cli.BoolFlag{Name: "json", Usage: "print JSON"},
 		},
@@ -95,6 +105,18 @@ type benchResult struct {
 	Finetune        float64 `json:"llama_finetune_tokens_per_sec,omitempty"`
 	LoRAVsFinetune  float64 `json:"lora_ratio_to_llama_finetune,omitempty"`
 	FinetuneFailure string  `json:"llama_finetune_failure,omitempty"`
+	// LoRAPeakRSS is the process's peak resident memory while the LoRA run trained,
+	// over what it held before (0 where the kernel cannot reset VmHWM).
+	LoRAPeakRSS int64 `json:"lora_peak_rss_bytes,omitempty"`
+	// Torch is the PyTorch peer's LoRA run of the same shape (--torch), or
+	// TorchFailure why it could not run.
+	Torch            float64 `json:"torch_lora_tokens_per_sec,omitempty"`
+	LoRAVsTorch      float64 `json:"lora_ratio_to_torch,omitempty"`
+	TorchPeakRSS     int64   `json:"torch_peak_rss_bytes,omitempty"`
+	TorchVersion     string  `json:"torch_version,omitempty"`
+	TorchBLAS        string  `json:"torch_blas,omitempty"`
+	TorchBLASThreads string  `json:"torch_openblas_threads,omitempty"`
+	TorchFailure     string  `json:"torch_failure,omitempty"`
 	// Memory compares LoRA training on the model and on quantized copies (--qlora).
 	Memory []memoryResult `json:"qlora_memory,omitempty"`
 	// Profile is one LoRA step's time per op (--profile).
@@ -156,9 +178,16 @@ func runBench(c *cli.Context) error {
 	res.GPU = c.Bool("gpu")
 	opts := trainer.ModelOptions{Threads: res.Threads, GPU: res.GPU, KeepTransposed: keepT, GenericOps: res.GenericOps,
 		ComputeType: c.String("compute-dtype")}
+	// The peak is the whole process's (Go runtime, ggml, weights, the run), as the
+	// peer's is its whole Python process's; what the bench did before (llama-bench is
+	// a child, the --shape model is written a tensor at a time) is reset away.
+	reset := resetPeakRSS()
 	lora, err := trainThroughput(c.Context, model, cfg, opts, res.SeqLen, c.Int("steps"), prof)
 	if err != nil {
 		return err
+	}
+	if reset {
+		res.LoRAPeakRSS = peakRSS()
 	}
 	res.LoRA, perStep, res.Params, res.ComputeType = lora.tps, lora.perStep, lora.params, lora.computeType
 	res.LoRAStepSecond = perStep
@@ -170,6 +199,20 @@ func runBench(c *cli.Context) error {
 		}
 		if res.Finetune > 0 {
 			res.LoRAVsFinetune = res.LoRA / res.Finetune
+		}
+	}
+	if c.Bool("torch") {
+		fmt.Fprintf(w, "bench: PyTorch LoRA training (the peer), %d+1 steps of %d tokens, %d threads\n", c.Int("steps"), res.SeqLen, res.Threads)
+		run := torchRun{Rank: cfg.LoRA.Rank, Alpha: cfg.LoRA.Alpha, Targets: lora.targets, LR: trainer.DefaultLR,
+			SeqLen: res.SeqLen, Steps: c.Int("steps"), Threads: res.Threads}
+		t, failure, err := torchLoRA(c.Context, c.String("python"), c.String("torch-script"), model, run)
+		if err != nil {
+			return err
+		}
+		res.TorchFailure, res.TorchVersion, res.TorchBLAS, res.TorchBLASThreads = failure, t.Version, t.BLAS, t.BLASThreads
+		if failure == "" {
+			res.Torch, res.TorchPeakRSS = t.TokensPerSec, t.PeakRSS
+			res.LoRAVsTorch = res.LoRA / res.Torch
 		}
 	}
 	if c.Bool("full") {
@@ -198,15 +241,38 @@ func runBench(c *cli.Context) error {
 	if res.Full > 0 {
 		fmt.Fprint(o, " full FT tok/s | ratio |")
 	}
+	if res.Torch > 0 {
+		fmt.Fprint(o, " torch LoRA tok/s | ecotune ÷ torch | ecotune LoRA peak RSS | torch peak RSS |")
+	}
 	fmt.Fprint(o, "\n| --- | ---: | ---: | ---: | ---: | ---: |")
 	if res.Full > 0 {
 		fmt.Fprint(o, " ---: | ---: |")
+	}
+	if res.Torch > 0 {
+		fmt.Fprint(o, " ---: | ---: | ---: | ---: |")
 	}
 	fmt.Fprintf(o, "\n| %s | %.1fM | %d | %.1f | %.1f | %.3f |", res.Model, float64(res.Params)/1e6, res.Threads, res.LlamaPP, res.LoRA, res.LoRARatio)
 	if res.Full > 0 {
 		fmt.Fprintf(o, " %.1f | %.3f |", res.Full, res.FullRatio)
 	}
+	if res.Torch > 0 {
+		ours := "—"
+		if res.LoRAPeakRSS > 0 {
+			ours = mib(res.LoRAPeakRSS)
+		}
+		fmt.Fprintf(o, " %.1f | %.2f× | %s | %s |", res.Torch, res.LoRAVsTorch, ours, mib(res.TorchPeakRSS))
+	}
 	fmt.Fprintln(o)
+	if res.Torch > 0 {
+		fmt.Fprintf(o, "\n(the PyTorch peer: torch %s, F32 weights, BLAS %s with OPENBLAS_NUM_THREADS=%s; peak RSS is each whole process's)\n",
+			res.TorchVersion, res.TorchBLAS, res.TorchBLASThreads)
+		if referenceBLAS(res.TorchBLAS) {
+			fmt.Fprintf(o, "(torch ran on the reference BLAS, which is slow: %s)\n", torchInstall)
+		}
+	}
+	if res.TorchFailure != "" {
+		fmt.Fprintf(o, "\nthe PyTorch peer did not run: %s\n", res.TorchFailure)
+	}
 	if res.GenericOps {
 		fmt.Fprintln(o, "\n(attention, adapters and loss built from ggml's generic ops: --generic-ops)")
 	}
@@ -363,12 +429,13 @@ func llamaBenchPP(ctx context.Context, tool, model string, n, threads int, gpu b
 }
 
 // throughput is what trainThroughput measured: tokens/s over the steps after the
-// first, seconds per step, the model's parameter count and the type its quantized
-// weights were dequantized to for the backward pass.
+// first, seconds per step, the model's parameter count, the type its quantized
+// weights were dequantized to for the backward pass and the LoRA's targets.
 type throughput struct {
 	tps, perStep float64
 	params       int64
 	computeType  string
+	targets      []string // the LoRA's target modules, GGUF names
 }
 
 // trainThroughput trains on random sequences of seqLen tokens (every token a target).
@@ -411,7 +478,11 @@ func trainThroughput(ctx context.Context, path string, cfg trainer.Config, opts 
 		return throughput{}, err
 	}
 	elapsed := last.Sub(first).Seconds()
-	return throughput{float64(steps*seqLen) / elapsed, elapsed / float64(steps), m.Params(), m.ComputeType().String()}, nil
+	targets, err := loraTargets(m, cfg.LoRA.Targets)
+	if err != nil && cfg.Method != trainer.MethodFull {
+		return throughput{}, err
+	}
+	return throughput{float64(steps*seqLen) / elapsed, elapsed / float64(steps), m.Params(), m.ComputeType().String(), targets}, nil
 }
 
 // printProfile prints a profiled LoRA step's time per op, longest first, as a share of
