@@ -90,6 +90,7 @@ type benchResult struct {
 	Params         int64   `json:"params"`
 	Threads        int     `json:"threads"`
 	SeqLen         int     `json:"seq_len"`
+	Kernels        string  `json:"kernels"` // ggml.KernelTarget: the instruction set ecotune's fused ops were built for
 	LlamaPP        float64 `json:"llama_bench_pp_tokens_per_sec"`
 	LoRA           float64 `json:"lora_tokens_per_sec"`
 	LoRARatio      float64 `json:"lora_ratio_to_pp"`
@@ -152,7 +153,7 @@ func runBench(c *cli.Context) error {
 			return err
 		}
 	}
-	res := benchResult{Model: model, Threads: c.Int("threads"), SeqLen: c.Int("seq-len")}
+	res := benchResult{Model: model, Threads: c.Int("threads"), SeqLen: c.Int("seq-len"), Kernels: ggml.KernelTarget()}
 	if shape != "" {
 		res.Model = shape
 	}
@@ -263,6 +264,7 @@ func runBench(c *cli.Context) error {
 		fmt.Fprintf(o, " %.1f | %.2f× | %s | %s |", res.Torch, res.LoRAVsTorch, ours, mib(res.TorchPeakRSS))
 	}
 	fmt.Fprintln(o)
+	fmt.Fprintf(o, "\n(ecotune's fused CPU kernels: %s)\n", res.Kernels)
 	if res.Torch > 0 {
 		fmt.Fprintf(o, "\n(the PyTorch peer: torch %s, F32 weights, BLAS %s with OPENBLAS_NUM_THREADS=%s; peak RSS is each whole process's)\n",
 			res.TorchVersion, res.TorchBLAS, res.TorchBLASThreads)
