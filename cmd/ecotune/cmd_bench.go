@@ -106,8 +106,8 @@ type benchResult struct {
 	Finetune        float64 `json:"llama_finetune_tokens_per_sec,omitempty"`
 	LoRAVsFinetune  float64 `json:"lora_ratio_to_llama_finetune,omitempty"`
 	FinetuneFailure string  `json:"llama_finetune_failure,omitempty"`
-	// LoRAPeakRSS is the process's peak resident memory while the LoRA run trained,
-	// over what it held before (0 where the kernel cannot reset VmHWM).
+	// LoRAPeakRSS is the process's peak resident memory during the LoRA run: VmHWM,
+	// reset to what the process held just before it (0 where the kernel cannot reset it).
 	LoRAPeakRSS int64 `json:"lora_peak_rss_bytes,omitempty"`
 	// Torch is the PyTorch peer's LoRA run of the same shape (--torch), or
 	// TorchFailure why it could not run.
