@@ -18,7 +18,9 @@ import (
 // would give masked rows a gradient), the graph gathers the K target positions' hidden
 // states with get_rows first: logits and one-hot labels are [vocab, K], the output
 // projection runs on targets alone, and ggml's mean over rows is exactly the masked mean.
-// get_rows' backward scatters the gradient back to the gathered positions.
+// get_rows' backward scatters the gradient back to the gathered positions. On the CPU
+// the logits are not even held whole: the output projection and the loss run in
+// vocabulary chunks (ggml.LinearCrossEntropy), and the labels are read by nothing.
 type stepGraph struct {
 	m       *Model
 	c       *ggml.Context
