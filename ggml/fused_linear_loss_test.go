@@ -155,6 +155,7 @@ func TestLinearCrossEntropy(t *testing.T) {
 // for the last, and the whole vocabulary when it fits.
 func TestLinearCrossEntropyRows(t *testing.T) {
 	assert.Equal(t, 512, LinearCrossEntropyRows(512, 64, 256, TypeF32))
+	assert.Equal(t, 128256/8, LinearCrossEntropyRows(128256, 0, 128, TypeF32), "without a transposed copy the logits decide")
 	rows := LinearCrossEntropyRows(128256, 3072, 256, TypeBF16)
 	assert.LessOrEqual(t, rows*3072*2, lceChunkBytes)
 	chunks := (128256 + rows - 1) / rows

@@ -70,7 +70,8 @@ func (c *Context) LinearCrossEntropy(w, h, targets *Tensor, rows int) *Tensor {
 	sameCtx("linear cross entropy", c, w, h, targets)
 	checkLinearCrossEntropy(w, h, targets)
 	if rows <= 0 {
-		rows = LinearCrossEntropyRows(w.Ne(1), w.Ne(0), h.Ne(1), TypeF32)
+		// No transposed copy, nor probabilities: only the logits count.
+		rows = LinearCrossEntropyRows(w.Ne(1), 0, h.Ne(1), TypeF32)
 	}
 	state, _ := c.lceChunks(w, h, targets, rows, nil)
 	return c.lceMean(nil, state)
