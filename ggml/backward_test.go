@@ -367,3 +367,42 @@ func TestDequantTranspose(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkDequantTranspose times the fused transposed copy of a Q4_K matrix the shape
+// of a 3B model's feed-forward weights (3,072 × 8,192) to BF16 and F32, on two threads,
+// with the product that reads it (a backward input gradient of 256 tokens) for scale.
+func BenchmarkDequantTranspose(b *testing.B) {
+	const in, out, tokens = 3072, 8192, 256
+	cpu, err := NewCPUBackend(2)
+	require.NoError(b, err)
+	defer cpu.Close()
+	r := rand.New(rand.NewPCG(1, 2))
+	wq, err := Quantize(TypeQ4_K, randn(r, in*out, 0.5), in)
+	require.NoError(b, err)
+	for _, rt := range []Type{TypeBF16, TypeF32} {
+		for _, product := range []bool{false, true} {
+			b.Run(fmt.Sprintf("%s/product=%v", rt, product), func(b *testing.B) {
+				e := newEnv(b, cpu)
+				W := e.leafBytes(TypeQ4_K, wq, in, out)
+				G := e.leaf(TypeF32, randn(r, out*tokens, 1), out, tokens)
+				e.alloc()
+				var g *Graph
+				require.NoError(b, Build(func() {
+					t := e.c.DequantTranspose(W, rt)
+					if product {
+						t = e.c.MulMat(t, G)
+					}
+					g = e.c.NewGraph(64, false)
+					g.Expand(t)
+				}))
+				s := e.scheduler()
+				require.NoError(b, s.Alloc(g))
+				b.ResetTimer()
+				for range b.N {
+					require.NoError(b, s.Run(g))
+				}
+				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(in*out), "ns/value")
+			})
+		}
+	}
+}

@@ -135,6 +135,24 @@ func (t *Tensor) SetBytes(b []byte) error {
 	return nil
 }
 
+// SetBytesAt copies raw data into the tensor from byte offset on: a part of SetBytes's
+// bytes, for copying a large tensor in pieces.
+func (t *Tensor) SetBytesAt(b []byte, offset int) error {
+	if err := t.check(); err != nil {
+		return err
+	}
+	if err := t.dataCheck("set", t.NBytes()); err != nil {
+		return err
+	}
+	if offset < 0 || offset+len(b) > t.NBytes() {
+		return fmt.Errorf("ggml: set %q: bytes [%d, %d) lie outside its %d", t.Name(), offset, offset+len(b), t.NBytes())
+	}
+	if len(b) > 0 {
+		C.ggml_backend_tensor_set(t.p, unsafe.Pointer(&b[0]), C.size_t(offset), C.size_t(len(b)))
+	}
+	return nil
+}
+
 // Bytes copies the tensor's raw data out.
 func (t *Tensor) Bytes() ([]byte, error) {
 	if err := t.check(); err != nil {

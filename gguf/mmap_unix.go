@@ -25,3 +25,13 @@ func mapFile(fh *os.File, size int64) ([]byte, func() error, error) {
 	}
 	return data, func() error { return syscall.Munmap(data) }, nil
 }
+
+// dropPages tells the kernel this process no longer needs the mapped pages that b
+// (a part of a file mapping) touches: they leave its resident set, and a later read
+// maps them again from the page cache or the file.
+func dropPages(b []byte) error {
+	if len(b) == 0 {
+		return nil
+	}
+	return syscall.Madvise(b, syscall.MADV_DONTNEED)
+}

@@ -142,6 +142,34 @@ func (f *File) Data(name string) ([]byte, error) {
 	return f.mapped[s.off : s.off+s.size : s.off+s.size], nil
 }
 
+// Release drops bytes [off, off+n) of the named tensor's data from the process's
+// resident memory, for a caller that has copied them and will not read them again soon:
+// a mapping's pages count in the process's resident set from their first read until
+// Close, so a loader that copies every tensor of a mapped file into a buffer of its own
+// would otherwise hold the model twice. Views from Data stay valid (a later read maps
+// the pages again from the page cache or the file). The pages at either end, which may
+// hold a neighbour's bytes too, are dropped as well, and come back the same way. It does
+// nothing for files not mapped by Open.
+func (f *File) Release(name string, off, n int64) error {
+	i, err := f.index(name)
+	if err != nil {
+		return err
+	}
+	s := f.spans[i]
+	if off < 0 || n < 0 || off+n > s.size {
+		return fmt.Errorf("gguf: %stensor %q: release of bytes [%d, %d) of %d", f.prefix(), name, off, off+n, s.size)
+	}
+	if f.mapped == nil || f.unmap == nil || n == 0 {
+		return nil
+	}
+	page := int64(os.Getpagesize())
+	from, to := (s.off+off)/page*page, s.off+off+n
+	if err := dropPages(f.mapped[from:to]); err != nil {
+		return fmt.Errorf("gguf: %stensor %q: releasing its pages: %w", f.prefix(), name, err)
+	}
+	return nil
+}
+
 // Reader returns a reader over the named tensor's bytes. For files from Open it
 // fails with ErrClosed once the File is closed.
 func (f *File) Reader(name string) (*io.SectionReader, error) {

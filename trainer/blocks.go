@@ -470,13 +470,21 @@ func (b *builder) hidden() *ggml.Tensor {
 	return b.norm(-1, "output_norm", x)
 }
 
-// logits projects hidden states [Embd, n] to the vocabulary with the output matrix, or
-// the token embeddings when they are tied.
-func (b *builder) logits(h *ggml.Tensor) *ggml.Tensor {
-	w := b.m.globals[outputW]
+// outputMatrix returns the output layer's matrix (the token embeddings when they are
+// tied) and whether the logits are its product with the hidden states alone (no bias,
+// no soft cap), as ggml.LinearCrossEntropy computes them.
+func (b *builder) outputMatrix() (w *ggml.Tensor, plain bool) {
+	w = b.m.globals[outputW]
 	if w == nil {
 		w = b.m.globals[tokEmbd]
 	}
+	return w, b.m.globals[outputB] == nil && b.m.HP.FinalSoftcap <= 0
+}
+
+// logits projects hidden states [Embd, n] to the vocabulary with the output matrix, or
+// the token embeddings when they are tied.
+func (b *builder) logits(h *ggml.Tensor) *ggml.Tensor {
+	w, _ := b.outputMatrix()
 	y := b.c.MulMat(w, h)
 	if bias := b.m.globals[outputB]; bias != nil {
 		y = b.c.Add(y, bias)

@@ -1,6 +1,7 @@
 package trainer
 
 import (
+	"errors"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -52,4 +53,64 @@ func TestCheckpointingSavesMemory(t *testing.T) {
 	// other activations still go.
 	assert.Less(t, fused[0], fused[1]*4/5)
 	assert.Less(t, fused[1], generic[1]*4/5, "fused ops without checkpointing use less memory than generic ones")
+}
+
+// TestOutputLayerMemory measures the compute buffer of a training step and of an
+// evaluation of 256 targets on two small models (2 layers of width 64, tied embeddings)
+// that differ only in their vocabulary: llama.cpp's Llama 2 one (32,000 tokens) and Llama
+// 3's (128,256), where the output layer outweighs the blocks many times, as on a 3B
+// model. Computed whole, a step held the logits [V, 256] and their gradient (125 MiB each
+// at 128,256 tokens) and a transposed copy of the output matrix (31 MiB); in vocabulary
+// chunks (ggml.LinearCrossEntropy) it holds one chunk's transposed rows, logits and
+// probabilities, at most 32 MiB by construction (ggml.LinearCrossEntropyRows), so the
+// buffer does not grow with the vocabulary.
+func TestOutputLayerMemory(t *testing.T) {
+	if gpuTests {
+		t.Skip("measures the CPU's chunked output layer")
+	}
+	const T = 256
+	ids := make([]int32, T+1)
+	mask := make([]bool, T+1)
+	for i := range ids {
+		ids[i], mask[i] = int32(100+37*i), true
+	}
+	buffers := func(vocab string) (step, eval int, vocabSize int) {
+		ac := archCase{name: "llama-" + vocab, vocab: vocab,
+			spec: factory.Spec{Arch: "llama", Embd: 64, Layers: 2, Heads: 4, HeadsKV: 2, FF: 128, Context: T, TiedEmbeddings: true}}
+		path := writeArchModel(t, ac)
+		b, err := NewBatch([]Example{{IDs: ids, Mask: mask}}, T, 0)
+		require.NoError(t, err)
+		require.Equal(t, T, b.Targets())
+		// A fresh scheduler each time: its buffer only grows.
+		for _, train := range []bool{false, true} {
+			m, err := loadTestModel(path, ModelOptions{Threads: 1})
+			require.NoError(t, err)
+			l, err := NewLoRA(m, LoRAConfig{Rank: 8, Alpha: 16, Targets: []string{"all"}, Seed: 1})
+			require.NoError(t, err)
+			if train {
+				_, _, step = lossAndGradsWith(t, m, l, b, true)
+			} else {
+				s, err := newStepGraph(m, l, nil, nil, b.B, b.T, b.Targets(), false, 0, false)
+				require.NoError(t, err)
+				_, err = s.run(b, 1, nil, nil)
+				require.NoError(t, err)
+				eval = m.sched.BufferSize()
+				require.NoError(t, s.Close())
+			}
+			vocabSize = m.HP.Vocab
+			require.NoError(t, errors.Join(l.Close(), m.Close()))
+		}
+		return step, eval, vocabSize
+	}
+	step32, eval32, _ := buffers("llama-spm")
+	step128, eval128, V := buffers("llama-bpe")
+	require.Equal(t, 128256, V)
+	logits := V * T * 4
+	t.Logf("compute buffer of a step: %d KiB at 32,000 tokens, %d KiB at %d; of an evaluation: %d and %d KiB; the logits alone would take %d KiB",
+		step32>>10, step128>>10, V, eval32>>10, eval128>>10, logits>>10)
+	assert.Less(t, step128, logits/3, "a step holds less than a third of one logits matrix")
+	assert.Less(t, eval128, logits/3, "an evaluation holds less than a third of one logits matrix")
+	// The chunks of both vocabularies are about the same size (8,000 and 8,016 rows).
+	assert.LessOrEqual(t, step128, step32+1<<20, "a step's buffer does not grow with the vocabulary")
+	assert.LessOrEqual(t, eval128, eval32+1<<20, "an evaluation's buffer does not grow with the vocabulary")
 }

@@ -18,7 +18,9 @@ import (
 // would give masked rows a gradient), the graph gathers the K target positions' hidden
 // states with get_rows first: logits and one-hot labels are [vocab, K], the output
 // projection runs on targets alone, and ggml's mean over rows is exactly the masked mean.
-// get_rows' backward scatters the gradient back to the gathered positions.
+// get_rows' backward scatters the gradient back to the gathered positions. On the CPU
+// the logits are not even held whole: the output projection and the loss run in
+// vocabulary chunks (ggml.LinearCrossEntropy), and the labels are read by nothing.
 type stepGraph struct {
 	m       *Model
 	c       *ggml.Context
@@ -55,13 +57,24 @@ func newStepGraph(m *Model, lora *LoRA, params, accs []*ggml.Tensor, B, T, K int
 		}
 		s.rows = c.NewTensor(ggml.TypeI32, K).SetName("target_rows").SetInput()
 		h := c.GetRows(s.b.hidden(), s.rows)
-		logits := s.b.logits(h)
+		// The output layer and the loss in vocabulary chunks (ggml.LinearCrossEntropy)
+		// hold neither the logits [vocab, K] nor their gradient, nor a transposed copy
+		// of the whole output matrix: on a 128,256-token vocabulary those were the
+		// largest tensors of a step. A trained output matrix (full fine-tuning) needs
+		// the logits' gradient, and a bias or soft cap the logits themselves.
+		w, plain := s.b.outputMatrix()
+		chunked := s.b.fuse != fuseNone && plain && !(s.train && m.trainable)
+		var logits *ggml.Tensor
 		if s.b.fuse != fuseNone {
 			s.targets = c.NewTensor(ggml.TypeI32, K).SetName("targets").SetInput()
 		}
-		if s.b.fuse == fuseOps {
-			s.loss = c.CrossEntropyTargets(logits, s.targets)
-		} else {
+		switch {
+		case s.b.fuse == fuseOps && chunked:
+			s.loss = c.LinearCrossEntropy(w, h, s.targets, lossChunkRows)
+		case s.b.fuse == fuseOps:
+			s.loss = c.CrossEntropyTargets(s.b.logits(h), s.targets)
+		default:
+			logits = s.b.logits(h)
 			s.labels = c.NewTensor(ggml.TypeF32, m.HP.Vocab, K).SetName("labels").SetInput()
 			s.loss = c.CrossEntropyLoss(logits, s.labels)
 		}
@@ -78,7 +91,11 @@ func newStepGraph(m *Model, lora *LoRA, params, accs []*ggml.Tensor, B, T, K int
 			// See ggml.Graph.FuseAttention: autograd cannot differentiate fused ops.
 			g.FuseAttention(c, s.b.attnSites)
 			g.FuseLoRA(c, s.b.loraSites)
-			g.FuseCrossEntropy(c, logits, s.loss, s.targets)
+			if chunked {
+				g.FuseLinearCrossEntropy(c, w, h, s.loss, s.targets, lossChunkRows, m.computeType, m.transposedOf)
+			} else {
+				g.FuseCrossEntropy(c, logits, s.loss, s.targets)
+			}
 		}
 		if checkpoint {
 			g.Checkpoint(c, s.b.checkpoints)
@@ -111,6 +128,11 @@ func newStepGraph(m *Model, lora *LoRA, params, accs []*ggml.Tensor, B, T, K int
 	}
 	return s, nil
 }
+
+// lossChunkRows is the number of vocabulary rows ggml.LinearCrossEntropy takes at a
+// time; 0 lets it choose (ggml.LinearCrossEntropyRows). Tests set it to cut small
+// vocabularies into several chunks.
+var lossChunkRows = 0
 
 func opErr(msg string) { panic(&ggml.OpError{Op: "trainer", Msg: msg}) }
 

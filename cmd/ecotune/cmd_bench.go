@@ -19,6 +19,7 @@ import (
 
 	"github.com/ecotune/ecotune/factory"
 	"github.com/ecotune/ecotune/ggml"
+	"github.com/ecotune/ecotune/gguf"
 	"github.com/ecotune/ecotune/quant"
 	"github.com/ecotune/ecotune/trainer"
 )
@@ -28,8 +29,17 @@ func benchShapes() map[string]factory.Spec {
 	return map[string]factory.Spec{
 		"24m":  {Arch: "llama", Embd: 288, Layers: 6, Heads: 6, HeadsKV: 6, FF: 768},
 		"143m": {Arch: "llama", Embd: 576, Layers: 30, Heads: 9, HeadsKV: 3, FF: 1536},
+		// Llama 3.2 3B's shape, the model QLoRA users fine-tune on a laptop: tied
+		// embeddings and Llama 3's vocabulary of 128,256 tokens, written F16 and then
+		// quantized to Q4_K_M (benchQuant; F32 would be a 13 GB file).
+		"3b": {Arch: "llama", Embd: 3072, Layers: 28, Heads: 24, HeadsKV: 8, FF: 8192, RopeBase: 500000,
+			TiedEmbeddings: true, Type: gguf.TypeF16, VocabFile: filepath.Join("third_party", "llama.cpp", "models", "ggml-vocab-llama-bpe.gguf")},
 	}
 }
+
+// benchQuant is the type (ecotune quantize --type) a shape's model is quantized to
+// once written, for the shapes measured quantized.
+var benchQuant = map[string]string{"3b": "q4_k"}
 
 func benchCommand() *cli.Command {
 	return &cli.Command{
@@ -44,7 +54,8 @@ are ecotune's tokens/s over pp512's; a LoRA step costs about two forward passes,
 is the ideal.
 
 --shape 24m or 143m writes the random-weight llama shapes of the project's published
-figures (llama.cpp's Llama vocabulary); --model measures any GGUF instead.
+figures (llama.cpp's Llama vocabulary), 3b Llama 3.2 3B's shape quantized to Q4_K_M;
+--model measures any GGUF instead. The LoRA run's peak resident memory is reported too.
 
 --torch also runs the peer a user would pick instead of ecotune: PyTorch LoRA training
 of the same shape (scripts/bench_torch_lora.py, in the style of HF transformers' llama
@@ -58,8 +69,8 @@ Example:
    ecotune bench --model my-model.gguf --steps 5 --json`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "model", Aliases: []string{"m"}, Usage: "GGUF model to measure"},
-			&cli.StringFlag{Name: "shape", Usage: "instead of --model: 24m or 143m"},
-			&cli.StringFlag{Name: "vocab", Value: filepath.Join("third_party", "llama.cpp", "models", "ggml-vocab-llama-spm.gguf"), Usage: "tokenizer for --shape"},
+			&cli.StringFlag{Name: "shape", Usage: "instead of --model: 24m, 143m or 3b"},
+			&cli.StringFlag{Name: "vocab", Value: filepath.Join("third_party", "llama.cpp", "models", "ggml-vocab-llama-spm.gguf"), Usage: "tokenizer for --shape (3b: llama-bpe unless given)"},
 			&cli.StringFlag{Name: "tools", Value: filepath.Join("build", "cpu", "bin"), Usage: "directory of llama.cpp's tools (llama-bench)"},
 			&cli.IntFlag{Name: "steps", Value: 4, Usage: "timed training steps (after one untimed)"},
 			&cli.IntFlag{Name: "seq-len", Value: 512, Usage: "tokens per training sequence and prompt length of llama-bench"},
@@ -130,7 +141,7 @@ func runBench(c *cli.Context) error {
 	}
 	model, shape := c.String("model"), c.String("shape")
 	if (model == "") == (shape == "") {
-		return usagef("give --model FILE or --shape 24m|143m")
+		return usagef("give --model FILE or --shape 24m|143m|3b")
 	}
 	if c.Int("steps") < 1 || c.Int("seq-len") < 2 || c.Int("threads") < 1 {
 		return usagef("--steps, --threads must be ≥ 1 and --seq-len ≥ 2")
@@ -139,9 +150,12 @@ func runBench(c *cli.Context) error {
 	if shape != "" {
 		spec, ok := benchShapes()[shape]
 		if !ok {
-			return usagef("--shape %q: want 24m or 143m", shape)
+			return usagef("--shape %q: want 24m, 143m or 3b", shape)
 		}
-		spec.VocabFile, spec.Seed = c.String("vocab"), 1
+		if spec.VocabFile == "" || c.IsSet("vocab") {
+			spec.VocabFile = c.String("vocab")
+		}
+		spec.Seed = 1
 		dir, err := os.MkdirTemp("", "ecotune-bench-")
 		if err != nil {
 			return err
@@ -151,6 +165,11 @@ func runBench(c *cli.Context) error {
 		fmt.Fprintf(w, "bench: writing the %s shape\n", shape)
 		if err := factory.Init(spec, model); err != nil {
 			return err
+		}
+		if q := benchQuant[shape]; q != "" {
+			if model, err = quantizeShape(c.Context, model, q, w); err != nil {
+				return err
+			}
 		}
 	}
 	res := benchResult{Model: model, Threads: c.Int("threads"), SeqLen: c.Int("seq-len"), Kernels: ggml.KernelTarget()}
@@ -275,6 +294,9 @@ func runBench(c *cli.Context) error {
 	if res.TorchFailure != "" {
 		fmt.Fprintf(o, "\nthe PyTorch peer did not run: %s\n", res.TorchFailure)
 	}
+	if res.Torch == 0 && res.LoRAPeakRSS > 0 {
+		fmt.Fprintf(o, "\npeak resident memory of the LoRA run: %s\n", mib(res.LoRAPeakRSS))
+	}
 	if res.GenericOps {
 		fmt.Fprintln(o, "\n(attention, adapters and loss built from ggml's generic ops: --generic-ops)")
 	}
@@ -375,6 +397,21 @@ func qloraMemory(ctx context.Context, model string, types []string, threads int,
 		out = append(out, r)
 	}
 	return out, nil
+}
+
+// quantizeShape quantizes the shape's model f16 to typ beside it, removes f16 and returns
+// the new file's path.
+func quantizeShape(ctx context.Context, f16, typ string, w io.Writer) (string, error) {
+	ft, err := quant.ParseFileType(typ)
+	if err != nil {
+		return "", err
+	}
+	out := strings.TrimSuffix(f16, ".gguf") + "-" + typ + ".gguf"
+	fmt.Fprintf(w, "bench: quantizing it to %s\n", typ)
+	if _, err := quant.QuantizeModel(ctx, f16, out, quant.Options{Type: ft}); err != nil {
+		return "", err
+	}
+	return out, os.Remove(f16)
 }
 
 // evalLosses returns the first and last validation loss of a metrics.jsonl.

@@ -8,6 +8,14 @@ import (
 	"strings"
 )
 
+// resetPeakRSS makes peakRSS count from now on (Linux 4.0 and later: writing 5 to
+// /proc/self/clear_refs resets VmHWM to the present resident memory), after returning
+// the Go heap's free memory to the system, and reports whether it could.
+func resetPeakRSS() bool {
+	debug.FreeOSMemory()
+	return os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) == nil
+}
+
 // peakRSS is this process's peak resident memory in bytes (Linux's VmHWM), or 0 where
 // the kernel does not report it. Unlike a parent's rusage of its child, it counts only
 // this program, not the memory of the process that started it.
@@ -28,12 +36,4 @@ func peakRSS() int64 {
 		}
 	}
 	return 0
-}
-
-// resetPeakRSS returns the heap's free pages to the system and resets VmHWM to the
-// current resident size (Linux ≥ 4.0), so that peakRSS measures what runs next on top of
-// what the process holds now. It says whether the kernel took the reset.
-func resetPeakRSS() bool {
-	debug.FreeOSMemory()
-	return os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) == nil
 }
