@@ -7,6 +7,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -151,15 +152,104 @@ func TestLinearCrossEntropy(t *testing.T) {
 	}
 }
 
-// TestLinearCrossEntropyRows checks the chunk sizes: within the memory bound, equal but
-// for the last, and the whole vocabulary when it fits.
+// TestLinearCrossEntropyRows checks the chunk sizes: multiples of 64 within the memory
+// bound (evened out, a chunk's share of 64 rows over it), about equal, and the whole
+// vocabulary when it fits.
 func TestLinearCrossEntropyRows(t *testing.T) {
 	assert.Equal(t, 512, LinearCrossEntropyRows(512, 64, 256, TypeF32))
-	assert.Equal(t, 128256/8, LinearCrossEntropyRows(128256, 0, 128, TypeF32), "without a transposed copy the logits decide")
-	rows := LinearCrossEntropyRows(128256, 3072, 256, TypeBF16)
-	assert.LessOrEqual(t, rows*3072*2, lceChunkBytes)
-	chunks := (128256 + rows - 1) / rows
-	assert.Greater(t, 128256-(chunks-1)*rows, rows-chunks, "the last chunk is nearly as large as the others")
-	assert.LessOrEqual(t, 8*1024*LinearCrossEntropyRows(128256, 64, 1024, TypeF32), lceChunkBytes)
-	assert.Equal(t, 63, LinearCrossEntropyRows(1000, 1<<20, 1, TypeF32), "at least 64 rows, then evened out")
+	assert.Equal(t, 32064, LinearCrossEntropyRows(128256, 0, 128, TypeF32), "without a transposed copy the logits decide")
+	for _, c := range []struct{ vocab, embd, k int }{{128256, 3072, 256}, {128256, 64, 1024}, {32000, 288, 512}, {151936, 896, 300}, {1000, 1 << 20, 1}} {
+		rows := LinearCrossEntropyRows(c.vocab, c.embd, c.k, TypeBF16)
+		chunks := (c.vocab + rows - 1) / rows
+		assert.Zero(t, rows%64, "%v: %d rows", c, rows)
+		assert.LessOrEqual(t, min(rows*c.embd*2, rows*c.k*8), lceChunkBytes+64*max(c.embd*2, c.k*8), "%v: %d rows", c, rows)
+		assert.Greater(t, c.vocab-(chunks-1)*rows, rows-64*chunks, "%v: the last of %d chunks of %d rows is nearly as large as the others", c, chunks, rows)
+	}
+}
+
+// BenchmarkLinearCrossEntropy times a training step's output layer and loss (forward and
+// the input gradient) whole (FuseCrossEntropy, and the input gradient through
+// OutProdsAsMatMul) and in vocabulary chunks (FuseLinearCrossEntropy), on two threads:
+// the 24m benchmark shape's (F32, with a kept transposed copy, 512 targets) and a 3B
+// model's (Q6_K tied embeddings of Llama 3's vocabulary, BF16 copies, 256 targets). The
+// variants alternate within each iteration, so a busy machine slows both alike.
+func BenchmarkLinearCrossEntropy(b *testing.B) {
+	for _, sh := range []struct {
+		name    string
+		E, V, K int
+		w, qt   Type
+	}{
+		{"24m", 288, 32000, 512, TypeF32, TypeF32},
+		{"3b", 3072, 128256, 256, TypeQ6_K, TypeBF16},
+	} {
+		b.Run(sh.name, func(b *testing.B) {
+			cpu, err := NewCPUBackend(2)
+			require.NoError(b, err)
+			defer cpu.Close()
+			r := rand.New(rand.NewPCG(7, 8))
+			w := randn(r, sh.E*sh.V, 0.05)
+			wq, err := Quantize(sh.w, w, sh.E)
+			require.NoError(b, err)
+			targets := make([]int32, sh.K)
+			for k := range targets {
+				targets[k] = int32(r.IntN(sh.V))
+			}
+			type variant struct {
+				s         *Scheduler
+				run       *Graph
+				seed      *Tensor
+				wholeTime time.Duration
+			}
+			var vs [2]variant
+			for i, chunked := range []bool{false, true} {
+				e := newEnv(b, cpu)
+				W := e.leafBytes(sh.w, wq, sh.E, sh.V)
+				H := e.leaf(TypeF32, randn(r, sh.E*sh.K, 1), sh.E, sh.K)
+				L := e.in.NewTensor(TypeF32, sh.V, sh.K) // read by nothing once fused
+				Tg := e.leafI32(targets, sh.K)
+				var WT *Tensor
+				if sh.w == TypeF32 {
+					wt := make([]float32, len(w))
+					for v := 0; v < sh.V; v++ {
+						for j := 0; j < sh.E; j++ {
+							wt[j*sh.V+v] = w[v*sh.E+j]
+						}
+					}
+					WT = e.leaf(TypeF32, wt, sh.V, sh.E)
+				}
+				kept := func(t *Tensor) *Tensor { return WT }
+				e.alloc()
+				require.NoError(b, Build(func() {
+					H.SetParam()
+					l := e.c.CrossEntropyLoss(e.c.MulMat(W, H), L).SetLoss().SetOutput()
+					g := e.c.NewGraph(4096, true)
+					g.Expand(l)
+					g.BuildBackward(e.c)
+					if chunked {
+						g.FuseLinearCrossEntropy(e.c, W, H, l, Tg, 0, sh.qt, kept)
+					} else {
+						g.FuseCrossEntropy(e.c, l.Src(0), l, Tg)
+						g.OutProdsAsMatMul(e.c, sh.qt, kept, true)
+					}
+					vs[i].seed = g.Grad(l).SetInput()
+					vs[i].run = e.c.NewGraph(4096, false)
+					vs[i].run.ExpandFrom(g, []*Tensor{l, g.Grad(H).SetOutput()}, nil)
+				}))
+				vs[i].s = e.scheduler()
+				require.NoError(b, vs[i].s.Alloc(vs[i].run))
+				require.NoError(b, vs[i].seed.SetF32([]float32{1}))
+				b.Logf("%s: compute buffer %d MiB", map[bool]string{false: "whole", true: "chunked"}[chunked], vs[i].s.BufferSize()>>20)
+			}
+			b.ResetTimer()
+			for range b.N {
+				for i := range vs {
+					t0 := time.Now()
+					require.NoError(b, vs[i].s.Run(vs[i].run))
+					vs[i].wholeTime += time.Since(t0)
+				}
+			}
+			b.ReportMetric(vs[0].wholeTime.Seconds()*1e3/float64(b.N), "ms-whole")
+			b.ReportMetric(vs[1].wholeTime.Seconds()*1e3/float64(b.N), "ms-chunked")
+		})
+	}
 }

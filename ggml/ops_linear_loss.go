@@ -42,13 +42,19 @@ func (c *Context) lceOp(which int, args []*Tensor, ne0, ne1, v0 int) *Tensor {
 
 // lceChunkBytes bounds what one chunk of LinearCrossEntropy holds at a time: its
 // transposed weights, and its logits and probabilities.
-const lceChunkBytes = 16 << 20
+const lceChunkBytes = 32 << 20
 
 // LinearCrossEntropyRows is the number of vocabulary rows LinearCrossEntropy and
 // FuseLinearCrossEntropy take at a time when given rows ≤ 0, for hidden states of
 // width embd, k targets and a transposed copy of type t: as many as keep that copy ([rows,
-// embd]) and the chunk's logits and probabilities (two [rows, k] F32) each within 16 MiB,
-// at least 64, and the same for every chunk of a vocabulary of vocab rows but the last.
+// embd]) and the chunk's logits and probabilities (two [rows, k] F32) each within 32 MiB
+// (a little more once evened out), a multiple of 64, and about the same for every chunk
+// of a vocabulary of vocab rows.
+//
+// A multiple of 64 because the input gradient's products sum over a chunk's rows, and
+// ggml hands a BF16 product to its fast kernels (llamafile's) only when that sum's length
+// is a multiple of 32: at 2,672 rows a chunk, a 3B model's chunks multiplied three times
+// slower than the whole matrix did.
 func LinearCrossEntropyRows(vocab, embd, k int, t Type) int {
 	rows := min(lceChunkBytes/max(1, embd*t.TypeSize()), lceChunkBytes/max(1, 8*k))
 	rows = max(64, rows/64*64)
@@ -56,7 +62,7 @@ func LinearCrossEntropyRows(vocab, embd, k int, t Type) int {
 		return vocab
 	}
 	chunks := (vocab + rows - 1) / rows
-	return (vocab + chunks - 1) / chunks
+	return ((vocab+chunks-1)/chunks + 63) / 64 * 64
 }
 
 // LinearCrossEntropy returns CrossEntropyTargets(MulMat(w, h), targets), the mean over
