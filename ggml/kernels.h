@@ -17,6 +17,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <math.h>
 #include <string.h>
 
 #if defined(__AVX512F__)
@@ -98,6 +99,29 @@ ECOTUNE_INLINE float hmax(vf v) {
     float m = v[0];
     for (int i = 1; i < VW; i++) m = v[i] > m ? v[i] : m;
     return m;
+}
+
+// row_max returns the largest of m and the n values of x.
+static inline float row_max(const float * x, int n, float m) {
+    int i = 0;
+    if (n >= VW) {
+        vf vm = vld(x);
+        for (i = VW; i + VW <= n; i += VW) vm = vmax(vld(x + i), vm);
+        const float cm = hmax(vm);
+        m = cm > m ? cm : m;
+    }
+    for (; i < n; i++) m = x[i] > m ? x[i] : m;
+    return m;
+}
+
+// sum_exp returns Σ e^(x - m) over the n values of x, for m at least their maximum.
+static inline float sum_exp(const float * x, int n, float m) {
+    vf vs = {0};
+    int i = 0;
+    for (; i + VW <= n; i += VW) vs += vexp(vld(x + i) - m);
+    float s = hsum(vs);
+    for (; i < n; i++) s += expf(x[i] - m);
+    return s;
 }
 
 // gemm_tile adds (acc) or writes Σ_k A(i,k)·B[k][j·VW..] to C for mr rows i and nv vectors

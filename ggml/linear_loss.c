@@ -43,20 +43,8 @@ void ecotune_lce_state(struct ggml_tensor * dst, int ith, int nth, void * userda
     split(K, ith, nth, &k0, &k1);
     for (int k = k0; k < k1; k++) {
         const float * x = COL(z, k);
-        float m = pv ? pv[k] : -INFINITY;
-        int i = 0;
-        if (n >= VW) {
-            vf vm = vld(x);
-            for (i = VW; i + VW <= n; i += VW) vm = vmax(vld(x + i), vm);
-            const float cm = hmax(vm);
-            m = cm > m ? cm : m;
-        }
-        for (; i < n; i++) m = x[i] > m ? x[i] : m;
-        vf vs = {0};
-        i = 0;
-        for (; i + VW <= n; i += VW) vs += vexp(vld(x + i) - m);
-        float s = hsum(vs);
-        for (; i < n; i++) s += expf(x[i] - m);
+        const float m = row_max(x, n, pv ? pv[k] : -INFINITY);
+        const float s = sum_exp(x, n, m);
         const float a = pv ? expf(pv[k] - m) : 0;
         const int y = tg[k] - v0;
         st[k] = m;

@@ -19,20 +19,8 @@
 
 // lse returns log Σ e^x over the n values of x.
 static float lse(const float * x, int n) {
-    float m = -INFINITY;
-    int i = 0;
-    if (n >= VW) {
-        vf vm = vld(x);
-        for (i = VW; i + VW <= n; i += VW) vm = vmax(vld(x + i), vm);
-        m = hmax(vm);
-    }
-    for (; i < n; i++) m = x[i] > m ? x[i] : m;
-    vf vs = {0};
-    i = 0;
-    for (; i + VW <= n; i += VW) vs += vexp(vld(x + i) - m);
-    float s = hsum(vs);
-    for (; i < n; i++) s += expf(x[i] - m);
-    return m + logf(s);
+    const float m = row_max(x, n, -INFINITY);
+    return m + logf(sum_exp(x, n, m));
 }
 
 void ecotune_ce_fwd(struct ggml_tensor * dst, int ith, int nth, void * userdata) {
