@@ -1,0 +1,273 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/ecotune/ecotune/internal/hostile"
+)
+
+// hostileCaseTimeout bounds one command on one hostile input. The valid inputs the
+// commands run on take under two seconds on one core (a one-step train of the 260K
+// model); a command still running after this is hung, not slow.
+const hostileCaseTimeout = 90 * time.Second
+
+// hostileInputs holds the written corpus and the valid companions each command needs.
+type hostileInputs struct {
+	dir       string
+	model     string // the valid base model (stories260K)
+	adapter   string // a valid adapter for it
+	peft      string // a valid PEFT folder for it
+	text      string // valid plain-text training data
+	evalData  string // a valid prompt/reference JSONL
+	qaData    string // a valid question/answer JSONL
+	tools     string // llama.cpp's tools (bench)
+	byKind    map[hostile.Kind][]hostile.Entry
+	entryPath map[string]string
+}
+
+// hostileCommand is one way a command meets an input of one kind.
+type hostileCommand struct {
+	name  string
+	kind  hostile.Kind
+	stdin string
+	// args builds the command line for input in, writing outputs under out.
+	args func(v *hostileInputs, in, out string) []string
+}
+
+func hostileCommands() []hostileCommand {
+	gen := []string{"-n", "4", "--threads", "1", "--ctx", "64"}
+	trainArgs := []string{"--steps", "1", "--seq-len", "16", "--batch", "1", "--threads", "1", "--quiet", "--eval-every", "-1", "--lora.r", "2", "--val-split", "0"}
+	evalArgs := []string{"-n", "2", "--threads", "1", "--quiet", "--limit", "1", "--parallel", "1", "--seq-len", "64"}
+	cat := func(parts ...[]string) []string {
+		var out []string
+		for _, p := range parts {
+			out = append(out, p...)
+		}
+		return out
+	}
+	s := func(xs ...string) []string { return xs }
+	return []hostileCommand{
+		{"generate", hostile.KindModel, "", func(v *hostileInputs, in, out string) []string {
+			return cat(s("generate", "-m", in, "-p", "Once"), gen)
+		}},
+		{"chat", hostile.KindModel, "Once\n", func(v *hostileInputs, in, out string) []string {
+			return cat(s("chat", "-m", in, "--format", "alpaca"), gen)
+		}},
+		{"train", hostile.KindModel, "", func(v *hostileInputs, in, out string) []string {
+			return cat(s("train", "-m", in, "--data", v.text, "-o", out), trainArgs)
+		}},
+		{"eval", hostile.KindModel, "", func(v *hostileInputs, in, out string) []string {
+			return cat(s("eval", "-m", in, "--data", v.evalData, "-o", out), evalArgs)
+		}},
+		{"merge", hostile.KindModel, "", func(v *hostileInputs, in, out string) []string {
+			return s("merge", "-m", in, "-a", v.adapter, "-o", out+".gguf", "-q")
+		}},
+		{"quantize", hostile.KindModel, "", func(v *hostileInputs, in, out string) []string {
+			return s("quantize", in, out+".gguf", "-q", "--type", "q8_0")
+		}},
+		{"export-peft", hostile.KindModel, "", func(v *hostileInputs, in, out string) []string {
+			return s("export", "peft", "-m", in, "-a", v.adapter, "-o", out)
+		}},
+		{"export-ollama", hostile.KindModel, "", func(v *hostileInputs, in, out string) []string {
+			return s("export", "ollama", "-m", in, "-a", v.adapter, "-o", out)
+		}},
+		{"export-onnx", hostile.KindModel, "", func(v *hostileInputs, in, out string) []string {
+			return s("export", "onnx", "-m", in, "-o", out+".onnx", "-q")
+		}},
+		{"import-peft-model", hostile.KindModel, "", func(v *hostileInputs, in, out string) []string {
+			return s("import", "peft", v.peft, "-m", in, "-o", out+".gguf")
+		}},
+		{"prepare-model", hostile.KindModel, "", func(v *hostileInputs, in, out string) []string {
+			return s("prepare", v.qaData, "-o", out, "--model", in, "--max-tokens", "64", "-q", "--val", "0", "--test", "0")
+		}},
+		{"init-weights", hostile.KindModel, "", func(v *hostileInputs, in, out string) []string {
+			return s("init", "--arch", "llama", "--dims", "n_embd=64,n_layer=5,n_head=8,n_head_kv=4,n_ff=172",
+				"--vocab", v.model, "--weights", in, "-o", out+".gguf")
+		}},
+		{"init-vocab", hostile.KindModel, "", func(v *hostileInputs, in, out string) []string {
+			return s("init", "--arch", "llama", "--vocab", in, "-o", out+".gguf")
+		}},
+		{"bench", hostile.KindModel, "", func(v *hostileInputs, in, out string) []string {
+			return s("bench", "--model", in, "--steps", "1", "--seq-len", "16", "--threads", "1", "--tools", v.tools)
+		}},
+
+		{"generate-lora", hostile.KindAdapter, "", func(v *hostileInputs, in, out string) []string {
+			return cat(s("generate", "-m", v.model, "--lora", in, "-p", "Once"), gen)
+		}},
+		{"chat-lora", hostile.KindAdapter, "Once\n", func(v *hostileInputs, in, out string) []string {
+			return cat(s("chat", "-m", v.model, "--lora", in, "--format", "alpaca"), gen)
+		}},
+		{"eval-adapter", hostile.KindAdapter, "", func(v *hostileInputs, in, out string) []string {
+			return cat(s("eval", "-m", v.model, "--adapter", in, "--data", v.evalData, "-o", out), evalArgs)
+		}},
+		{"merge-adapter", hostile.KindAdapter, "", func(v *hostileInputs, in, out string) []string {
+			return s("merge", "-m", v.model, "-a", in, "-o", out+".gguf", "-q")
+		}},
+		{"export-peft-adapter", hostile.KindAdapter, "", func(v *hostileInputs, in, out string) []string {
+			return s("export", "peft", "-m", v.model, "-a", in, "-o", out)
+		}},
+		{"export-ollama-adapter", hostile.KindAdapter, "", func(v *hostileInputs, in, out string) []string {
+			return s("export", "ollama", "-m", v.model, "-a", in, "-o", out)
+		}},
+
+		{"import-peft", hostile.KindPEFT, "", func(v *hostileInputs, in, out string) []string {
+			return s("import", "peft", in, "-m", v.model, "-o", out+".gguf")
+		}},
+
+		{"prepare", hostile.KindData, "", func(v *hostileInputs, in, out string) []string {
+			return s("prepare", in, "-o", out, "-q")
+		}},
+		{"train-data", hostile.KindData, "", func(v *hostileInputs, in, out string) []string {
+			return cat(s("train", "-m", v.model, "--data", in, "-o", out), trainArgs)
+		}},
+		{"eval-data", hostile.KindData, "", func(v *hostileInputs, in, out string) []string {
+			return cat(s("eval", "-m", v.model, "--data", in, "-o", out), evalArgs)
+		}},
+		{"eval-score", hostile.KindData, "", func(v *hostileInputs, in, out string) []string {
+			return s("eval", "score", "--predictions", in)
+		}},
+
+		{"train-config", hostile.KindConfig, "", func(v *hostileInputs, in, out string) []string {
+			return cat(s("train", "--config", in, "-m", v.model, "--data", v.text, "-o", out), trainArgs)
+		}},
+	}
+}
+
+// writeHostileInputs writes the whole corpus and the valid companions into dir once.
+func writeHostileInputs(t *testing.T, dir string) *hostileInputs {
+	t.Helper()
+	base, err := os.ReadFile(storiesModel)
+	require.NoError(t, err)
+	v := &hostileInputs{dir: dir, byKind: map[hostile.Kind][]hostile.Entry{}, entryPath: map[string]string{}}
+	v.model, err = filepath.Abs(storiesModel)
+	require.NoError(t, err)
+	v.tools, err = filepath.Abs(filepath.Join("..", "..", "build", "cpu", "bin"))
+	require.NoError(t, err)
+	v.text, err = filepath.Abs(filepath.Join("..", "..", "trainer", "testdata", "stories.txt"))
+	require.NoError(t, err)
+	valid := filepath.Join(dir, "valid")
+	require.NoError(t, os.MkdirAll(valid, 0o755))
+	adapter, err := hostile.ValidAdapter(base)
+	require.NoError(t, err)
+	v.adapter = filepath.Join(valid, "adapter.gguf")
+	require.NoError(t, os.WriteFile(v.adapter, adapter, 0o644))
+	v.peft = filepath.Join(valid, "peft")
+	require.NoError(t, hostile.WriteValidPEFT(v.peft))
+	v.evalData = filepath.Join(valid, "test.jsonl")
+	require.NoError(t, os.WriteFile(v.evalData, []byte(`{"id":"s1","prompt":"Once upon a time","reference":", there was a girl."}`+"\n"), 0o644))
+	v.qaData = filepath.Join(valid, "qa.jsonl")
+	require.NoError(t, os.WriteFile(v.qaData, []byte(strings.Repeat(`{"question":"Why is the sky blue?","answer":"Rayleigh scattering."}`+"\n", 1)+
+		`{"question":"What is albedo?","answer":"The fraction of light reflected."}`+"\n"), 0o644))
+
+	models, err := hostile.Models(base)
+	require.NoError(t, err)
+	adapters, err := hostile.Adapters(base)
+	require.NoError(t, err)
+	dataEntries, err := hostile.Data()
+	require.NoError(t, err)
+	all := append(append(append(append(models, adapters...), hostile.PEFT()...), dataEntries...), hostile.Configs()...)
+	for _, e := range all {
+		p, err := e.Write(dir)
+		require.NoError(t, err)
+		v.byKind[e.Kind] = append(v.byKind[e.Kind], e)
+		v.entryPath[e.Name] = p
+	}
+	return v
+}
+
+// TestHostileInputs runs every command that reads a file on every corpus entry of the
+// kind it reads, as a subprocess (this test binary re-executed as ecotune), and checks
+// the rule of docs/robustness.md: exit status 1 with one line naming the file and what
+// is wrong, no panic, C assert or hang, and nothing left under the output's final name.
+func TestHostileInputs(t *testing.T) {
+	requireModel(t)
+	if testing.Short() {
+		t.Skip("runs several hundred subprocesses")
+	}
+	exe, err := os.Executable()
+	require.NoError(t, err)
+	v := writeHostileInputs(t, t.TempDir())
+	cases := 0
+	for _, c := range hostileCommands() {
+		for _, e := range v.byKind[c.kind] {
+			cases++
+			t.Run(c.name+"/"+e.Name, func(t *testing.T) {
+				t.Parallel()
+				out := filepath.Join(t.TempDir(), "out")
+				args := c.args(v, v.entryPath[e.Name], out)
+				checkHostileRun(t, exe, args, c.stdin, e, out)
+			})
+		}
+	}
+	t.Logf("%d cases: %d commands × the corpus entries of their input kind", cases, len(hostileCommands()))
+}
+
+// fatalMarks are what a crash, a C assert or an abort leave on stderr.
+var fatalMarks = regexp.MustCompile(`panic:|goroutine \d+|GGML_ASSERT|Assertion|SIGSEGV|SIGABRT|fatal error:|terminate called|core dumped|std::`)
+
+func checkHostileRun(t *testing.T, exe string, args []string, stdin string, e hostile.Entry, out string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), hostileCaseTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, exe, args...)
+	cmd.Env = append(os.Environ(), subprocessEnv+"=1")
+	cmd.Dir = filepath.Dir(out)
+	cmd.Stdin = strings.NewReader(stdin)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	line := fmt.Sprintf("ecotune %s", strings.Join(args, " "))
+	if ctx.Err() != nil {
+		t.Fatalf("%s: still running after %v (hung?)\nstderr: %s", line, hostileCaseTimeout, tail(stderr.String()))
+	}
+	code := cmd.ProcessState.ExitCode()
+	if fatalMarks.MatchString(stderr.String()) || fatalMarks.MatchString(stdout.String()) {
+		t.Fatalf("%s: crashed (exit %d):\n%s", line, code, tail(stderr.String()))
+	}
+	if code == 0 && e.MayPass {
+		return
+	}
+	if code != exitError {
+		t.Fatalf("%s: exit status %d (err %v), want %d\nstderr: %s", line, code, err, exitError, tail(stderr.String()))
+	}
+	var errLines []string
+	for _, l := range strings.Split(strings.TrimRight(stderr.String(), "\n"), "\n") {
+		if !strings.HasPrefix(l, "hint: ") {
+			errLines = append(errLines, l)
+		}
+	}
+	if len(errLines) != 1 || !strings.HasPrefix(errLines[0], "ecotune: ") {
+		t.Fatalf("%s: want one error line, got %d lines:\n%s", line, len(errLines), tail(stderr.String()))
+	}
+	msg := errLines[0]
+	if !strings.Contains(msg, e.File()) {
+		t.Errorf("%s: the error does not name the file %s: %s", line, e.File(), msg)
+	}
+	if e.Want != "" && !regexp.MustCompile("(?i)"+e.Want).MatchString(msg) {
+		t.Errorf("%s: the error does not say where (want /%s/): %s", line, e.Want, msg)
+	}
+	for _, p := range []string{out, out + ".gguf", out + ".onnx"} {
+		if _, err := os.Stat(p); err == nil {
+			t.Errorf("%s: failed but left %s", line, p)
+		}
+	}
+}
+
+// tail is the end of a long output.
+func tail(s string) string {
+	if len(s) > 3000 {
+		return "..." + s[len(s)-3000:]
+	}
+	return s
+}
