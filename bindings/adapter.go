@@ -8,6 +8,7 @@ import "C"
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"sync"
@@ -57,9 +58,10 @@ func LoadAdapter(m *Model, path string) (*Adapter, error) {
 
 	cpath := C.CString(path)
 	defer C.free(unsafe.Pointer(cpath))
+	mark := sink.errorMark()
 	ptr := C.llama_adapter_lora_init(m.ptr, cpath)
 	if ptr == nil {
-		return nil, fmt.Errorf("bindings: load adapter %s: libllama could not load it; its log says why", path)
+		return nil, fmt.Errorf("bindings: load adapter %s: libllama could not load it%s", path, sink.why(mark, "; its log says why"))
 	}
 	a := &Adapter{ptr: ptr, model: m, path: path, rank: rank, meta: map[string]string{}}
 	if v, ok := h.kv["adapter.lora.alpha"]; ok {
@@ -98,8 +100,13 @@ func checkAdapter(h *ggufHeader, m *Model) (int, error) {
 	if arch, _ := h.str("general.architecture"); arch != m.Arch() {
 		return 0, fmt.Errorf("adapter architecture %q does not match the model's %q", arch, m.Arch())
 	}
-	if v, ok := h.kv["adapter.lora.alpha"]; ok && v.typ != ggufTypeFloat32 {
-		return 0, invalidf("adapter.lora.alpha has type %d, want float32", v.typ)
+	if v, ok := h.kv["adapter.lora.alpha"]; ok {
+		if v.typ != ggufTypeFloat32 {
+			return 0, invalidf("adapter.lora.alpha has type %d, want float32", v.typ)
+		}
+		if a := float64(v.val.(float32)); math.IsNaN(a) || math.IsInf(a, 0) {
+			return 0, invalidf("adapter.lora.alpha is %v, want a finite number", a)
+		}
 	}
 
 	type pair struct{ a, b *ggufTensor }
@@ -140,6 +147,17 @@ func checkAdapter(h *ggufHeader, m *Model) (int, error) {
 		p := pairs[name]
 		if p.a == nil || p.b == nil {
 			return 0, fmt.Errorf("tensor pair for %q lacks its lora_a or lora_b", name)
+		}
+		for _, t := range []*ggufTensor{p.a, p.b} {
+			if t.ne[2] != 1 || t.ne[3] != 1 {
+				return 0, fmt.Errorf("tensor %q has shape %v; LoRA tensors are 2-D", t.name, t.ne)
+			}
+			if !loraType(t.typ) {
+				return 0, fmt.Errorf("tensor %q has ggml type %d; LoRA tensors hold floating-point or quantized weights", t.name, t.typ)
+			}
+		}
+		if p.a.ne[0] < 1 || p.a.ne[1] < 1 || p.b.ne[0] < 1 || p.b.ne[1] < 1 {
+			return 0, fmt.Errorf("tensor %q: lora_a %v and lora_b %v have a dimension of 0 (rank 0?); llama.cpp divides alpha by the rank", name, p.a.ne, p.b.ne)
 		}
 		base, ok := m.shapes[name]
 		if !ok {
@@ -301,4 +319,10 @@ func (c *Context) applyAdapters(list []AdapterScale) error {
 	}
 	c.adapters = slices.Clone(list)
 	return nil
+}
+
+// loraType reports whether ggml type t can hold adapter weights: any float or block
+// type, not the integer types (I8 … I64) or F64, which ggml's matrix products refuse.
+func loraType(t uint32) bool {
+	return t < uint32(C.GGML_TYPE_I8) || t > uint32(C.GGML_TYPE_F64)
 }

@@ -12,6 +12,8 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 )
@@ -28,6 +30,36 @@ type logSink struct {
 	mu      sync.Mutex
 	pending []byte     // text of the current line so far
 	level   slog.Level // level of the current line, kept for GGML_LOG_LEVEL_CONT fragments
+	// The newest error line and how many error lines came before it, so that a failed
+	// call can say why in its error instead of sending the user to the log.
+	lastErr  string
+	errCount uint64
+}
+
+// errorMark returns the count of error lines logged so far.
+func (s *logSink) errorMark() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.errCount
+}
+
+// errorSince returns the newest error line logged after mark, or "".
+func (s *logSink) errorSince(mark uint64) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.errCount == mark {
+		return ""
+	}
+	return s.lastErr
+}
+
+// why is ": " and the newest error line libllama logged since mark, or hint when none:
+// the reason a C call failed, for its Go error.
+func (s *logSink) why(mark uint64, hint string) string {
+	if e := s.errorSince(mark); e != "" {
+		return ": libllama says " + strconv.Quote(e)
+	}
+	return hint
 }
 
 // sink is package-level because llama_log_set installs one process-wide callback for
@@ -101,6 +133,10 @@ func (s *logSink) write(level int, text []byte) {
 			break
 		}
 		lines = append(lines, logLine{s.level, string(s.pending[:i])})
+		if s.level >= slog.LevelError {
+			s.lastErr = strings.TrimSpace(string(s.pending[:i]))
+			s.errCount++
+		}
 		s.pending = s.pending[i+1:]
 	}
 	if len(s.pending) > maxPendingLog {

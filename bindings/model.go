@@ -116,12 +116,13 @@ func LoadModel(path string, opts ModelOptions) (*Model, error) {
 
 	cpath := C.CString(path)
 	defer C.free(unsafe.Pointer(cpath))
+	mark := sink.errorMark()
 	ptr := C.llama_model_load_from_file(cpath, params)
 	if ptr == nil {
 		if cancelled {
 			return nil, fmt.Errorf("bindings: load model %s: cancelled by the progress callback", path)
 		}
-		return nil, fmt.Errorf("bindings: load model %s: libllama could not load it; its log (see SetLogger) says why", path)
+		return nil, fmt.Errorf("bindings: load model %s: libllama could not load it%s", path, sink.why(mark, "; its log (see SetLogger) says why"))
 	}
 
 	m := &Model{

@@ -112,6 +112,9 @@ func LoadModel(path string, opts ModelOptions) (m *Model, err error) {
 		return nil, fmt.Errorf("trainer: load model %s: missing or malformed %s", path, tokEmbd)
 	}
 	hp.Vocab = int(te.Dims[1])
+	if err := checkVocab(f); err != nil {
+		return nil, fmt.Errorf("trainer: load model %s: %w", path, err)
+	}
 
 	computeT, err := opts.computeType(opts.GPU)
 	if err != nil {
@@ -146,7 +149,7 @@ func LoadModel(path string, opts ModelOptions) (m *Model, err error) {
 			if spec.Optional {
 				return nil, nil
 			}
-			return nil, fmt.Errorf("tensor %s is missing", name)
+			return nil, fmt.Errorf("tensor %s is missing (%s.block_count is %d)", name, hp.Arch, hp.Layers)
 		}
 		if err := checkShape(spec, info, hp); err != nil {
 			return nil, err

@@ -176,6 +176,10 @@ func runBench(c *cli.Context) error {
 	if shape != "" {
 		res.Model = shape
 	}
+	// llama-bench is C all the way: a model it cannot load may abort it mid-output.
+	if err := checkModelFile(model, trainer.CheckAll, false); err != nil {
+		return err
+	}
 	var err error
 	fmt.Fprintf(w, "bench: llama-bench pp%d, %d threads\n", res.SeqLen, res.Threads)
 	if res.LlamaPP, err = llamaBenchPP(c.Context, filepath.Join(c.String("tools"), "llama-bench"), model, res.SeqLen, res.Threads, c.Bool("gpu")); err != nil {

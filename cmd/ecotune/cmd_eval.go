@@ -18,6 +18,7 @@ import (
 	"github.com/ecotune/ecotune/bindings"
 	"github.com/ecotune/ecotune/data"
 	"github.com/ecotune/ecotune/eval"
+	"github.com/ecotune/ecotune/trainer"
 )
 
 func evalCommand() *cli.Command {
@@ -77,6 +78,9 @@ func runEvalReport(c *cli.Context) error {
 	}
 	if c.Int("max-tokens") < 0 || c.Int("parallel") < 1 || c.Int("seq-len") < 2 || c.Int("limit") < 0 {
 		return usagef("--max-tokens must be ≥ 0, --parallel ≥ 1, --seq-len ≥ 2 and --limit ≥ 0")
+	}
+	if err := checkModelFile(c.String("model"), trainer.CheckAll, true); err != nil {
+		return err
 	}
 	model, err := bindings.LoadModel(c.String("model"), bindings.ModelOptions{GPULayers: c.Int("gpu-layers")})
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"github.com/ecotune/ecotune/ggml"
 	"github.com/ecotune/ecotune/gguf"
 	"github.com/ecotune/ecotune/quant"
+	"github.com/ecotune/ecotune/trainer"
 )
 
 func exportCommand() *cli.Command {
@@ -49,6 +50,9 @@ Example:
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 0 {
 				return usagef("export peft: unexpected arguments %v; the output goes to -o", c.Args().Slice())
+			}
+			if err := checkModelFile(c.String("model"), trainer.CheckParts{Arch: true}, true); err != nil {
+				return err
 			}
 			sum, err := export.ExportPEFT(export.PEFTOptions{Adapter: c.String("adapter"), Base: c.String("model"), Dir: c.String("output"), BaseModelName: c.String("base-name")})
 			if err != nil {
@@ -93,6 +97,10 @@ Example:
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 0 {
 				return usagef("export ollama: unexpected arguments %v; the output goes to -o", c.Args().Slice())
+			}
+			// Ollama runs the model with llama.cpp: a Modelfile for one it cannot load helps nobody.
+			if err := checkModelFile(c.String("model"), trainer.CheckAll, true); err != nil {
+				return err
 			}
 			sum, err := export.WriteOllama(export.OllamaOptions{Base: c.String("model"), Adapter: c.String("adapter"), Dir: c.String("output"),
 				Copy: c.Bool("copy"), Format: c.String("format"), System: c.String("system")})
@@ -146,6 +154,9 @@ Example:
 			if !c.Bool("quiet") {
 				show := byteProgress(c.App.ErrWriter, "exporting")
 				opts.Progress = func(p onnx.Progress) { show(p.BytesDone, p.BytesTotal, p.Done, p.Total) }
+			}
+			if err := checkModelFile(opts.Model, trainer.CheckParts{Arch: true}, false); err != nil {
+				return err
 			}
 			sum, err := onnx.Export(context.Background(), opts)
 			if err != nil {

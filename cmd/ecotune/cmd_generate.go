@@ -11,6 +11,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/ecotune/ecotune/bindings"
+	"github.com/ecotune/ecotune/trainer"
 )
 
 func generateCommand() *cli.Command {
@@ -120,6 +121,9 @@ func openForGeneration(c *cli.Context) (model *bindings.Model, lctx *bindings.Co
 			closeAll()
 		}
 	}()
+	if err = checkModelFile(c.String("model"), trainer.CheckAll, true); err != nil {
+		return nil, nil, nil, err
+	}
 	if model, err = bindings.LoadModel(c.String("model"), bindings.ModelOptions{GPULayers: c.Int("gpu-layers")}); err != nil {
 		return nil, nil, nil, err
 	}

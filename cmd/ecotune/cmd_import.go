@@ -6,6 +6,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/ecotune/ecotune/export"
+	"github.com/ecotune/ecotune/trainer"
 )
 
 func importCommand() *cli.Command {
@@ -42,6 +43,9 @@ Example:
 			}
 			if c.String("model") == "" || c.String("output") == "" {
 				return usagef("import peft: --model BASE.gguf and -o ADAPTER.gguf are required")
+			}
+			if err := checkModelFile(c.String("model"), trainer.CheckParts{Arch: true}, true); err != nil {
+				return err
 			}
 			sum, err := export.ImportPEFT(export.ImportOptions{Dir: args[0], Base: c.String("model"), Out: c.String("output")})
 			if err != nil {

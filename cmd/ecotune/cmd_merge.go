@@ -10,6 +10,7 @@ import (
 
 	"github.com/ecotune/ecotune/export"
 	"github.com/ecotune/ecotune/quant"
+	"github.com/ecotune/ecotune/trainer"
 )
 
 func mergeCommand() *cli.Command {
@@ -58,6 +59,10 @@ Example:
 			if !c.Bool("quiet") {
 				show := byteProgress(c.App.ErrWriter, "merging")
 				opts.Progress = func(p export.Progress) { show(p.BytesDone, p.BytesTotal, p.Done, p.Total) }
+			}
+			// A merged copy of a model llama.cpp cannot load is no model either.
+			if err := checkModelFile(opts.Base, trainer.CheckAll, true); err != nil {
+				return err
 			}
 			sum, err := export.Merge(context.Background(), opts)
 			if err != nil {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/ecotune/ecotune/bindings"
 	"github.com/ecotune/ecotune/data"
+	"github.com/ecotune/ecotune/trainer"
 )
 
 func prepareCommand() *cli.Command {
@@ -82,6 +83,10 @@ Example:
 			}
 			cfg.Fields = fields
 			if path := c.String("model"); path != "" {
+				// libllama reads the hyper-parameters even for the vocabulary alone.
+				if err := checkModelFile(path, trainer.CheckAll, true); err != nil {
+					return err
+				}
 				m, err := bindings.LoadModel(path, bindings.ModelOptions{VocabOnly: true})
 				if err != nil {
 					return err

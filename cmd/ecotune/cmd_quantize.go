@@ -12,6 +12,7 @@ import (
 
 	"github.com/ecotune/ecotune/gguf"
 	"github.com/ecotune/ecotune/quant"
+	"github.com/ecotune/ecotune/trainer"
 )
 
 func quantizeCommand() *cli.Command {
@@ -69,6 +70,10 @@ Example:
 			if !c.Bool("quiet") {
 				show := byteProgress(c.App.ErrWriter, "quantizing to "+ft.String())
 				opts.Progress = func(p quant.Progress) { show(p.BytesDone, p.BytesTotal, p.Done, p.Total) }
+			}
+			// A quantized copy of a model llama.cpp cannot load is no model either.
+			if err := checkModelFile(in, trainer.CheckAll, true); err != nil {
+				return err
 			}
 			s, err := quant.QuantizeModel(context.Background(), in, out, opts)
 			if err != nil {

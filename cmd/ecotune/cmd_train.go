@@ -127,7 +127,7 @@ type runSettings struct {
 	Config     trainer.Config  `json:"config"`
 }
 
-func runTrain(c *cli.Context) error {
+func runTrain(c *cli.Context) (err error) {
 	if c.NArg() > 0 {
 		return usagef("train takes no arguments (got %q)", c.Args().First())
 	}
@@ -239,6 +239,15 @@ func runTrain(c *cli.Context) error {
 	if err := sched.Validate(); err != nil {
 		return usagef("%v", err)
 	}
+	// A run refused before its first step leaves no output directory it created: a
+	// later command with the same --out must not take it for an earlier run.
+	_, statErr := os.Stat(out)
+	created, started := errors.Is(statErr, os.ErrNotExist), false
+	defer func() {
+		if err != nil && created && !started {
+			os.RemoveAll(out)
+		}
+	}()
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return fmt.Errorf("creating the output directory: %w", err)
 	}
@@ -248,7 +257,11 @@ func runTrain(c *cli.Context) error {
 		}
 	}
 
-	// The base model's own tokenizer (libllama, vocabulary only).
+	// The base model's own tokenizer (libllama, vocabulary only), once Go has checked
+	// what libllama would otherwise assert on.
+	if err := checkModelFile(rs.Model, trainer.CheckAll, false); err != nil {
+		return err
+	}
 	vocab, err := bindings.LoadModel(rs.Model, bindings.ModelOptions{VocabOnly: true})
 	if err != nil {
 		return err
@@ -349,6 +362,7 @@ func runTrain(c *cli.Context) error {
 
 	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	started = true
 	res, err := trainer.Train(ctx, m, *cfg, trainSet, valSet)
 	if bar != nil {
 		if err == nil {

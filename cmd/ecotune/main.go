@@ -3,6 +3,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -40,11 +41,11 @@ func newApp(stdout, stderr io.Writer, notFound *bool) *cli.App {
 			&cli.BoolFlag{Name: "verbose", Usage: "log llama.cpp and ggml messages"},
 		},
 		Before: func(c *cli.Context) error {
-			level := slog.LevelError // llama.cpp warns about things users cannot change
+			var h slog.Handler = libLogFilter{slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelError})}
 			if c.Bool("verbose") {
-				level = slog.LevelDebug
+				h = slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelDebug})
 			}
-			slog.SetDefault(slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})))
+			slog.SetDefault(slog.New(h))
 			if err := loadDotEnv(".env"); err != nil {
 				return usageError{err}
 			}
@@ -111,4 +112,29 @@ func hintFor(err error) string {
 		return "check the file's permissions"
 	}
 	return ""
+}
+
+// libLogFilter drops the log records of llama.cpp and ggml below --verbose: the
+// bindings put libllama's reason for a failure into the returned error, so printing
+// the log line too would make one failure two messages.
+type libLogFilter struct{ slog.Handler }
+
+func (h libLogFilter) Handle(ctx context.Context, r slog.Record) error {
+	lib := false
+	r.Attrs(func(a slog.Attr) bool {
+		lib = (a.Key == "lib" && a.Value.String() == "llama.cpp") || (a.Key == "source" && a.Value.String() == "ggml")
+		return !lib
+	})
+	if lib {
+		return nil
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h libLogFilter) WithAttrs(as []slog.Attr) slog.Handler {
+	return libLogFilter{h.Handler.WithAttrs(as)}
+}
+
+func (h libLogFilter) WithGroup(name string) slog.Handler {
+	return libLogFilter{h.Handler.WithGroup(name)}
 }
