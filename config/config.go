@@ -41,10 +41,11 @@ const (
 	Float
 	Bool
 	StringList
+	Count // an integer of at least 1: a rank, a batch size, a step count
 )
 
 func (k Kind) String() string {
-	return [...]string{"a string", "an integer", "a number", "true or false", "a list of strings"}[k]
+	return [...]string{"a string", "an integer", "a number", "true or false", "a list of strings", "an integer of at least 1"}[k]
 }
 
 // Key describes one configuration key.
@@ -69,7 +70,7 @@ func Keys() []Key {
 		{"data.packing", Bool, "lay several examples end to end in each sequence, each attending only to itself"},
 		{"data.train_on_inputs", Bool, "the loss covers prompts too, not only answers"},
 
-		{"lora.r", Int, "LoRA rank"},
+		{"lora.r", Count, "LoRA rank"},
 		{"lora.lora_alpha", Float, "LoRA alpha: updates are scaled by alpha/r (alpha/sqrt(r) with use_rslora)"},
 		{"lora.lora_dropout", Float, "dropout on the adapters' input"},
 		{"lora.target_modules", StringList, "modules to adapt: Hugging Face (q_proj) or GGUF (attn_q) names, or [\"all\"]"},
@@ -83,8 +84,8 @@ func Keys() []Key {
 		{"training.warmup_steps", Int, "linear warmup steps"},
 		{"training.max_steps", Int, "optimizer steps"},
 		{"training.epochs", Int, "passes over the training data (replaces max_steps)"},
-		{"training.batch_size", Int, "sequences per micro-batch"},
-		{"training.gradient_accumulation", Int, "micro-batches per optimizer step"},
+		{"training.batch_size", Count, "sequences per micro-batch"},
+		{"training.gradient_accumulation", Count, "micro-batches per optimizer step"},
 		{"training.max_grad_norm", Float, "clip the global gradient norm; 0 disables"},
 		{"training.weight_decay", Float, "AdamW decoupled weight decay"},
 		{"training.adam_beta1", Float, "AdamW decay of the first moment"},
@@ -261,8 +262,8 @@ func format(k Key, v any) (string, error) {
 		if s, ok := v.(string); ok {
 			return s, nil
 		}
-	case Int:
-		if n, ok := v.(int64); ok {
+	case Int, Count:
+		if n, ok := v.(int64); ok && (k.Kind == Int || n >= 1) {
 			return strconv.FormatInt(n, 10), nil
 		}
 	case Float:
@@ -300,6 +301,11 @@ func checkText(k Key, s string) error {
 	switch k.Kind {
 	case Int:
 		_, err = strconv.ParseInt(s, 10, 64)
+	case Count:
+		var n int64
+		if n, err = strconv.ParseInt(s, 10, 64); err == nil && n < 1 {
+			err = fmt.Errorf("%d < 1", n)
+		}
 	case Float:
 		_, err = strconv.ParseFloat(s, 64)
 	case Bool:

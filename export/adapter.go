@@ -2,6 +2,7 @@ package export
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 
@@ -114,6 +115,9 @@ func readAdapter(path string, f *gguf.File) (*Adapter, error) {
 		if a.Alpha, err = f.Meta.Float32("adapter.lora.alpha"); err != nil {
 			return nil, bad("%v", err)
 		}
+		if x := float64(a.Alpha); math.IsNaN(x) || math.IsInf(x, 0) {
+			return nil, bad("adapter.lora.alpha is %v, want a finite number", x)
+		}
 	}
 
 	pairs := map[string]*Pair{}
@@ -150,6 +154,11 @@ func readAdapter(path string, f *gguf.File) (*Adapter, error) {
 	for _, p := range pairs {
 		if p.A.Name == "" || p.B.Name == "" {
 			return nil, bad("tensor pair for %q lacks its lora_a or lora_b", p.Base)
+		}
+		for _, t := range []gguf.TensorInfo{p.A, p.B} {
+			if t.Type != gguf.TypeF32 && t.Type != gguf.TypeF16 && t.Type != gguf.TypeBF16 && !t.Type.IsQuantized() {
+				return nil, bad("tensor %q has type %s; LoRA tensors are F32, F16 or BF16", t.Name, t.Type)
+			}
 		}
 		if p.A.Type.IsQuantized() || p.B.Type.IsQuantized() {
 			return nil, bad("tensor pair for %q is quantized (%s, %s); use an F32, F16 or BF16 adapter", p.Base, p.A.Type, p.B.Type)

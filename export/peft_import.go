@@ -158,6 +158,13 @@ func ImportPEFT(opts ImportOptions) (*PEFTSummary, error) {
 			return nil, bad("%s: module %s: lora_A %v and lora_B %v do not fit base tensor %s (ne %v; want lora_A [r, %d], lora_B [%d, r])",
 				PEFTWeightsFile, path, p.a.Shape, p.b.Shape, w.Name, w.Dims, w.Dims[0], w.Dims[1])
 		}
+		wantR := int64(cfg.R)
+		if v, ok := patternValue(ranksAsFloats(cfg.RankPattern), path); ok {
+			wantR = int64(v)
+		}
+		if r != wantR {
+			return nil, bad("%s: module %s has rank %d (lora_A %v), but %s says r %d", PEFTWeightsFile, path, r, p.a.Shape, PEFTConfigFile, wantR)
+		}
 		targets[path[strings.LastIndex(path, ".")+1:]] = true
 		typA, aData, err := ggufData(sf, p.a)
 		if err != nil {
@@ -234,6 +241,15 @@ func patternValue(pattern map[string]float64, path string) (float64, bool) {
 // ggufData returns a safetensors tensor's bytes in a GGUF float type: F32,
 // F16 and BF16 as they are (the bytes are the same), F64 converted to F32.
 func ggufData(sf *safetensors.File, t *safetensors.TensorInfo) (gguf.Type, []byte, error) {
+	// A NaN or infinity in an adapter poisons every output of the model it is applied
+	// to; it is a broken file, not a value to carry over.
+	if x, err := sf.Float32s(t.Name); err == nil {
+		for i, v := range x {
+			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+				return 0, nil, fmt.Errorf("%s: tensor %q: element %d is %v, want finite values", PEFTWeightsFile, t.Name, i, v)
+			}
+		}
+	}
 	same := map[safetensors.DType]gguf.Type{safetensors.F32: gguf.TypeF32, safetensors.F16: gguf.TypeF16, safetensors.BF16: gguf.TypeBF16}
 	if typ, ok := same[t.DType]; ok {
 		data, err := sf.Data(t.Name)
@@ -261,4 +277,13 @@ func scaleF32(sf *safetensors.File, t *safetensors.TensorInfo, factor float64) (
 		binary.LittleEndian.PutUint32(out[4*i:], math.Float32bits(float32(float64(v)*factor)))
 	}
 	return gguf.TypeF32, out, nil
+}
+
+// ranksAsFloats is PEFT's rank_pattern in the form patternValue looks up.
+func ranksAsFloats(p map[string]int) map[string]float64 {
+	out := make(map[string]float64, len(p))
+	for k, v := range p {
+		out[k] = float64(v)
+	}
+	return out
 }

@@ -270,12 +270,22 @@ func parse(path string, r io.ReaderAt, size int64) (*File, error) {
 		}
 		return cmpInt(a.End, b.End)
 	})
+	// The format leaves no holes (the reference reader refuses them too): a header
+	// whose length field is off by a few bytes otherwise passes, every tensor shifted.
+	end := int64(0)
 	for i := range f.Tensors {
 		t := f.Tensors[i]
 		if i > 0 && t.Begin < f.Tensors[i-1].End {
 			return nil, bad("tensor %q: data_offsets [%d, %d) overlap tensor %q's [%d, %d)", t.Name, t.Begin, t.End, f.Tensors[i-1].Name, f.Tensors[i-1].Begin, f.Tensors[i-1].End)
 		}
+		if t.Begin != end {
+			return nil, bad("tensor %q: data_offsets start at %d, but the data before it ends at %d (a hole)", t.Name, t.Begin, end)
+		}
+		end = t.End
 		f.byName[t.Name] = i
+	}
+	if end != dataLen {
+		return nil, bad("the tensors' data ends at %d of the %d data bytes after the header (is the header length wrong?)", end, dataLen)
 	}
 	return f, nil
 }

@@ -35,32 +35,34 @@ var CheckAll = CheckParts{Arch: true, Vocab: true}
 // present, a shape the hyper-parameters disagree with) is an assert that aborts the
 // process rather than an error. Errors name the key or tensor at fault; an
 // architecture ecotune does not know matches ErrUnknownArch, after the vocabulary
-// check, so that callers that can go on still get it.
+// check, so that callers that can go on have had the rest checked.
 func CheckModel(f *gguf.File, parts CheckParts) error {
-	var archErr error
-	if parts.Arch {
-		archErr = checkArch(f)
-		if archErr != nil && !errors.Is(archErr, ErrUnknownArch) {
-			return archErr
-		}
-	}
+	// The vocabulary first: a vocabulary that disagrees with the embedding's rows is
+	// better told as that than as the output matrix's shape.
 	if parts.Vocab {
 		if err := checkVocab(f); err != nil {
 			return err
 		}
 	}
-	return archErr
+	if parts.Arch {
+		return checkArch(f)
+	}
+	return nil
 }
 
 // checkArch reads the hyper-parameters and checks each tensor the architecture names.
 func checkArch(f *gguf.File) error {
+	name, err := f.Meta.String("general.architecture")
+	if err != nil {
+		return fmt.Errorf("reading architecture: %w", err)
+	}
+	arch, err := lookupArch(name)
+	if err != nil {
+		return unknownArchError{err}
+	}
 	hp, err := readHParams(f.Meta)
 	if err != nil {
 		return err
-	}
-	arch, err := lookupArch(hp.Arch)
-	if err != nil {
-		return unknownArchError{err}
 	}
 	if arch.ReadHParams != nil {
 		if err := arch.ReadHParams(f.Meta, &hp); err != nil {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/ecotune/ecotune/factory"
 	"github.com/ecotune/ecotune/gguf"
+	"github.com/ecotune/ecotune/trainer"
 )
 
 func initCommand() *cli.Command {
@@ -79,6 +80,18 @@ Example:
 			// that cannot be read is found by Init, an error like any I/O one.
 			if err := spec.Validate(); err != nil {
 				return usageError{err}
+			}
+			// The new model inherits the vocabulary file's tokenizer: a broken one would
+			// make a model llama.cpp cannot load.
+			if spec.VocabFile != "" {
+				if err := checkModelFile(spec.VocabFile, trainer.CheckParts{Vocab: true}, true); err != nil {
+					return err
+				}
+			}
+			if spec.Weights != "" {
+				if err := checkModelFile(spec.Weights, trainer.CheckParts{}, true); err != nil {
+					return err
+				}
 			}
 			if err := factory.Init(spec, out); err != nil {
 				return err

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"sort"
 	"strings"
 	"syscall"
@@ -57,9 +56,18 @@ Example:
 			&cli.BoolFlag{Name: "json", Usage: "print the manifest as JSON"},
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress bar"},
 		},
-		Action: func(c *cli.Context) error {
+		Action: func(c *cli.Context) (err error) {
 			if c.NArg() == 0 {
 				return usagef("prepare needs at least one input PATH")
+			}
+			// A refused run leaves no output directory it created (nothing under the
+			// final names unless complete); an existing one keeps its old files.
+			if _, statErr := os.Stat(c.String("out")); errors.Is(statErr, os.ErrNotExist) {
+				defer func() {
+					if err != nil {
+						os.RemoveAll(c.String("out"))
+					}
+				}()
 			}
 			cfg := data.Config{
 				Inputs:     c.Args().Slice(),
@@ -119,6 +127,12 @@ Example:
 			// none of the outputs.
 			ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			var firstSkip *data.Skip
+			cfg.OnSkip = func(s data.Skip) {
+				if firstSkip == nil {
+					firstSkip = &s
+				}
+			}
 			man, err := data.Prepare(ctx, cfg)
 			if err != nil && ctx.Err() != nil && c.Context.Err() == nil {
 				return fmt.Errorf("prepare: interrupted; %s was left as it was", cfg.OutputDir)
@@ -136,8 +150,16 @@ Example:
 				return enc.Encode(man)
 			}
 			printManifest(c.App.Writer, cfg.OutputDir, man)
-			if man.Kept == 0 && man.Records > 0 {
-				return fmt.Errorf("prepare: none of the %d records could be used; %s says why for each", man.Records, filepath.Join(cfg.OutputDir, "skipped.jsonl"))
+			if man.Records == 0 {
+				return fmt.Errorf("prepare: %s holds no records", strings.Join(cfg.Inputs, ", "))
+			}
+			if man.Kept == 0 {
+				// The output directory goes with the error, so the first reason is in it.
+				first := "see skipped.jsonl"
+				if firstSkip != nil {
+					first = "the first: " + firstSkip.String()
+				}
+				return fmt.Errorf("prepare: none of the %d records could be used; %s", man.Records, first)
 			}
 			return nil
 		},

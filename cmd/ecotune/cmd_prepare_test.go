@@ -18,7 +18,8 @@ func TestPrepareFlags(t *testing.T) {
 	code, out, stderr := runCLI(t, "prepare", csv, "-o", filepath.Join(dir, "a"), "-q")
 	assert.Equal(t, exitError, code)
 	assert.Contains(t, out, "kept 0")
-	assert.Contains(t, stderr, "skipped.jsonl")
+	assert.Contains(t, stderr, "faq.csv:2: skipped (unknown_shape)")
+	assert.NoDirExists(t, filepath.Join(dir, "a"), "a refused run leaves no output")
 
 	code, out, stderr = runCLI(t, "prepare", csv, "-o", filepath.Join(dir, "b"), "--field", "question=q", "--field", "answer=a",
 		"--val", "0", "--test", "0", "-q")

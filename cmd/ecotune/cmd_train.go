@@ -13,6 +13,7 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"github.com/schollz/progressbar/v3"
 	"github.com/urfave/cli/v2"
@@ -498,9 +499,15 @@ func loadTrainData(path string, tok tokenizer, seqLen int, allTargets bool, trun
 		}
 		return out, nil
 	}
+	if ext := dataFormatExt(path); ext != "" {
+		return nil, fmt.Errorf("%s: train reads plain text or prepared .jsonl, not %s files; run `ecotune prepare %s -o DIR` and train on DIR", path, ext, path)
+	}
 	text, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
+	}
+	if !utf8.Valid(text) {
+		return nil, fmt.Errorf("%s: byte %d is not UTF-8 text (is it a binary file?)", path, firstInvalidUTF8(text))
 	}
 	ids, err := tok.Tokenize(string(text), true, false)
 	if err != nil {

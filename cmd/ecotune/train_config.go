@@ -40,8 +40,10 @@ func applyTrainConfig(c *cli.Context) error {
 	f := &config.File{}
 	if path := c.String("config"); path != "" {
 		var err error
+		// A bad file is a bad input like any other (exit 1); the variables below are
+		// part of how the command was called.
 		if f, err = config.Load(path); err != nil {
-			return usageError{err}
+			return err
 		}
 	}
 	if err := f.ApplyEnv(os.Environ()); err != nil {

@@ -48,11 +48,11 @@ func TestPrintConfigLayers(t *testing.T) {
 	assert.Equal(t, "32", v)
 }
 
-func TestConfigErrorsAreUsageErrors(t *testing.T) {
+func TestConfigErrors(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "bad.toml")
 	require.NoError(t, os.WriteFile(p, []byte("[lora]\nrank = 8\n"), 0o644))
 	code, _, stderr := runCLI(t, "train", "--config", p, "--print-config")
-	assert.Equal(t, exitUsage, code)
+	assert.Equal(t, exitError, code, "a bad file is an error, not a usage error")
 	assert.Contains(t, stderr, "bad.toml:2: unknown key lora.rank (did you mean lora.r?)")
 
 	t.Setenv("ECOTUNE_TRAINING_STEPS", "10")

@@ -26,10 +26,23 @@ const (
 	KindConfig  Kind = "config"  // a TOML run configuration
 )
 
+// Part says which part of a model file an entry breaks, for commands that read only
+// some of a model: init --vocab takes the tokenizer alone, init --weights the tensors.
+type Part string
+
+// Parts of a model file.
+const (
+	PartFormat  Part = "format"  // the GGUF layout: lengths, counts, offsets, types, truncation
+	PartHParams Part = "hparams" // hyper-parameters, alone or against the tensors or vocabulary
+	PartTensors Part = "tensors" // a tensor's presence, shape or type
+	PartVocab   Part = "vocab"   // the tokenizer's arrays and special token ids
+)
+
 // Entry is one hostile input.
 type Entry struct {
 	Name string // unique within the corpus; used as the file name's stem
 	Kind Kind
+	Part Part   // for KindModel entries; "" otherwise
 	Ext  string // file extension with its dot (".gguf", ".jsonl.gz"); "" for a folder
 	// Want is a regular expression the one-line error must match: the field or position
 	// the input is wrong at.
@@ -37,7 +50,7 @@ type Entry struct {
 	// MayPass marks inputs that are odd but well-formed (a bit flip inside a token string
 	// or in the weights): a command may accept them, but must still never crash or hang.
 	MayPass bool
-	write func(path string) error
+	write   func(path string) error
 }
 
 // File is the name Write gives the entry inside its directory.

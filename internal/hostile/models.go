@@ -17,7 +17,12 @@ func Models(base []byte) ([]Entry, error) {
 		return nil, fmt.Errorf("hostile: base model: %w", err)
 	}
 	var out []Entry
-	add := func(name, want string, b []byte) { out = append(out, bytesEntry("model-"+name, KindModel, ".gguf", want, b)) }
+	part := PartFormat
+	add := func(name, want string, b []byte) {
+		e := bytesEntry("model-"+name, KindModel, ".gguf", want, b)
+		e.Part = part
+		out = append(out, e)
+	}
 
 	// Truncation at every section boundary: the header fields, the first key-value pair,
 	// the middle and end of the metadata, the tensor infos, the data section.
@@ -64,56 +69,57 @@ func Models(base []byte) ([]Entry, error) {
 
 	// Hyper-parameters that contradict themselves or the tensors.
 	edits := []struct {
+		part       Part
 		name, want string
 		edit       func(f *gguf.File, b *gguf.Builder) error
 	}{
-		{"head-count-0", `head_count`, setU32("llama.attention.head_count", 0)},
-		{"head-count-kv-0", `head_count_kv`, setU32("llama.attention.head_count_kv", 0)},
-		{"head-count-kv-3", `head_count`, setU32("llama.attention.head_count_kv", 3)},
-		{"embd-not-multiple-of-heads", `head_count|embedding_length`, setU32("llama.attention.head_count", 7)},
-		{"head-count-huge", `head_count`, setU32("llama.attention.head_count", 1<<31)},
-		{"block-count-above-tensors", `block_count|blk\.5`, setU32("llama.block_count", 6)},
-		{"block-count-0", `block_count`, setU32("llama.block_count", 0)},
-		{"block-count-huge", `block_count`, setU32("llama.block_count", math.MaxUint32)},
-		{"embedding-length-0", `embedding_length`, setU32("llama.embedding_length", 0)},
-		{"embedding-length-wrong", `embedding_length|token_embd|shape`, setU32("llama.embedding_length", 128)},
-		{"ff-length-wrong", `feed_forward_length|ffn_|shape`, setU32("llama.feed_forward_length", 100)},
-		{"context-length-0", `context_length`, setU32("llama.context_length", 0)},
-		{"rope-dims-huge", `rope\.dimension_count`, setU32("llama.rope.dimension_count", 1000)},
-		{"rms-eps-nan", `layer_norm_rms_epsilon`, setF32("llama.attention.layer_norm_rms_epsilon", float32(math.NaN()))},
-		{"rms-eps-negative", `layer_norm_rms_epsilon`, setF32("llama.attention.layer_norm_rms_epsilon", -1)},
-		{"head-count-string", `head_count`, func(_ *gguf.File, b *gguf.Builder) error {
+		{PartHParams, "head-count-0", `head_count`, setU32("llama.attention.head_count", 0)},
+		{PartHParams, "head-count-kv-0", `head_count_kv`, setU32("llama.attention.head_count_kv", 0)},
+		{PartHParams, "head-count-kv-3", `head_count`, setU32("llama.attention.head_count_kv", 3)},
+		{PartHParams, "embd-not-multiple-of-heads", `head_count|embedding_length`, setU32("llama.attention.head_count", 7)},
+		{PartHParams, "head-count-huge", `head_count`, setU32("llama.attention.head_count", 1<<31)},
+		{PartHParams, "block-count-above-tensors", `block_count|blk\.5`, setU32("llama.block_count", 6)},
+		{PartHParams, "block-count-0", `block_count`, setU32("llama.block_count", 0)},
+		{PartHParams, "block-count-huge", `block_count`, setU32("llama.block_count", math.MaxUint32)},
+		{PartHParams, "embedding-length-0", `embedding_length`, setU32("llama.embedding_length", 0)},
+		{PartHParams, "embedding-length-wrong", `embedding_length|token_embd|shape`, setU32("llama.embedding_length", 128)},
+		{PartHParams, "ff-length-wrong", `feed_forward_length|ffn_|shape`, setU32("llama.feed_forward_length", 100)},
+		{PartHParams, "context-length-0", `context_length`, setU32("llama.context_length", 0)},
+		{PartHParams, "rope-dims-huge", `rope\.dimension_count`, setU32("llama.rope.dimension_count", 1000)},
+		{PartHParams, "rms-eps-nan", `layer_norm_rms_epsilon`, setF32("llama.attention.layer_norm_rms_epsilon", float32(math.NaN()))},
+		{PartHParams, "rms-eps-negative", `layer_norm_rms_epsilon`, setF32("llama.attention.layer_norm_rms_epsilon", -1)},
+		{PartHParams, "head-count-string", `head_count`, func(_ *gguf.File, b *gguf.Builder) error {
 			b.Meta.Set("llama.attention.head_count", gguf.ValueOf("eight"))
 			return nil
 		}},
-		{"arch-unknown", `architecture`, func(_ *gguf.File, b *gguf.Builder) error {
+		{PartHParams, "arch-unknown", `architecture`, func(_ *gguf.File, b *gguf.Builder) error {
 			b.Meta.Set("general.architecture", gguf.ValueOf("nosucharch"))
 			return nil
 		}},
-		{"arch-missing", `architecture`, func(_ *gguf.File, b *gguf.Builder) error {
+		{PartHParams, "arch-missing", `architecture`, func(_ *gguf.File, b *gguf.Builder) error {
 			b.Meta.Delete("general.architecture")
 			return nil
 		}},
-		{"arch-not-string", `architecture`, func(_ *gguf.File, b *gguf.Builder) error {
+		{PartHParams, "arch-not-string", `architecture`, func(_ *gguf.File, b *gguf.Builder) error {
 			b.Meta.Set("general.architecture", gguf.ValueOf(uint32(7)))
 			return nil
 		}},
 		// Token ids and tokenizer arrays against the vocabulary.
-		{"bos-out-of-vocab", `bos_token_id`, setU32("tokenizer.ggml.bos_token_id", 99999)},
-		{"eos-out-of-vocab", `eos_token_id`, setU32("tokenizer.ggml.eos_token_id", 1<<31)},
-		{"scores-short", `tokenizer\.ggml\.scores`, func(_ *gguf.File, b *gguf.Builder) error {
+		{PartVocab, "bos-out-of-vocab", `bos_token_id`, setU32("tokenizer.ggml.bos_token_id", 99999)},
+		{PartVocab, "eos-out-of-vocab", `eos_token_id`, setU32("tokenizer.ggml.eos_token_id", 1<<31)},
+		{PartVocab, "scores-short", `tokenizer\.ggml\.scores`, func(_ *gguf.File, b *gguf.Builder) error {
 			b.Meta.Set("tokenizer.ggml.scores", gguf.ArrayOf([]float32{0, 0, 0}))
 			return nil
 		}},
-		{"token-type-short", `tokenizer\.ggml\.token_type`, func(_ *gguf.File, b *gguf.Builder) error {
+		{PartVocab, "token-type-short", `tokenizer\.ggml\.token_type`, func(_ *gguf.File, b *gguf.Builder) error {
 			b.Meta.Set("tokenizer.ggml.token_type", gguf.ArrayOf([]int32{1}))
 			return nil
 		}},
-		{"tokens-not-strings", `tokenizer\.ggml\.tokens`, func(_ *gguf.File, b *gguf.Builder) error {
+		{PartVocab, "tokens-not-strings", `tokenizer\.ggml\.tokens`, func(_ *gguf.File, b *gguf.Builder) error {
 			b.Meta.Set("tokenizer.ggml.tokens", gguf.ArrayOf(make([]uint32, 512)))
 			return nil
 		}},
-		{"tokens-fewer-than-rows", `tokenizer\.ggml\.tokens|token_embd|vocab`, func(_ *gguf.File, b *gguf.Builder) error {
+		{PartHParams, "tokens-fewer-than-rows", `tokenizer\.ggml\.tokens|token_embd|vocab`, func(_ *gguf.File, b *gguf.Builder) error {
 			toks := make([]string, 100)
 			for i := range toks {
 				toks[i] = fmt.Sprintf("t%d", i)
@@ -124,22 +130,24 @@ func Models(base []byte) ([]Entry, error) {
 			return nil
 		}},
 		// Tensors with wrong shapes, types or missing.
-		{"tensor-shape-wrong", `blk\.0\.attn_q\.weight`, retensor(q, []int64{64, 32}, gguf.TypeF32)},
-		{"tensor-shape-transposed", `blk\.0\.ffn_down\.weight`, retensor("blk.0.ffn_down.weight", []int64{64, 172}, gguf.TypeF32)},
-		{"tensor-3d", `blk\.0\.attn_q\.weight`, retensor(q, []int64{64, 32, 2}, gguf.TypeF32)},
-		{"token-embd-rows-wrong", `token_embd|vocab|tokens`, retensor("token_embd.weight", []int64{64, 100}, gguf.TypeF32)},
-		{"tensor-type-i32", `blk\.0\.attn_q\.weight`, retensor(q, []int64{64, 64}, gguf.TypeI32)},
-		{"norm-type-f16", `blk\.0\.attn_norm\.weight`, retensor("blk.0.attn_norm.weight", []int64{64}, gguf.TypeF16)},
-		{"tensor-missing", `blk\.2\.ffn_up\.weight`, dropTensor("blk.2.ffn_up.weight")},
-		{"output-norm-missing", `output_norm\.weight`, dropTensor("output_norm.weight")},
+		{PartTensors, "tensor-shape-wrong", `blk\.0\.attn_q\.weight`, retensor(q, []int64{64, 32}, gguf.TypeF32)},
+		{PartTensors, "tensor-shape-transposed", `blk\.0\.ffn_down\.weight`, retensor("blk.0.ffn_down.weight", []int64{64, 172}, gguf.TypeF32)},
+		{PartTensors, "tensor-3d", `blk\.0\.attn_q\.weight`, retensor(q, []int64{64, 32, 2}, gguf.TypeF32)},
+		{PartTensors, "token-embd-rows-wrong", `token_embd|vocab|tokens`, retensor("token_embd.weight", []int64{64, 100}, gguf.TypeF32)},
+		{PartTensors, "tensor-type-i32", `blk\.0\.attn_q\.weight`, retensor(q, []int64{64, 64}, gguf.TypeI32)},
+		{PartTensors, "norm-type-f16", `blk\.0\.attn_norm\.weight`, retensor("blk.0.attn_norm.weight", []int64{64}, gguf.TypeF16)},
+		{PartTensors, "tensor-missing", `blk\.2\.ffn_up\.weight`, dropTensor("blk.2.ffn_up.weight")},
+		{PartTensors, "output-norm-missing", `output_norm\.weight`, dropTensor("output_norm.weight")},
 	}
 	for _, e := range edits {
 		b, err := edit(base, e.edit)
 		if err != nil {
 			return nil, fmt.Errorf("hostile: model-%s: %w", e.name, err)
 		}
+		part = e.part
 		add(e.name, e.want, b)
 	}
+	part = PartFormat
 
 	// Bit flips in the header, where nothing checks a sum: most land in token strings
 	// or scores and leave a model that still loads.
@@ -150,7 +158,9 @@ func Models(base []byte) ([]Entry, error) {
 			at := rng.IntN(l.dataOffset)
 			b[at] ^= 1 << rng.IntN(8)
 		}
-		out = append(out, mayPass(bytesEntry(fmt.Sprintf("model-bitflip-%d", i), KindModel, ".gguf", ``, b)))
+		e := mayPass(bytesEntry(fmt.Sprintf("model-bitflip-%d", i), KindModel, ".gguf", ``, b))
+		e.Part = PartFormat
+		out = append(out, e)
 	}
 	return out, nil
 }
