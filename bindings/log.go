@@ -32,9 +32,13 @@ type logSink struct {
 	level   slog.Level // level of the current line, kept for GGML_LOG_LEVEL_CONT fragments
 	// The newest error line and how many error lines came before it, so that a failed
 	// call can say why in its error instead of sending the user to the log.
-	lastErr  string
+	lastErrs []string // at most maxErrLines, oldest first
 	errCount uint64
 }
+
+// maxErrLines is how many of libllama's error lines a failed call quotes: its loader
+// logs the specific reason first, then a generic "failed to load model".
+const maxErrLines = 2
 
 // errorMark returns the count of error lines logged so far.
 func (s *logSink) errorMark() uint64 {
@@ -43,14 +47,13 @@ func (s *logSink) errorMark() uint64 {
 	return s.errCount
 }
 
-// errorSince returns the newest error line logged after mark, or "".
+// errorSince returns the newest error lines (up to maxErrLines) logged after mark,
+// joined with "; ", or "".
 func (s *logSink) errorSince(mark uint64) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.errCount == mark {
-		return ""
-	}
-	return s.lastErr
+	n := min(s.errCount-mark, uint64(len(s.lastErrs)))
+	return strings.Join(s.lastErrs[uint64(len(s.lastErrs))-n:], "; ")
 }
 
 // why is ": " and the newest error line libllama logged since mark, or hint when none:
@@ -134,7 +137,10 @@ func (s *logSink) write(level int, text []byte) {
 		}
 		lines = append(lines, logLine{s.level, string(s.pending[:i])})
 		if s.level >= slog.LevelError {
-			s.lastErr = strings.TrimSpace(string(s.pending[:i]))
+			s.lastErrs = append(s.lastErrs, strings.TrimSpace(string(s.pending[:i])))
+			if len(s.lastErrs) > maxErrLines {
+				s.lastErrs = s.lastErrs[1:]
+			}
 			s.errCount++
 		}
 		s.pending = s.pending[i+1:]

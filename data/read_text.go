@@ -175,13 +175,17 @@ func (c *textChunker) emitChunk(s string, line int) error {
 // cut after a newline, then after a sentence end, then at a space.
 func splitLong(s string, max int) []string {
 	var out []string
-	for utf8.RuneCountInString(s) > max {
-		// byte index just past max runes
+	for {
+		// The byte index just past max runes; s fits when that is its end. Counting
+		// only this far keeps a paragraph of n bytes linear, not n²/max.
 		end, n := 0, 0
 		for end < len(s) && n < max {
 			_, w := utf8.DecodeRuneInString(s[end:])
 			end += w
 			n++
+		}
+		if end >= len(s) {
+			break
 		}
 		cut := strings.LastIndexByte(s[:end], '\n') + 1
 		if cut < end/2 {

@@ -51,7 +51,7 @@ Example:
 			if c.NArg() != 0 {
 				return usagef("export peft: unexpected arguments %v; the output goes to -o", c.Args().Slice())
 			}
-			if err := checkModelFile(c.String("model"), trainer.CheckParts{Arch: true}, true); err != nil {
+			if err := checkModelFile(c.String("model"), trainer.CheckParts{Arch: true}, false); err != nil {
 				return err
 			}
 			sum, err := export.ExportPEFT(export.PEFTOptions{Adapter: c.String("adapter"), Base: c.String("model"), Dir: c.String("output"), BaseModelName: c.String("base-name")})

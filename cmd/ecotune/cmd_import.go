@@ -44,7 +44,7 @@ Example:
 			if c.String("model") == "" || c.String("output") == "" {
 				return usagef("import peft: --model BASE.gguf and -o ADAPTER.gguf are required")
 			}
-			if err := checkModelFile(c.String("model"), trainer.CheckParts{Arch: true}, true); err != nil {
+			if err := checkModelFile(c.String("model"), trainer.CheckParts{Arch: true}, false); err != nil {
 				return err
 			}
 			sum, err := export.ImportPEFT(export.ImportOptions{Dir: args[0], Base: c.String("model"), Out: c.String("output")})

@@ -77,7 +77,7 @@ Example:
 			}
 			s, err := quant.QuantizeModel(context.Background(), in, out, opts)
 			if err != nil {
-				return err
+				return fmt.Errorf("quantize %s: %w", in, err)
 			}
 			fmt.Fprintf(c.App.Writer, "wrote %s (%s)\n", out, ft)
 			printSummary(c.App.Writer, s)

@@ -42,7 +42,12 @@ type hostileCommand struct {
 	name  string
 	kind  hostile.Kind
 	parts []hostile.Part // the parts of a model it reads; nil: all of them
-	stdin string
+	// skip names entries that are valid input for this command, with the reason.
+	skip map[string]string
+	// refusal matches a message that refuses the input as a whole (train's "not a
+	// format I read"), which names no position inside the file and needs none.
+	refusal string
+	stdin   string
 	// args builds the command line for input in, writing outputs under out.
 	args func(v *hostileInputs, in, out string) []string
 }
@@ -63,87 +68,91 @@ func hostileCommands() []hostileCommand {
 	}
 	s := func(xs ...string) []string { return xs }
 	return []hostileCommand{
-		{"generate", hostile.KindModel, nil, "", func(v *hostileInputs, in, out string) []string {
+		{"generate", hostile.KindModel, nil, nil, "", "", func(v *hostileInputs, in, out string) []string {
 			return cat(s("generate", "-m", in, "-p", "Once"), gen)
 		}},
-		{"chat", hostile.KindModel, nil, "Once\n", func(v *hostileInputs, in, out string) []string {
+		{"chat", hostile.KindModel, nil, nil, "", "Once\n", func(v *hostileInputs, in, out string) []string {
 			return cat(s("chat", "-m", in, "--format", "alpaca"), gen)
 		}},
-		{"train", hostile.KindModel, nil, "", func(v *hostileInputs, in, out string) []string {
+		{"train", hostile.KindModel, nil, nil, "", "", func(v *hostileInputs, in, out string) []string {
 			return cat(s("train", "-m", in, "--data", v.text, "-o", out), trainArgs)
 		}},
-		{"eval", hostile.KindModel, nil, "", func(v *hostileInputs, in, out string) []string {
+		{"eval", hostile.KindModel, nil, nil, "", "", func(v *hostileInputs, in, out string) []string {
 			return cat(s("eval", "-m", in, "--data", v.evalData, "-o", out), evalArgs)
 		}},
-		{"merge", hostile.KindModel, nil, "", func(v *hostileInputs, in, out string) []string {
+		{"merge", hostile.KindModel, nil, nil, "", "", func(v *hostileInputs, in, out string) []string {
 			return s("merge", "-m", in, "-a", v.adapter, "-o", out+".gguf", "-q")
 		}},
-		{"quantize", hostile.KindModel, nil, "", func(v *hostileInputs, in, out string) []string {
+		{"quantize", hostile.KindModel, nil, nil, "", "", func(v *hostileInputs, in, out string) []string {
 			return s("quantize", in, out+".gguf", "-q", "--type", "q8_0")
 		}},
-		{"export-peft", hostile.KindModel, archParts, "", func(v *hostileInputs, in, out string) []string {
+		{"export-peft", hostile.KindModel, archParts, nil, "", "", func(v *hostileInputs, in, out string) []string {
 			return s("export", "peft", "-m", in, "-a", v.adapter, "-o", out)
 		}},
-		{"export-ollama", hostile.KindModel, nil, "", func(v *hostileInputs, in, out string) []string {
+		{"export-ollama", hostile.KindModel, nil, nil, "", "", func(v *hostileInputs, in, out string) []string {
 			return s("export", "ollama", "-m", in, "-a", v.adapter, "-o", out)
 		}},
-		{"export-onnx", hostile.KindModel, archParts, "", func(v *hostileInputs, in, out string) []string {
+		{"export-onnx", hostile.KindModel, archParts, nil, "", "", func(v *hostileInputs, in, out string) []string {
 			return s("export", "onnx", "-m", in, "-o", out+".onnx", "-q")
 		}},
-		{"import-peft-model", hostile.KindModel, archParts, "", func(v *hostileInputs, in, out string) []string {
+		{"import-peft-model", hostile.KindModel, archParts, nil, "", "", func(v *hostileInputs, in, out string) []string {
 			return s("import", "peft", v.peft, "-m", in, "-o", out+".gguf")
 		}},
-		{"prepare-model", hostile.KindModel, nil, "", func(v *hostileInputs, in, out string) []string {
+		{"prepare-model", hostile.KindModel, nil, nil, "", "", func(v *hostileInputs, in, out string) []string {
 			return s("prepare", v.qaData, "-o", out, "--model", in, "--max-tokens", "64", "-q", "--val", "0", "--test", "0")
 		}},
-		{"init-weights", hostile.KindModel, weightParts, "", func(v *hostileInputs, in, out string) []string {
+		{"init-weights", hostile.KindModel, weightParts, map[string]string{
+			"model-norm-type-f16": "init converts every tensor to --type, an F16 norm included",
+		}, "", "", func(v *hostileInputs, in, out string) []string {
 			return s("init", "--arch", "llama", "--dims", "n_embd=64,n_layer=5,n_head=8,n_head_kv=4,n_ff=172",
 				"--vocab", v.model, "--weights", in, "-o", out+".gguf")
 		}},
-		{"init-vocab", hostile.KindModel, vocabParts, "", func(v *hostileInputs, in, out string) []string {
+		{"init-vocab", hostile.KindModel, vocabParts, nil, "", "", func(v *hostileInputs, in, out string) []string {
 			return s("init", "--arch", "llama", "--vocab", in, "-o", out+".gguf")
 		}},
-		{"bench", hostile.KindModel, nil, "", func(v *hostileInputs, in, out string) []string {
+		{"bench", hostile.KindModel, nil, nil, "", "", func(v *hostileInputs, in, out string) []string {
 			return s("bench", "--model", in, "--steps", "1", "--seq-len", "16", "--threads", "1", "--tools", v.tools)
 		}},
 
-		{"generate-lora", hostile.KindAdapter, nil, "", func(v *hostileInputs, in, out string) []string {
+		{"generate-lora", hostile.KindAdapter, nil, nil, "", "", func(v *hostileInputs, in, out string) []string {
 			return cat(s("generate", "-m", v.model, "--lora", in, "-p", "Once"), gen)
 		}},
-		{"chat-lora", hostile.KindAdapter, nil, "Once\n", func(v *hostileInputs, in, out string) []string {
+		{"chat-lora", hostile.KindAdapter, nil, nil, "", "Once\n", func(v *hostileInputs, in, out string) []string {
 			return cat(s("chat", "-m", v.model, "--lora", in, "--format", "alpaca"), gen)
 		}},
-		{"eval-adapter", hostile.KindAdapter, nil, "", func(v *hostileInputs, in, out string) []string {
+		{"eval-adapter", hostile.KindAdapter, nil, nil, "", "", func(v *hostileInputs, in, out string) []string {
 			return cat(s("eval", "-m", v.model, "--adapter", in, "--data", v.evalData, "-o", out), evalArgs)
 		}},
-		{"merge-adapter", hostile.KindAdapter, nil, "", func(v *hostileInputs, in, out string) []string {
+		{"merge-adapter", hostile.KindAdapter, nil, nil, "", "", func(v *hostileInputs, in, out string) []string {
 			return s("merge", "-m", v.model, "-a", in, "-o", out+".gguf", "-q")
 		}},
-		{"export-peft-adapter", hostile.KindAdapter, nil, "", func(v *hostileInputs, in, out string) []string {
+		{"export-peft-adapter", hostile.KindAdapter, nil, nil, "", "", func(v *hostileInputs, in, out string) []string {
 			return s("export", "peft", "-m", v.model, "-a", in, "-o", out)
 		}},
-		{"export-ollama-adapter", hostile.KindAdapter, nil, "", func(v *hostileInputs, in, out string) []string {
+		{"export-ollama-adapter", hostile.KindAdapter, nil, nil, "", "", func(v *hostileInputs, in, out string) []string {
 			return s("export", "ollama", "-m", v.model, "-a", in, "-o", out)
 		}},
 
-		{"import-peft", hostile.KindPEFT, nil, "", func(v *hostileInputs, in, out string) []string {
+		{"import-peft", hostile.KindPEFT, nil, nil, "", "", func(v *hostileInputs, in, out string) []string {
 			return s("import", "peft", in, "-m", v.model, "-o", out+".gguf")
 		}},
 
-		{"prepare", hostile.KindData, nil, "", func(v *hostileInputs, in, out string) []string {
+		{"prepare", hostile.KindData, nil, nil, "", "", func(v *hostileInputs, in, out string) []string {
 			return s("prepare", in, "-o", out, "-q")
 		}},
-		{"train-data", hostile.KindData, nil, "", func(v *hostileInputs, in, out string) []string {
+		{"train-data", hostile.KindData, nil, map[string]string{
+			"data-long-line-text": "train tokenizes a text file whole: 100 MB is a large valid corpus (minutes, GBs), not a line bomb",
+		}, `train reads plain text or prepared \.jsonl`, "", func(v *hostileInputs, in, out string) []string {
 			return cat(s("train", "-m", v.model, "--data", in, "-o", out), trainArgs)
 		}},
-		{"eval-data", hostile.KindData, nil, "", func(v *hostileInputs, in, out string) []string {
+		{"eval-data", hostile.KindData, nil, nil, "", "", func(v *hostileInputs, in, out string) []string {
 			return cat(s("eval", "-m", v.model, "--data", in, "-o", out), evalArgs)
 		}},
-		{"eval-score", hostile.KindData, nil, "", func(v *hostileInputs, in, out string) []string {
+		{"eval-score", hostile.KindData, nil, nil, "", "", func(v *hostileInputs, in, out string) []string {
 			return s("eval", "score", "--predictions", in)
 		}},
 
-		{"train-config", hostile.KindConfig, nil, "", func(v *hostileInputs, in, out string) []string {
+		{"train-config", hostile.KindConfig, nil, nil, "", "", func(v *hostileInputs, in, out string) []string {
 			return cat(s("train", "--config", in, "-m", v.model, "--data", v.text, "-o", out), trainArgs)
 		}},
 	}
@@ -209,12 +218,15 @@ func TestHostileInputs(t *testing.T) {
 			if c.parts != nil && !slices.Contains(c.parts, e.Part) {
 				continue
 			}
+			if _, ok := c.skip[e.Name]; ok {
+				continue
+			}
 			cases++
 			t.Run(c.name+"/"+e.Name, func(t *testing.T) {
 				t.Parallel()
 				out := filepath.Join(t.TempDir(), "out")
 				args := c.args(v, v.entryPath[e.Name], out)
-				checkHostileRun(t, exe, args, c.stdin, e, out)
+				checkHostileRun(t, exe, args, c.stdin, e, c.refusal, out)
 			})
 		}
 	}
@@ -224,7 +236,7 @@ func TestHostileInputs(t *testing.T) {
 // fatalMarks are what a crash, a C assert or an abort leave on stderr.
 var fatalMarks = regexp.MustCompile(`panic:|goroutine \d+|GGML_ASSERT|Assertion|SIGSEGV|SIGABRT|fatal error:|terminate called|core dumped|std::`)
 
-func checkHostileRun(t *testing.T, exe string, args []string, stdin string, e hostile.Entry, out string) {
+func checkHostileRun(t *testing.T, exe string, args []string, stdin string, e hostile.Entry, refusal, out string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), hostileCaseTimeout)
 	defer cancel()
@@ -259,16 +271,24 @@ func checkHostileRun(t *testing.T, exe string, args []string, stdin string, e ho
 		t.Fatalf("%s: want one error line, got %d lines:\n%s", line, len(errLines), tail(stderr.String()))
 	}
 	msg := errLines[0]
+	for _, p := range []string{out, out + ".gguf", out + ".onnx"} {
+		if _, err := os.Stat(p); err == nil {
+			t.Errorf("%s: failed but left %s", line, p)
+		}
+	}
+	if e.MayPass {
+		// A well-formed input may fail on something else (a flipped bit in a token
+		// makes an example too long): one clean line is all that is asked.
+		return
+	}
+	if refusal != "" && regexp.MustCompile(refusal).MatchString(msg) && strings.Contains(msg, e.File()) {
+		return
+	}
 	if !strings.Contains(msg, e.File()) {
 		t.Errorf("%s: the error does not name the file %s: %s", line, e.File(), msg)
 	}
 	if e.Want != "" && !regexp.MustCompile("(?i)"+e.Want).MatchString(msg) {
 		t.Errorf("%s: the error does not say where (want /%s/): %s", line, e.Want, msg)
-	}
-	for _, p := range []string{out, out + ".gguf", out + ".onnx"} {
-		if _, err := os.Stat(p); err == nil {
-			t.Errorf("%s: failed but left %s", line, p)
-		}
 	}
 }
 

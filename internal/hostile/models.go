@@ -92,7 +92,7 @@ func Models(base []byte) ([]Entry, error) {
 			b.Meta.Set("llama.attention.head_count", gguf.ValueOf("eight"))
 			return nil
 		}},
-		{PartHParams, "arch-unknown", `architecture`, func(_ *gguf.File, b *gguf.Builder) error {
+		{PartHParams, "arch-unknown", `architecture|nosucharch`, func(_ *gguf.File, b *gguf.Builder) error {
 			b.Meta.Set("general.architecture", gguf.ValueOf("nosucharch"))
 			return nil
 		}},
@@ -119,7 +119,7 @@ func Models(base []byte) ([]Entry, error) {
 			b.Meta.Set("tokenizer.ggml.tokens", gguf.ArrayOf(make([]uint32, 512)))
 			return nil
 		}},
-		{PartHParams, "tokens-fewer-than-rows", `tokenizer\.ggml\.tokens|token_embd|vocab`, func(_ *gguf.File, b *gguf.Builder) error {
+		{PartVocab, "tokens-fewer-than-rows", `tokenizer\.ggml\.tokens|token_embd|vocab`, func(_ *gguf.File, b *gguf.Builder) error {
 			toks := make([]string, 100)
 			for i := range toks {
 				toks[i] = fmt.Sprintf("t%d", i)
@@ -133,7 +133,7 @@ func Models(base []byte) ([]Entry, error) {
 		{PartTensors, "tensor-shape-wrong", `blk\.0\.attn_q\.weight`, retensor(q, []int64{64, 32}, gguf.TypeF32)},
 		{PartTensors, "tensor-shape-transposed", `blk\.0\.ffn_down\.weight`, retensor("blk.0.ffn_down.weight", []int64{64, 172}, gguf.TypeF32)},
 		{PartTensors, "tensor-3d", `blk\.0\.attn_q\.weight`, retensor(q, []int64{64, 32, 2}, gguf.TypeF32)},
-		{PartTensors, "token-embd-rows-wrong", `token_embd|vocab|tokens`, retensor("token_embd.weight", []int64{64, 100}, gguf.TypeF32)},
+		{PartTensors, "token-embd-rows-wrong", `token_embd|vocab|tokens|output\.weight`, retensor("token_embd.weight", []int64{64, 100}, gguf.TypeF32)},
 		{PartTensors, "tensor-type-i32", `blk\.0\.attn_q\.weight`, retensor(q, []int64{64, 64}, gguf.TypeI32)},
 		{PartTensors, "norm-type-f16", `blk\.0\.attn_norm\.weight`, retensor("blk.0.attn_norm.weight", []int64{64}, gguf.TypeF16)},
 		{PartTensors, "tensor-missing", `blk\.2\.ffn_up\.weight`, dropTensor("blk.2.ffn_up.weight")},
