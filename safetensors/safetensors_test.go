@@ -3,14 +3,18 @@ package safetensors_test
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/ecotune/ecotune/internal/hostile"
 	"github.com/ecotune/ecotune/safetensors"
 )
 
@@ -193,10 +197,23 @@ func FuzzParse(f *testing.F) {
 	f.Add(file(`{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}`, make([]byte, 8)))
 	f.Add(file(`{"__metadata__":{"a":"b"},"x":{"dtype":"F16","shape":[1,1],"data_offsets":[0,2]}}`, make([]byte, 2)))
 	f.Add(file(`{}`, nil))
+	for _, name := range slices.Sorted(maps.Keys(hostile.Safetensors())) {
+		f.Add(hostile.Safetensors()[name])
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		sf, err := safetensors.ParseBytes(data)
 		if err != nil {
+			if !errors.Is(err, safetensors.ErrMalformed) {
+				t.Fatalf("error does not match ErrMalformed: %v", err)
+			}
 			return
+		}
+		covered := int64(0)
+		for _, ti := range sf.Tensors {
+			covered += ti.End - ti.Begin
+		}
+		if covered != sf.Size-sf.DataOffset {
+			t.Fatalf("tensors cover %d of %d data bytes", covered, sf.Size-sf.DataOffset)
 		}
 		for _, ti := range sf.Tensors {
 			if ti.End > sf.Size-sf.DataOffset || ti.Begin > ti.End {
