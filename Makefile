@@ -17,6 +17,14 @@ ifneq ($(MARCH),native)
 export CGO_CFLAGS := -O2 -g -march=$(MARCH)
 endif
 FUZZTIME ?= 100000x
+# The fuzz targets beside gguf's FuzzRead (package:target[:executions]), each run by
+# make test for FUZZCOUNT executions unless it names its own count; their seeds come from
+# internal/hostile's corpus. The data readers write a file per execution, hence fewer.
+FUZZCOUNT ?= 2000x
+FUZZ_TARGETS := safetensors:FuzzParse bindings:FuzzCheckAdapter export:FuzzOpenAdapter \
+	export:FuzzImportPEFT trainer:FuzzCheckModel config:FuzzParse data:FuzzParseJSON \
+	data:FuzzReadJSONL:1000x data:FuzzReadJSON:1000x data:FuzzReadCSV:1000x \
+	data:FuzzReadText:1000x data:FuzzReadParquet:1000x data:FuzzReadGzip:1000x
 export CGO_ENABLED := 1
 
 .PHONY: all help deps bench-deps native build test test-go fuzz demo bench gpu-kit clean
@@ -80,6 +88,10 @@ build: native
 test: native
 	ECOTUNE_REQUIRE_TOOLS=1 $(GO) test $(GOTAGS) -timeout 20m ./...
 	$(GO) test -run '^$$' -fuzz FuzzRead -fuzztime $(FUZZTIME) -fuzzminimizetime 2000x ./gguf
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	  IFS=: read -r pkg target count <<< "$$t"; \
+	  $(GO) test $(GOTAGS) -run '^$$' -fuzz "^$$target$$" -fuzztime $${count:-$(FUZZCOUNT)} -fuzzminimizetime 500x ./$$pkg; \
+	done
 
 demo: build
 	bin/ecotune demo

@@ -28,8 +28,8 @@ func addDataSeeds(f *testing.F, ext string, extra ...string) {
 		if e.Ext != ext {
 			continue
 		}
-		if e.Name == "data-long-line" || e.Name == "data-long-line-text" {
-			continue // 100 MB, written lazily
+		if e.Large {
+			continue
 		}
 		p, err := e.Write(dir)
 		if err != nil {

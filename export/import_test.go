@@ -13,6 +13,7 @@ import (
 	"github.com/ecotune/ecotune/export"
 	"github.com/ecotune/ecotune/factory"
 	"github.com/ecotune/ecotune/gguf"
+	"github.com/ecotune/ecotune/internal/hostile"
 	"github.com/ecotune/ecotune/safetensors"
 )
 
@@ -159,8 +160,9 @@ func TestImportAlphaPattern(t *testing.T) {
 	}
 }
 
-// FuzzImportPEFT: whatever adapter_model.safetensors holds, ImportPEFT
-// returns an error or a valid adapter for the base; it never panics.
+// FuzzImportPEFT: whatever adapter_config.json and adapter_model.safetensors
+// hold, ImportPEFT returns an error or a valid adapter for the base; it never
+// panics and leaves no output behind an error.
 func FuzzImportPEFT(f *testing.F) {
 	base := filepath.Join(f.TempDir(), "base.gguf")
 	require.NoError(f, factory.Init(permSpec, base))
@@ -173,13 +175,30 @@ func FuzzImportPEFT(f *testing.F) {
 	require.NoError(f, safetensors.WriteFile(seedPath, ts, nil))
 	seed, err := os.ReadFile(seedPath)
 	require.NoError(f, err)
-	f.Add(seed)
-	f.Fuzz(func(t *testing.T, data []byte) {
+	config := []byte(`{"peft_type":"LORA","r":2,"lora_alpha":4}`)
+	f.Add(config, seed)
+	// The hostile corpus's folders: broken configs with the seed's weights, and
+	// hostile weights with the seed's config.
+	corpus := f.TempDir()
+	for _, e := range hostile.PEFT() {
+		p, err := e.Write(corpus)
+		require.NoError(f, err)
+		if c, err := os.ReadFile(filepath.Join(p, export.PEFTConfigFile)); err == nil && len(c) < 4096 {
+			f.Add(c, seed)
+		}
+		if w, err := os.ReadFile(filepath.Join(p, export.PEFTWeightsFile)); err == nil && len(w) < 64<<10 {
+			f.Add(config, w)
+		}
+	}
+	f.Fuzz(func(t *testing.T, config, data []byte) {
 		dir := t.TempDir()
 		require.NoError(t, os.WriteFile(filepath.Join(dir, export.PEFTWeightsFile), data, 0o644))
-		require.NoError(t, os.WriteFile(filepath.Join(dir, export.PEFTConfigFile), []byte(`{"peft_type":"LORA","r":2,"lora_alpha":4}`), 0o644))
+		require.NoError(t, os.WriteFile(filepath.Join(dir, export.PEFTConfigFile), config, 0o644))
 		out := filepath.Join(dir, "a.gguf")
 		if _, err := export.ImportPEFT(export.ImportOptions{Dir: dir, Base: base, Out: out}); err != nil {
+			if _, serr := os.Stat(out); serr == nil {
+				t.Fatalf("failed (%v) but wrote %s", err, out)
+			}
 			return
 		}
 		a, err := export.OpenAdapter(out)

@@ -24,35 +24,34 @@ func Data() ([]Entry, error) {
 			[]byte(strings.Repeat("{\"question\":\"why\xff\xfe?\",\"answer\":\"bec\xc3\x28ause\"}\n", 20)))),
 		mayPass(bytesEntry("data-invalid-utf8-text", KindData, ".txt", `UTF-8|:1\b`,
 			bytes.Repeat([]byte("Once upon a \xff\xfe time \xc3\x28 there was.\n\n"), 200))),
-		bytesEntry("data-deep-jsonl", KindData, ".jsonl", `line 1|:1\b|depth|nest`,
-			[]byte(strings.Repeat("[", 1<<20)+strings.Repeat("]", 1<<20)+"\n")),
-		bytesEntry("data-deep-json", KindData, ".json", `depth|nest|line 1|:1\b`,
-			[]byte(`{"train":`+strings.Repeat(`{"a":`, 1<<18)+"1"+strings.Repeat("}", 1<<18)+"}")),
+		lazyEntry("data-deep-jsonl", KindData, ".jsonl", `line 1|:1\b|depth|nest`, func() ([]byte, error) {
+			return []byte(strings.Repeat("[", 1<<20) + strings.Repeat("]", 1<<20) + "\n"), nil
+		}),
+		lazyEntry("data-deep-json", KindData, ".json", `depth|nest|line 1|:1\b`, func() ([]byte, error) {
+			return []byte(`{"train":` + strings.Repeat(`{"a":`, 1<<18) + "1" + strings.Repeat("}", 1<<18) + "}"), nil
+		}),
 		bytesEntry("data-wrong-types", KindData, ".jsonl", `question|answer|record|line`,
 			[]byte(strings.Repeat(`{"question": 5, "answer": [1, {"x": null}]}`+"\n", 10))),
 		bytesEntry("data-not-json", KindData, ".jsonl", `line 1|:1\b`, []byte("hello\nworld\n")),
 		bytesEntry("data-nul-bytes", KindData, ".jsonl", `line 1|:1\b|NUL|invalid`, bytes.Repeat([]byte{0}, 4096)),
 		// A quote opened and never closed: the CSV reader would take the rest of the
 		// file as one field; a second file nests doubled quotes.
-		bytesEntry("data-csv-quote-bomb", KindData, ".csv", `line|quote|record|field`,
-			[]byte("question,answer\n\"why"+strings.Repeat("\"\"", 4<<20)+",x\n")),
+		lazyEntry("data-csv-quote-bomb", KindData, ".csv", `line|quote|record|field`, func() ([]byte, error) {
+			return []byte("question,answer\n\"why" + strings.Repeat("\"\"", 4<<20) + ",x\n"), nil
+		}),
 		bytesEntry("data-csv-ragged", KindData, ".csv", `line|record|field`,
 			[]byte("question,answer\n\"a\"b\",c\nd,e,f,g\n")),
 		bytesEntry("data-gzip-corrupt", KindData, ".jsonl.gz", `gzip|data-gzip-corrupt`, []byte("\x1f\x8bnot really gzip")),
 		bytesEntry("data-parquet-corrupt", KindData, ".parquet", `Parquet`, []byte("PAR1 this is no parquet footer PAR1")),
 	}
-	out = append(out, Entry{Name: "data-long-line", Kind: KindData, Ext: ".jsonl", Want: `line 1|:1\b`,
+	out = append(out, Entry{Name: "data-long-line", Kind: KindData, Ext: ".jsonl", Want: `line 1|:1\b`, Large: true,
 		write: func(p string) error {
 			// One JSON string that never ends: the whole 100 MB is one line.
 			return writeRepeated(p, `{"question":"`, "abcdefghij", LongLineBytes/10, "")
 		}})
-	out = append(out, Entry{Name: "data-long-line-text", Kind: KindData, Ext: ".txt", Want: ``, MayPass: true,
+	out = append(out, Entry{Name: "data-long-line-text", Kind: KindData, Ext: ".txt", Want: ``, MayPass: true, Large: true,
 		write: func(p string) error { return writeRepeated(p, "", "The cat sat. ", LongLineBytes/13, "") }})
-	bomb, err := gzipBomb()
-	if err != nil {
-		return nil, err
-	}
-	out = append(out, bytesEntry("data-gzip-bomb", KindData, ".jsonl.gz", `no (valid )?(examples|records)|line|empty|data-gzip-bomb`, bomb))
+	out = append(out, lazyEntry("data-gzip-bomb", KindData, ".jsonl.gz", `no (valid )?(examples|records)|line|empty|data-gzip-bomb`, gzipBomb))
 	wrong, err := parquetWrongSchema()
 	if err != nil {
 		return nil, err

@@ -50,7 +50,10 @@ type Entry struct {
 	// MayPass marks inputs that are odd but well-formed (a bit flip inside a token string
 	// or in the weights): a command may accept them, but must still never crash or hang.
 	MayPass bool
-	write   func(path string) error
+	// Large marks entries of a megabyte or more, written only when asked: fuzz targets
+	// leave them out of their seeds, where every execution would read them whole.
+	Large bool
+	write func(path string) error
 }
 
 // File is the name Write gives the entry inside its directory.
@@ -68,6 +71,23 @@ func (e Entry) Write(dir string) (string, error) {
 // bytesEntry is an Entry whose content is b.
 func bytesEntry(name string, kind Kind, ext, want string, b []byte) Entry {
 	return Entry{Name: name, Kind: kind, Ext: ext, Want: want, write: func(p string) error {
+		return os.WriteFile(p, b, 0o644)
+	}}
+}
+
+// large marks e as Large.
+func large(e Entry) Entry {
+	e.Large = true
+	return e
+}
+
+// lazyEntry is an Entry whose content gen makes when it is written.
+func lazyEntry(name string, kind Kind, ext, want string, gen func() ([]byte, error)) Entry {
+	return Entry{Name: name, Kind: kind, Ext: ext, Want: want, Large: true, write: func(p string) error {
+		b, err := gen()
+		if err != nil {
+			return err
+		}
 		return os.WriteFile(p, b, 0o644)
 	}}
 }
