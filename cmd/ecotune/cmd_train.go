@@ -307,13 +307,20 @@ func runTrain(c *cli.Context) (err error) {
 	}
 	defer m.Close()
 	rs.ComputeDtype = m.ComputeType().String()
+	// A run killed before its first checkpoint has its settings but no step to go on
+	// from: --resume starts it over instead of refusing.
+	fromCheckpoint := resume != ""
+	if _, err := trainer.LatestCheckpoint(out); fromCheckpoint && errors.Is(err, trainer.ErrNoCheckpoint) {
+		fromCheckpoint = false
+		fmt.Fprintf(c.App.ErrWriter, "ecotune: %s has no checkpoint yet (the run stopped before its first); starting it over\n", out)
+	}
 	metrics := filepath.Join(out, "metrics.jsonl")
-	if resume == "" {
+	if !fromCheckpoint {
 		if err := os.Remove(metrics); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return err
 		}
 	}
-	cfg.MetricsPath, cfg.RunDir, cfg.Resume = metrics, out, resume != ""
+	cfg.MetricsPath, cfg.RunDir, cfg.Resume = metrics, out, fromCheckpoint
 	settingsPath = filepath.Join(out, "train_config.json")
 	if resume == "" {
 		if err := writeJSON(settingsPath, rs); err != nil {
