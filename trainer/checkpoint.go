@@ -174,15 +174,17 @@ func removeStaleTemps(runDir string) error {
 // beyond KeepCheckpoints. It returns the checkpoint's directory.
 func (l *loop) save(step int, trainLoss float64) (dir string, err error) {
 	runDir := l.cfg.RunDir
-	dir = filepath.Join(runDir, checkpointName(step))
+	// The error names final, not dir: every failing return sets dir to "".
+	final := filepath.Join(runDir, checkpointName(step))
+	dir = final
 	tmp, err := os.MkdirTemp(runDir, checkpointTemp+strconv.Itoa(step)+".tmp-")
 	if err != nil {
-		return "", fmt.Errorf("trainer: checkpoint %s: %w", dir, err)
+		return "", fmt.Errorf("trainer: checkpoint %s: %w", final, err)
 	}
 	defer func() {
 		if err != nil {
 			os.RemoveAll(tmp)
-			err = fmt.Errorf("trainer: checkpoint %s: %w", dir, err)
+			err = fmt.Errorf("trainer: checkpoint %s: %w", final, err)
 		}
 	}()
 	ck, err := l.snapshot(step, trainLoss)
