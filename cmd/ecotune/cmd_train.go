@@ -531,7 +531,7 @@ func writeJSON(path string, v any) error {
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(path, append(b, '\n'), 0o644)
+	return writeFileAtomic(path, append(b, '\n'))
 }
 
 // trainTruncation resolves the truncation policy for the prepared file at path: the
