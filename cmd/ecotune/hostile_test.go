@@ -32,6 +32,7 @@ type hostileInputs struct {
 	text      string // valid plain-text training data
 	evalData  string // a valid prompt/reference JSONL
 	qaData    string // a valid question/answer JSONL
+	run       string // a valid run directory: 2 of 4 steps, checkpoint-2 newest
 	tools     string // llama.cpp's tools (bench)
 	byKind    map[hostile.Kind][]hostile.Entry
 	entryPath map[string]string
@@ -152,6 +153,10 @@ func hostileCommands() []hostileCommand {
 			return s("eval", "score", "--predictions", in)
 		}},
 
+		{"train-resume", hostile.KindRun, nil, nil, "", "", func(v *hostileInputs, in, out string) []string {
+			return s("train", "--resume", in, "--steps", "4", "--quiet", "--threads", "1")
+		}},
+
 		{"train-config", hostile.KindConfig, nil, nil, "", "", func(v *hostileInputs, in, out string) []string {
 			return cat(s("train", "--config", in, "-m", v.model, "--data", v.text, "-o", out), trainArgs)
 		}},
@@ -184,6 +189,12 @@ func writeHostileInputs(t *testing.T, dir string) *hostileInputs {
 	require.NoError(t, os.WriteFile(v.qaData, []byte(strings.Repeat(`{"question":"Why is the sky blue?","answer":"Rayleigh scattering."}`+"\n", 1)+
 		`{"question":"What is albedo?","answer":"The fraction of light reflected."}`+"\n"), 0o644))
 
+	v.run = filepath.Join(valid, "run")
+	code, _, stderr := runCLI(t, "train", "-m", v.model, "--data", v.text, "-o", v.run, "--steps", "2", "--schedule-steps", "4",
+		"--seq-len", "16", "--batch", "1", "--threads", "1", "--quiet", "--eval-every", "-1", "--lora.r", "2",
+		"--save-every", "1", "--val-split", "0")
+	require.Equal(t, 0, code, stderr)
+
 	models, err := hostile.Models(base)
 	require.NoError(t, err)
 	adapters, err := hostile.Adapters(base)
@@ -191,6 +202,7 @@ func writeHostileInputs(t *testing.T, dir string) *hostileInputs {
 	dataEntries, err := hostile.Data()
 	require.NoError(t, err)
 	all := append(append(append(append(models, adapters...), hostile.PEFT()...), dataEntries...), hostile.Configs()...)
+	all = append(all, hostile.Runs(v.run, 2)...)
 	for _, e := range all {
 		p, err := e.Write(dir)
 		require.NoError(t, err)
@@ -233,6 +245,13 @@ func TestHostileInputs(t *testing.T) {
 	t.Logf("%d cases: %d commands × the corpus entries of their input kind", cases, len(hostileCommands()))
 }
 
+// trainStatus is the line train prints once model and data are loaded: a status, not
+// an error, so a run refused after it (a broken checkpoint) still has one error line.
+var trainStatus = regexp.MustCompile(`^ecotune: .* \(\w+, \d+ layers\), \d+ training / \d+ validation examples`)
+
+// infoLog matches the trainer's structured log lines below error level ("resuming").
+var infoLog = regexp.MustCompile(`^time=\S+ level=(DEBUG|INFO|WARN) `)
+
 // fatalMarks are what a crash, a C assert or an abort leave on stderr.
 var fatalMarks = regexp.MustCompile(`panic:|goroutine \d+|GGML_ASSERT|Assertion|SIGSEGV|SIGABRT|fatal error:|terminate called|core dumped|std::`)
 
@@ -263,7 +282,7 @@ func checkHostileRun(t *testing.T, exe string, args []string, stdin string, e ho
 	}
 	var errLines []string
 	for _, l := range strings.Split(strings.TrimRight(stderr.String(), "\n"), "\n") {
-		if !strings.HasPrefix(l, "hint: ") {
+		if !strings.HasPrefix(l, "hint: ") && !trainStatus.MatchString(l) && !infoLog.MatchString(l) {
 			errLines = append(errLines, l)
 		}
 	}

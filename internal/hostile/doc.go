@@ -24,6 +24,7 @@ const (
 	KindPEFT    Kind = "peft"    // a Hugging Face PEFT adapter folder for the base model
 	KindData    Kind = "data"    // a dataset file (any format prepare and train read)
 	KindConfig  Kind = "config"  // a TOML run configuration
+	KindRun     Kind = "run"     // a training run directory (train --resume)
 )
 
 // Part says which part of a model file an entry breaks, for commands that read only
