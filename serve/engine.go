@@ -44,12 +44,12 @@ type Engine struct {
 	pending []*job
 	closed  bool
 
-	wake chan struct{}  // a request or command arrived (capacity 1)
-	cmds chan func()    // run by the scheduler goroutine between decode steps
-	stop chan struct{}  // closed by Close
-	done chan struct{}  // closed when the scheduler goroutine has returned
-	busy atomic.Int32   // slots holding a request
-	wait atomic.Int32   // requests waiting for a slot
+	wake chan struct{} // a request or command arrived (capacity 1)
+	cmds chan func()   // run by the scheduler goroutine between decode steps
+	stop chan struct{} // closed by Close
+	done chan struct{} // closed when the scheduler goroutine has returned
+	busy atomic.Int32  // slots holding a request
+	wait atomic.Int32  // requests waiting for a slot
 	hook atomic.Pointer[func(Event)]
 }
 
@@ -85,10 +85,10 @@ func Open(path string, opts Options) (*Engine, error) {
 		return nil, err
 	}
 	lctx, err := bindings.NewContext(model, bindings.ContextOptions{
-		NCtx:     opts.Parallel * opts.Ctx,
-		NBatch:   opts.Batch,
-		NSeqMax:  opts.Parallel,
-		Threads:  opts.Threads,
+		NCtx:    opts.Parallel * opts.Ctx,
+		NBatch:  opts.Batch,
+		NSeqMax: opts.Parallel,
+		Threads: opts.Threads,
 	})
 	if err != nil {
 		model.Close()

@@ -304,4 +304,3 @@ func (e *Engine) failAll(s slots, err error) {
 		e.end(j, Result{}, err)
 	}
 }
-

@@ -18,6 +18,7 @@ func commands() []*cli.Command {
 		prepareCommand(),
 		pullCommand(),
 		quantizeCommand(),
+		serveCommand(),
 		initCommand(),
 		trainCommand(),
 		mergeCommand(),
