@@ -18,7 +18,7 @@ import (
 	"github.com/ecotune/ecotune/internal/testenv"
 )
 
-// fixture is stories260K served with two seeded random adapters.
+// fixture is stories260K, with a ChatML template, and three seeded random adapters.
 type fixture struct {
 	base     string
 	adapters map[string]string // name → path
@@ -26,8 +26,9 @@ type fixture struct {
 
 func newFixture(t testing.TB) fixture {
 	t.Helper()
-	base := testenv.Stories(t)
 	dir := t.TempDir()
+	base := filepath.Join(dir, "stories.gguf")
+	testenv.WithChatTemplate(t, testenv.Stories(t), base, testenv.ChatMLTemplate)
 	f := fixture{base: base, adapters: map[string]string{}}
 	for i, name := range []string{"alpha", "beta", "gamma"} {
 		p := filepath.Join(dir, name+".gguf")

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 )
 
 // apiError is an error with the HTTP status and OpenAI error fields it is reported with.
@@ -103,7 +104,12 @@ func decodeJSON(r *http.Request, v any) error {
 		case errors.As(err, &maxBytes):
 			return err
 		case errors.As(err, &typeErr):
-			return badRequest(typeErr.Field, "%s must be %s, not a JSON %s", fieldName(typeErr.Field), jsonKind(typeErr.Type.Kind().String()), typeErr.Value)
+			// Embedded request structs show up in the path; clients know only the JSON names.
+			field := typeErr.Field
+			for _, embedded := range []string{"samplingFields.", "ollamaCommon."} {
+				field = strings.ReplaceAll(field, embedded, "")
+			}
+			return badRequest(field, "%s must be %s, not a JSON %s", fieldName(field), jsonKind(typeErr.Type.Kind().String()), typeErr.Value)
 		case errors.As(err, &syntaxErr):
 			return badRequest("", "the body is not valid JSON: %v (at byte %d)", err, syntaxErr.Offset)
 		default:

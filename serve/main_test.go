@@ -10,7 +10,7 @@ import (
 
 // TestMain keeps llama.cpp's load chatter out of the test output unless -v asks for it.
 func TestMain(m *testing.M) {
-	level := slog.LevelWarn
+	level := slog.LevelError
 	for _, a := range os.Args {
 		if a == "-test.v=true" || a == "-test.v" {
 			level = slog.LevelInfo

@@ -67,3 +67,23 @@ func isProjection(name string) bool {
 	}
 	return false
 }
+
+// ChatMLTemplate is the ChatML chat template as a Jinja text, which llama.cpp recognizes
+// by its <|im_start|> markers.
+const ChatMLTemplate = "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+
+// WithChatTemplate writes a copy of the model at base to out with tokenizer.chat_template
+// set, for tests of chat APIs on models (such as stories260K) that carry none.
+func WithChatTemplate(tb testing.TB, base, out, tmpl string) {
+	tb.Helper()
+	f, err := gguf.Open(base)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer f.Close()
+	b := f.Builder()
+	b.Meta.Set("tokenizer.chat_template", gguf.ValueOf(tmpl))
+	if err := b.WriteFile(out); err != nil {
+		tb.Fatal(err)
+	}
+}
