@@ -375,4 +375,3 @@ func textOf(t testing.TB, body string) string {
 	require.Len(t, v.Choices, 1, body)
 	return v.Choices[0].Text
 }
-
