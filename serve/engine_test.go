@@ -8,6 +8,7 @@ import (
 	"math"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -56,7 +57,7 @@ func reference(t testing.TB, f fixture, adapters []AdapterRef, prompt string, op
 	m, err := bindings.LoadModel(f.base, bindings.ModelOptions{})
 	require.NoError(t, err)
 	defer m.Close()
-	c, err := bindings.NewContext(m, bindings.ContextOptions{NCtx: 2048})
+	c, err := bindings.NewContext(m, bindings.ContextOptions{NCtx: 2048, Threads: 1})
 	require.NoError(t, err)
 	var scales []bindings.AdapterScale
 	for _, a := range adapters {
@@ -92,7 +93,7 @@ var adapterSets = [][]AdapterRef{
 // against a single greedy generation in a context of its own.
 func TestEngineMatchesGenerate(t *testing.T) {
 	f := newFixture(t)
-	e := openEngine(t, f, Options{Parallel: 4, Ctx: 256})
+	e := openEngine(t, f, Options{Threads: 1, Parallel: 4, Ctx: 256})
 	const n = 40
 	type key struct{ p, s int }
 	want := map[key][]bindings.Token{}
@@ -133,7 +134,7 @@ func TestEngineMatchesGenerate(t *testing.T) {
 
 func TestEngineLimits(t *testing.T) {
 	f := newFixture(t)
-	e := openEngine(t, f, Options{Parallel: 1, Ctx: 64, Queue: 1})
+	e := openEngine(t, f, Options{Threads: 1, Parallel: 1, Ctx: 64, Queue: 1})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 
@@ -174,7 +175,7 @@ func TestEngineLimits(t *testing.T) {
 // finish with their full output, and afterwards the name is unknown.
 func TestUnloadWhileStreaming(t *testing.T) {
 	f := newFixture(t)
-	e := openEngine(t, f, Options{Parallel: 2, Ctx: 128})
+	e := openEngine(t, f, Options{Threads: 1, Parallel: 2, Ctx: 128})
 	want := reference(t, f, []AdapterRef{{"alpha", 1}}, prompts[0], bindings.GenerateOptions{MaxTokens: 60})
 	var streams []*Stream
 	for range 3 {
@@ -212,7 +213,7 @@ func TestUnloadWhileStreaming(t *testing.T) {
 // logits libllama computes for the same prefix in a context of its own.
 func TestLogprobs(t *testing.T) {
 	f := newFixture(t)
-	e := openEngine(t, f, Options{Parallel: 2, Ctx: 128})
+	e := openEngine(t, f, Options{Threads: 1, Parallel: 2, Ctx: 128})
 	s, err := e.Submit(context.Background(), Request{Prompt: prompts[1], MaxTokens: 5, Logprobs: 3})
 	require.NoError(t, err)
 	var toks []Token
@@ -225,7 +226,7 @@ func TestLogprobs(t *testing.T) {
 	m, err := bindings.LoadModel(f.base, bindings.ModelOptions{})
 	require.NoError(t, err)
 	defer m.Close()
-	c, err := bindings.NewContext(m, bindings.ContextOptions{NCtx: 128})
+	c, err := bindings.NewContext(m, bindings.ContextOptions{NCtx: 128, Threads: 1})
 	require.NoError(t, err)
 	ids, err := m.PromptTokens(prompts[1], true)
 	require.NoError(t, err)
@@ -281,7 +282,7 @@ func logSoftmax64(logits []float32) []float64 {
 // object, and sampled outputs under several seeds stay inside the grammar.
 func TestJSONGrammar(t *testing.T) {
 	f := newFixture(t)
-	e := openEngine(t, f, Options{Parallel: 2, Ctx: 256})
+	e := openEngine(t, f, Options{Threads: 1, Parallel: 2, Ctx: 256})
 	ended := 0
 	for seed := range uint32(6) {
 		text, r, err := e.Generate(context.Background(), Request{Prompt: "{\"name\": ", MaxTokens: 120, Logprobs: -1,
@@ -299,4 +300,27 @@ func TestJSONGrammar(t *testing.T) {
 	_, err := e.Submit(context.Background(), Request{Prompt: "x", Sampler: bindings.SamplerOptions{Grammar: "root ::= ("}})
 	var inv *InvalidRequestError
 	assert.True(t, errors.As(err, &inv), fmt.Sprint(err))
+}
+
+// TestCancelFreesWithinOneStep: after a request's context ends, the scheduler starts at
+// most one more decode step (the one that may be running) before its slot is free.
+func TestCancelFreesWithinOneStep(t *testing.T) {
+	f := newFixture(t)
+	e := openEngine(t, f, Options{Threads: 1, Parallel: 2, Ctx: 2048})
+	var steps atomic.Int64
+	e.OnStep(func(Event) { steps.Add(1) })
+	ctx, cancel := context.WithCancel(context.Background())
+	s, err := e.Submit(ctx, Request{Prompt: prompts[0], Logprobs: -1})
+	require.NoError(t, err)
+	n := 0
+	for range s.Tokens() {
+		if n++; n == 10 {
+			break
+		}
+	}
+	cancel()
+	// A step may be running as the context ends; it can finish after this load.
+	before := steps.Load()
+	require.Eventually(t, func() bool { return e.Stats().Busy == 0 }, 5*time.Second, 100*time.Microsecond)
+	assert.LessOrEqual(t, steps.Load()-before, int64(1), "steps decoded after the cancel")
 }

@@ -50,7 +50,7 @@ func call(t testing.TB, ts *httptest.Server, method, path, body string, header .
 
 func TestMalformedRequests(t *testing.T) {
 	f := newFixture(t)
-	e := openEngine(t, f, Options{Parallel: 2, Ctx: 64})
+	e := openEngine(t, f, Options{Threads: 1, Parallel: 2, Ctx: 64})
 	ts, _ := startServer(t, e, HandlerOptions{MaxBody: 4096})
 	other := filepath.Join(t.TempDir(), "other.gguf")
 	testenv.WriteLoRA(t, testenv.Testdata(t, "llama-2-tiny-random.gguf"), other, 2, 0.1, 7)
@@ -122,7 +122,7 @@ func TestMalformedRequests(t *testing.T) {
 
 func TestAPIKey(t *testing.T) {
 	f := newFixture(t)
-	e := openEngine(t, f, Options{Parallel: 1, Ctx: 64})
+	e := openEngine(t, f, Options{Threads: 1, Parallel: 1, Ctx: 64})
 	ts, _ := startServer(t, e, HandlerOptions{APIKey: "sekrit"})
 	for _, path := range []string{"/v1/models", "/api/tags", "/metrics", "/v1/adapters"} {
 		status, body, h := call(t, ts, "GET", path, "")
@@ -158,7 +158,7 @@ func sseEvents(t testing.TB, r io.Reader) []string {
 // finish reason and usage as the same request not streamed, with OpenAI's framing.
 func TestStreamsMatchWholeResponses(t *testing.T) {
 	f := newFixture(t)
-	e := openEngine(t, f, Options{Parallel: 2, Ctx: 256})
+	e := openEngine(t, f, Options{Threads: 1, Parallel: 2, Ctx: 256})
 	ts, _ := startServer(t, e, HandlerOptions{})
 	body := `{"model":"alpha","messages":[{"role":"system","content":"Be brief."},{"role":"user","content":"Tell me a story."}],"max_tokens":30,"temperature":0%s}`
 	status, whole, _ := call(t, ts, "POST", "/v1/chat/completions", fmt.Sprintf(body, ""))
@@ -258,7 +258,7 @@ func metric(t testing.TB, ts *httptest.Server, series string) float64 {
 // Retry-After; clients that go away free their slot and queue place.
 func TestQueueFullAndDisconnect(t *testing.T) {
 	f := newFixture(t)
-	e := openEngine(t, f, Options{Parallel: 1, Ctx: 2048, Queue: 1})
+	e := openEngine(t, f, Options{Threads: 1, Parallel: 1, Ctx: 2048, Queue: 1})
 	ts, _ := startServer(t, e, HandlerOptions{})
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -308,7 +308,7 @@ func TestQueueFullAndDisconnect(t *testing.T) {
 // text, the unload returns once they are done, and the new adapter serves at once.
 func TestAdaptersChangeWhileStreaming(t *testing.T) {
 	f := newFixture(t)
-	e := openEngine(t, f, Options{Parallel: 4, Ctx: 256})
+	e := openEngine(t, f, Options{Threads: 1, Parallel: 4, Ctx: 256})
 	ts, _ := startServer(t, e, HandlerOptions{})
 	req := `{"model":"alpha","prompt":"Once upon a time","max_tokens":50,"temperature":0}`
 	status, ref, _ := call(t, ts, "POST", "/v1/completions", req)
