@@ -27,6 +27,7 @@ type Options struct {
 	Threads   int    // CPU threads; 0 = one per CPU
 	GPULayers int    // layers to offload in GPU builds; 0 = none, -1 = all
 	Queue     int    // requests that may wait for a free slot; 0 = 64
+	Turn      int    // decode steps an adapter set keeps the context while others wait; 0 = 4
 }
 
 // Engine serves one base model and its adapters: requests are admitted into the context's
@@ -67,6 +68,9 @@ func Open(path string, opts Options) (*Engine, error) {
 	if opts.Queue == 0 {
 		opts.Queue = 64
 	}
+	if opts.Turn == 0 {
+		opts.Turn = 4
+	}
 	switch {
 	case opts.Parallel < 1:
 		return nil, fmt.Errorf("serve: parallel %d must be at least 1", opts.Parallel)
@@ -74,6 +78,8 @@ func Open(path string, opts Options) (*Engine, error) {
 		return nil, fmt.Errorf("serve: a sequence's context of %d tokens is too small", opts.Ctx)
 	case opts.Batch < opts.Parallel:
 		return nil, fmt.Errorf("serve: batch %d must hold one token of each of the %d parallel sequences", opts.Batch, opts.Parallel)
+	case opts.Turn < 1:
+		return nil, fmt.Errorf("serve: turn %d must be at least 1", opts.Turn)
 	case opts.Queue < 0:
 		return nil, fmt.Errorf("serve: queue %d must not be negative", opts.Queue)
 	}

@@ -11,9 +11,11 @@ import (
 // The scheduling policy (docs/serve.md):
 //   - Requests wait in arrival order and take the first free sequence slot.
 //   - libllama applies adapters to a whole context, so one decode step serves one adapter
-//     set. Each step picks the next set, in a fixed order, that has a slot holding work,
-//     after the set of the step before: with k sets busy each gets every k-th step, so
-//     none starves, and requests sharing a set decode together.
+//     set. A set keeps the context for a turn of Options.Turn steps (fewer if its requests
+//     end), then the next set in a fixed order that has a slot holding work takes it: with
+//     k sets busy each gets one turn in k, so none starves, and requests sharing a set
+//     decode together. Turns longer than one step pay for what a switch costs: llama.cpp
+//     re-plans its compute graph (sched_reserve) whenever the adapters change.
 //   - In a step, the set's first slot still reading its prompt decodes up to Batch prompt
 //     tokens alone, then every slot of the set that is generating decodes one token
 //     together. A prompt is thus decoded exactly as `ecotune generate` decodes it, and
@@ -35,6 +37,7 @@ func (e *Engine) run() {
 	defer batch.Close()
 	applied := "" // the adapter set the context has now (the base alone at start)
 	last := ""    // the set the previous step served
+	turn := 0     // steps left in last's turn
 
 	for {
 		// Commands (adapter unloads) and shutdown first, then new requests.
@@ -60,8 +63,12 @@ func (e *Engine) run() {
 			}
 			continue
 		}
-		set := s.nextSet(last)
+		set := s.setOf(last)
+		if set == nil || turn <= 0 {
+			set, turn = s.nextSet(last), e.opts.Turn
+		}
 		last = set.key
+		turn--
 		if applied != set.key {
 			if err := e.lctx.SetAdapters(set.scales); err != nil {
 				e.failSet(s, set.key, fmt.Errorf("serve: apply adapters: %w", err))
@@ -115,6 +122,16 @@ func (s slots) idle() bool {
 		}
 	}
 	return true
+}
+
+// setOf returns the busy adapter set with the given key, or nil.
+func (s slots) setOf(key string) *adapterSet {
+	for _, j := range s {
+		if j != nil && j.set.key == key {
+			return j.set
+		}
+	}
+	return nil
 }
 
 // nextSet returns the busy adapter set that follows last in key order, wrapping around.

@@ -45,6 +45,7 @@ Example:
 			&cli.IntFlag{Name: "parallel", Value: 4, Usage: "sequences decoded together"},
 			&cli.IntFlag{Name: "ctx", Value: 2048, Usage: "context tokens of each sequence"},
 			&cli.IntFlag{Name: "queue", Value: 64, Usage: "requests that may wait for a free sequence (then 429)"},
+			&cli.IntFlag{Name: "turn", Value: 4, Usage: "decode steps one adapter set keeps the context while other sets wait"},
 			&cli.IntFlag{Name: "threads", Usage: "CPU threads (default: all)"},
 			&cli.IntFlag{Name: "gpu-layers", Value: -1, Usage: "layers to offload to a GPU (CUDA builds); -1 all"},
 			&cli.StringFlag{Name: "api-key", Usage: "require this key as \"Authorization: Bearer KEY\" (or ECOTUNE_API_KEY)", EnvVars: []string{"ECOTUNE_API_KEY"}},
@@ -134,7 +135,7 @@ func runServe(c *cli.Context) error {
 
 	engine, err := serve.Open(c.String("model"), serve.Options{
 		Name: c.String("name"), Parallel: c.Int("parallel"), Ctx: c.Int("ctx"), Threads: c.Int("threads"),
-		GPULayers: c.Int("gpu-layers"), Queue: c.Int("queue"),
+		GPULayers: c.Int("gpu-layers"), Queue: c.Int("queue"), Turn: c.Int("turn"),
 	})
 	if err != nil {
 		return err
