@@ -221,10 +221,6 @@ func (m *Manager) previewFile(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if m.opts.Preview == nil {
-		writeError(w, &apiError{status: http.StatusNotImplemented, msg: "this server cannot preview files"})
-		return
-	}
 	n := 5
 	if s := r.URL.Query().Get("n"); s != "" {
 		v, err := strconv.Atoi(s)
@@ -234,7 +230,7 @@ func (m *Manager) previewFile(w http.ResponseWriter, r *http.Request) {
 		}
 		n = v
 	}
-	examples, err := m.opts.Preview(r.Context(), f.path, m.opts.Base.Path, n)
+	examples, err := m.preview(r.Context(), f, n)
 	if err != nil {
 		writeError(w, badRequest("file", "%v", err))
 		return

@@ -38,9 +38,6 @@ type Options struct {
 	MaxUpload int64 // largest upload in bytes; 0 = 256 MiB
 	Threads   int   // training threads; 0 = train's default (all)
 	Logger    *slog.Logger
-	// Preview renders the first n examples of a training file as the base will see them
-	// (for the studio); nil turns GET /v1/files/{id}/preview off.
-	Preview func(ctx context.Context, file, base string, n int) ([]PreviewExample, error)
 }
 
 // PreviewExample is one example as the model sees it: its text in segments, each marked
