@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -16,6 +18,8 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/ecotune/ecotune/data"
+	"github.com/ecotune/ecotune/jobs"
 	"github.com/ecotune/ecotune/serve"
 )
 
@@ -53,6 +57,10 @@ Example:
 			&cli.DurationFlag{Name: "timeout", Value: 10 * time.Minute, Usage: "longest a request may run"},
 			&cli.DurationFlag{Name: "grace", Value: 30 * time.Second, Usage: "on SIGTERM, how long streams in flight may take to finish"},
 			&cli.Int64Flag{Name: "max-body", Value: 8 << 20, Usage: "largest request body in bytes"},
+			&cli.StringFlag{Name: "data-dir", Usage: "turn on fine-tuning jobs (OpenAI's /v1/files and /v1/fine_tuning API); their state lives here"},
+			&cli.IntFlag{Name: "max-jobs", Value: 1, Usage: "fine-tuning jobs trained at once"},
+			&cli.IntFlag{Name: "train-threads", Usage: "CPU threads of each training job (default: half the CPUs, so serving keeps the rest)"},
+			&cli.Int64Flag{Name: "max-upload", Value: 256 << 20, Usage: "largest uploaded training file in bytes"},
 			&cli.StringSliceFlag{Name: "rpc", Usage: "HOST:PORT of a llama.cpp rpc-server to place layers on (repeatable; see docs/serve.md)"},
 		},
 		Action: runServe,
@@ -150,11 +158,27 @@ func runServe(c *cli.Context) error {
 		APIKey: key, MaxBody: c.Int64("max-body"), Timeout: c.Duration("timeout"), Version: version,
 	})
 
+	var root http.Handler = handler
+	if dir := c.String("data-dir"); dir != "" {
+		mgr, err := openJobs(c, engine, dir)
+		if err != nil {
+			return err
+		}
+		defer mgr.Close() // before the engine closes: a running job checkpoints and resumes at the next start
+		jobsAPI := handler.RequireKey(mgr.Handler())
+		mux := http.NewServeMux()
+		mux.Handle("/v1/files", jobsAPI)
+		mux.Handle("/v1/files/", jobsAPI)
+		mux.Handle("/v1/fine_tuning/", jobsAPI)
+		mux.Handle("/", handler)
+		root = mux
+	}
+
 	ln, err := net.Listen("tcp", net.JoinHostPort(c.String("host"), strconv.Itoa(port)))
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: root, ReadHeaderTimeout: 10 * time.Second}
 	ctx, stop := signal.NotifyContext(c.Context, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	served := make(chan error, 1)
@@ -179,4 +203,35 @@ func runServe(c *cli.Context) error {
 		srv.Close() // the grace period ran out: end what is left
 	}
 	return nil
+}
+
+// openJobs starts the fine-tuning service: jobs run `ecotune prepare` and `ecotune train`
+// with this very binary, and their adapters are served as soon as they finish.
+func openJobs(c *cli.Context, engine *serve.Engine, dir string) (*jobs.Manager, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("--data-dir: finding this program to run training with: %w", err)
+	}
+	threads := c.Int("train-threads")
+	if threads == 0 {
+		threads = max(1, runtime.NumCPU()/2)
+	}
+	tmpl := "model"
+	if engine.Model().ChatTemplate() == "" {
+		tmpl = data.DefaultTemplate
+	}
+	return jobs.Open(jobs.Options{
+		DataDir: dir, Base: jobs.Base{Name: engine.Name(), Path: c.String("model"), Template: tmpl},
+		Runner: jobs.CommandRunner{Path: exe}, Sink: engineSink{engine}, MaxJobs: c.Int("max-jobs"),
+		MaxUpload: c.Int64("max-upload"), Threads: threads,
+		Logger: slog.New(slog.NewTextHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: slog.LevelWarn})),
+	})
+}
+
+// engineSink serves each finished fine-tune as an adapter of the engine.
+type engineSink struct{ e *serve.Engine }
+
+func (s engineSink) AddAdapter(name, path string) error {
+	_, err := s.e.LoadAdapter(name, path, 1)
+	return err
 }
