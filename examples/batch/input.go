@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 )
@@ -67,6 +68,9 @@ func parseLine(text []byte, adapters map[string]string) (item, error) {
 		var typeErr *json.UnmarshalTypeError
 		if errors.As(err, &typeErr) && typeErr.Field != "" {
 			return item{}, fmt.Errorf("%q must be %s, not %s", typeErr.Field, typeErr.Type.Kind(), typeErr.Value)
+		}
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			return item{}, errors.New("the JSON value ends before it is complete")
 		}
 		return item{}, errors.New(strings.TrimPrefix(err.Error(), "json: "))
 	}
