@@ -68,7 +68,7 @@ func testChat(t *testing.T, f fixture, ref *refModel, chat string) {
 	require.NotEqual(t, reply2, alone2, "the history does not change the second reply")
 
 	out := runProgram(t, chat, user1+"\n"+user2+"\n",
-		"-m", f.base, "--adapter", "alpha="+f.adapters["alpha"], "--max-tokens", fmt.Sprint(maxTokens), "--ctx", "512")
+		"-m", f.base, "--adapter", "alpha="+f.adapters["alpha"], "--max-tokens", fmt.Sprint(maxTokens), "--ctx", "512", "--threads", "1")
 	require.Equal(t, 0, out.code, "stderr:\n%s", out.stderr)
 	assert.Equal(t, reply1+"\n"+reply2+"\n", out.stdout)
 	assert.Contains(t, out.stderr, "alpha> ", "the prompt names the adapter that answers")
@@ -139,7 +139,7 @@ func testBatch(t *testing.T, f fixture, ref *refModel, batch string) {
 	outDir := t.TempDir()
 	outFile := filepath.Join(outDir, "results.jsonl")
 	out := runProgram(t, batch, "", "-m", f.base, "--adapter", "alpha="+f.adapters["alpha"], "--adapter", "beta="+f.adapters["beta"],
-		"--max-tokens", fmt.Sprint(defaultMax), "--parallel", "3", "--jobs", "6", "--ctx", "256", "-o", outFile, in)
+		"--max-tokens", fmt.Sprint(defaultMax), "--parallel", "3", "--jobs", "6", "--ctx", "256", "--threads", "1", "-o", outFile, in)
 	require.Equal(t, 0, out.code, "stderr:\n%s", out.stderr)
 	assert.Empty(t, out.stdout, "with -o nothing goes to stdout")
 	assert.Equal(t, want, readResults(t, outFile))
@@ -147,7 +147,7 @@ func testBatch(t *testing.T, f fixture, ref *refModel, batch string) {
 
 	// Without -o the same results go to stdout.
 	out = runProgram(t, batch, "", "-m", f.base, "--adapter", "alpha="+f.adapters["alpha"], "--adapter", "beta="+f.adapters["beta"],
-		"--max-tokens", fmt.Sprint(defaultMax), "--ctx", "256", in)
+		"--max-tokens", fmt.Sprint(defaultMax), "--ctx", "256", "--threads", "1", in)
 	require.Equal(t, 0, out.code, "stderr:\n%s", out.stderr)
 	stdoutFile := filepath.Join(t.TempDir(), "stdout.jsonl")
 	require.NoError(t, os.WriteFile(stdoutFile, []byte(out.stdout), 0o644))

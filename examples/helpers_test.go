@@ -72,7 +72,9 @@ func runProgram(t *testing.T, bin, stdin string, args ...string) output {
 	cmd.Stdin = strings.NewReader(stdin)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	start := time.Now()
 	err := cmd.Run()
+	t.Logf("%s ran %v", filepath.Base(bin), time.Since(start).Round(time.Millisecond))
 	var exit *exec.ExitError
 	if err != nil && !errors.As(err, &exit) {
 		t.Fatalf("%s: %v", filepath.Base(bin), err)
@@ -109,7 +111,7 @@ func newRefModel(t *testing.T, base string, adapters map[string]string) *refMode
 // how many tokens it took.
 func (r *refModel) generate(t *testing.T, adapter, prompt string, maxTokens int) (string, int) {
 	t.Helper()
-	c, err := bindings.NewContext(r.m, bindings.ContextOptions{NCtx: 512})
+	c, err := bindings.NewContext(r.m, bindings.ContextOptions{NCtx: 512, Threads: 1, ThreadsBatch: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
