@@ -5,14 +5,19 @@ package examples_test
 
 import (
 	"bufio"
+	"bytes"
 	"cmp"
+	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -46,6 +51,7 @@ func TestExamples(t *testing.T) {
 	bin := buildExamples(t)
 	ref := newRefModel(t, f.base, f.adapters)
 	t.Run("chat", func(t *testing.T) { testChat(t, f, ref, filepath.Join(bin, "chat")) })
+	t.Run("chat-interrupt", func(t *testing.T) { testChatInterrupt(t, f, filepath.Join(bin, "chat")) })
 	t.Run("batch", func(t *testing.T) { testBatch(t, f, ref, filepath.Join(bin, "batch")) })
 	t.Run("batch-bad-input", func(t *testing.T) { testBatchBadInput(t, f, filepath.Join(bin, "batch")) })
 }
@@ -72,6 +78,41 @@ func testChat(t *testing.T, f fixture, ref *refModel, chat string) {
 	require.Equal(t, 0, out.code, "stderr:\n%s", out.stderr)
 	assert.Equal(t, reply1+"\n"+reply2+"\n", out.stdout)
 	assert.Contains(t, out.stderr, "alpha> ", "the prompt names the adapter that answers")
+}
+
+// testChatInterrupt sends Ctrl-C's signal while a long reply streams: the reply stops, and
+// the REPL answers the next line and exits 0 at the end of input.
+func testChatInterrupt(t *testing.T, f fixture, chat string) {
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, chat, "-m", f.base, "--max-tokens", "400", "--ctx", "2048", "--threads", "1")
+	stdin, err := cmd.StdinPipe()
+	require.NoError(t, err)
+	stdout, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	require.NoError(t, cmd.Start())
+
+	_, err = io.WriteString(stdin, "Tell me a long story.\n")
+	require.NoError(t, err)
+	out := bufio.NewReader(stdout)
+	_, err = out.ReadByte() // the reply has begun
+	require.NoError(t, err)
+	require.NoError(t, cmd.Process.Signal(os.Interrupt))
+	_, err = io.WriteString(stdin, "/reset\nAnd now?\n")
+	require.NoError(t, err)
+	require.NoError(t, stdin.Close())
+	rest, err := io.ReadAll(out)
+	require.NoError(t, err)
+	require.NoError(t, cmd.Wait(), "stderr:\n%s", stderr.String())
+
+	assert.Equal(t, 1, strings.Count(stderr.String(), "[stopped]"), "stderr:\n%s", stderr.String())
+	// A prompt before each of the four reads: the first line, /reset, the last line, end of input.
+	assert.Equal(t, 4, strings.Count(stderr.String(), "stories> "), "stderr:\n%s", stderr.String())
+	first, second, ok := strings.Cut(string(rest), "\n")
+	require.True(t, ok)
+	assert.Less(t, len(first), len(second), "the stopped reply is cut short; the next one runs its course")
 }
 
 // batchLine is an input line of the batch test; Adapter "" and MaxTokens 0 are left out.
