@@ -58,7 +58,7 @@ func (p preStep) flatten() []preStep {
 
 // recognisePre returns tokenizer.ggml.pre for a tokenizer.json pre_tokenizer,
 // and a short description of what was recognised.
-func recognisePre(raw json.RawMessage, arch string) (string, string, error) {
+func recognisePre(raw json.RawMessage) (string, string, error) {
 	if len(raw) == 0 || string(raw) == "null" {
 		return "", "", fmt.Errorf("no pre_tokenizer")
 	}
@@ -87,9 +87,6 @@ func recognisePre(raw json.RawMessage, arch string) (string, string, error) {
 		}
 		return "", "", fmt.Errorf("pre_tokenizer: Split regex %q is not one this converter recognises", pat.Regex)
 	case shape == "ByteLevel" && useRegex(steps[0]):
-		if arch == "phi2" {
-			return PrePhi2, "ByteLevel with GPT-2's regex", nil
-		}
 		return PreGPT2, "ByteLevel with GPT-2's regex", nil
 	case shape == "Digits+ByteLevel" && steps[0].IndividualDigs && useRegex(steps[1]):
 		return PreSmolLM, "single digits, then ByteLevel with GPT-2's regex", nil

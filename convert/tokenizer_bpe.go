@@ -86,7 +86,7 @@ func readBPE(path string, o TokenizerOptions) (*vocabulary, error) {
 	}
 	if o.Pre != "" {
 		v.pre, v.preHow = o.Pre, "given"
-	} else if v.pre, v.preHow, err = recognisePre(t.PreTokenizer, o.Arch); err != nil {
+	} else if v.pre, v.preHow, err = recognisePre(t.PreTokenizer); err != nil {
 		return nil, fmt.Errorf("convert: %s: %w; name llama.cpp's pre-tokenizer with --pre (llama-bpe, qwen2, gpt-2, smollm, ...)", path, err)
 	}
 	return v, nil
