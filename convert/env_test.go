@@ -45,7 +45,9 @@ func (l *libllama) logits(t testing.TB, tokens []int32) []float32 {
 // special tokens the vocabulary says to add (what transformers' encode does).
 type vocabTokenizer struct{ m *bindings.Model }
 
-func (v vocabTokenizer) Tokenize(text string) ([]int32, error) { return v.m.Tokenize(text, true, false) }
+func (v vocabTokenizer) Tokenize(text string) ([]int32, error) {
+	return v.m.Tokenize(text, true, false)
+}
 
 func loadVocab(t testing.TB, path string) *bindings.Model {
 	t.Helper()
