@@ -63,6 +63,19 @@ func TestConvertExportHFCLI(t *testing.T) {
 		assert.False(t, strings.HasPrefix(e.Name(), "."), "temporary file %s left behind", e.Name())
 	}
 
+	// generate takes the folder itself: converted into the cache once, then reused.
+	t.Setenv("XDG_CACHE_HOME", filepath.Join(dir, "cache"))
+	code, stdout, stderr = runCLI(t, "generate", "-m", hf, "-p", "Rivers", "-n", "3")
+	require.Equal(t, 0, code, stderr)
+	assert.Contains(t, stderr, "converting the Hugging Face checkpoint "+hf)
+	first := stdout
+	code, stdout, stderr = runCLI(t, "generate", "-m", hf, "-p", "Rivers", "-n", "3")
+	require.Equal(t, 0, code, stderr)
+	assert.NotContains(t, stderr, "converting")
+	assert.Equal(t, first, stdout, "the same model, greedy: the same text")
+	cached, _ := filepath.Glob(filepath.Join(dir, "cache", "ecotune", "converted", "hf-*.gguf"))
+	assert.Len(t, cached, 1)
+
 	code, _, stderr = runCLI(t, "convert", hf, "-o", filepath.Join(dir, "x.gguf"), "--type", "q3_x")
 	assert.Equal(t, exitUsage, code)
 	assert.Contains(t, stderr, `unknown type "q3_x"`)
