@@ -160,3 +160,18 @@ func (ck *checkpoint) Close() error {
 	ck.shards = nil
 	return errors.Join(errs...)
 }
+
+// CheckpointFile reports whether a file of a Hugging Face repository (a path
+// inside it) belongs to the checkpoint folder Convert reads: config,
+// tokenizer files, chat template, index and safetensors at the top level.
+func CheckpointFile(name string) bool {
+	if filepath.Base(name) != name {
+		return false
+	}
+	switch name {
+	case ConfigFile, "generation_config.json", TokenizerJSON, TokenizerModel, TokenizerConfig,
+		"special_tokens_map.json", "added_tokens.json", "chat_template.jinja", "chat_template.json", IndexFile:
+		return true
+	}
+	return filepath.Ext(name) == ".safetensors"
+}
