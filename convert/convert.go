@@ -142,6 +142,13 @@ func newPlan(o Options) (p *plan, err error) {
 		}
 	}()
 	sum := &Summary{Class: class, Arch: a.name, Tokenizer: tinfo}
+	if a == &gemma2Arch {
+		// llama.cpp does not read query_pre_attn_scalar: it scales queries by
+		// 1/sqrt(head_dim), or 1/sqrt(n_embd/n_head) for the 27B shape.
+		if q, ok, err := c.optFloat("query_pre_attn_scalar"); err == nil && ok && int(q) != h.headDim {
+			sum.Notes = append(sum.Notes, fmt.Sprintf("query_pre_attn_scalar %g differs from head_dim %d; llama.cpp uses the head dimension except for Gemma 2 27B's shape", q, h.headDim))
+		}
+	}
 	var tensors []gguf.Tensor
 	used := map[string]bool{}
 	if a.extra != nil {

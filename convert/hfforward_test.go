@@ -68,6 +68,11 @@ func (m *hfModel) forward(tokens []int32) [][]float64 {
 	invFreq := make([]float64, rot/2)
 	for i := range invFreq {
 		invFreq[i] = 1 / math.Pow(m.theta, float64(2*i)/float64(rot))
+		if m.longShort != nil {
+			// transformers' LongRoPE: sequences within the original context use the
+			// short factors, dividing each frequency.
+			invFreq[i] /= m.longShort[i]
+		}
 		if m.llama3 != nil {
 			f, lo, hi, old := m.llama3["factor"], m.llama3["low_freq_factor"], m.llama3["high_freq_factor"], m.llama3["original_max_position_embeddings"]
 			wave := 2 * math.Pi / invFreq[i]
@@ -83,8 +88,9 @@ func (m *hfModel) forward(tokens []int32) [][]float64 {
 	rope := func(x []float64, pos int) {
 		for i := range rot / 2 {
 			th := float64(pos) * invFreq[i]
+			c, s := m.ropeAttn*math.Cos(th), m.ropeAttn*math.Sin(th)
 			a, b := x[i], x[i+rot/2]
-			x[i], x[i+rot/2] = a*math.Cos(th)-b*math.Sin(th), a*math.Sin(th)+b*math.Cos(th)
+			x[i], x[i+rot/2] = a*c-b*s, a*s+b*c
 		}
 	}
 

@@ -34,6 +34,9 @@ type hfModel struct {
 	rotary                      float64 // share of each head that is rotated (phi2)
 	tied                        bool
 	llama3                      map[string]float64 // rope_scaling of type llama3, if any
+	longShort                   []float64          // phi3 LongRoPE short factors (the ones used within the original context)
+	longLong                    []float64          // and the long ones
+	ropeAttn                    float64            // LongRoPE's attention factor on cos and sin (1 without)
 	attnCap, finalCap           float64            // gemma2 soft-caps
 	window                      int                // gemma2 sliding window
 	w                           map[string][]float64
@@ -42,7 +45,7 @@ type hfModel struct {
 
 func newHFModel(arch string, seed uint64) *hfModel {
 	m := &hfModel{arch: arch, embd: 64, layers: 2, heads: 4, kv: 2, ff: 96, vocab: 32000, eps: 1e-5, theta: 10000, rotary: 1,
-		w: map[string][]float64{}, shape: map[string][]int64{}}
+		ropeAttn: 1, w: map[string][]float64{}, shape: map[string][]int64{}}
 	switch arch {
 	case "llama":
 		m.class = "LlamaForCausalLM"
@@ -51,11 +54,21 @@ func newHFModel(arch string, seed uint64) *hfModel {
 		m.class, m.tied, m.theta = "Qwen2ForCausalLM", true, 1e6
 	case "phi3":
 		m.class, m.vocab = "Phi3ForCausalLM", 32064 // llama.cpp's phi3 loader wants Phi-3's own tokens
+	case "phi3-longrope":
+		m.arch, m.class, m.vocab = "phi3", "Phi3ForCausalLM", 32064
+		// max_position_embeddings 2048 over an original 512: scale 4, and the factor
+		// transformers (and llama.cpp's converter) derive from it.
+		m.ropeAttn = math.Sqrt(1 + math.Log(4)/math.Log(512))
+		for i := range 8 {
+			m.longShort = append(m.longShort, 1+0.25*float64(i))
+			m.longLong = append(m.longLong, 2+float64(i))
+		}
 	case "phi2":
 		m.class, m.kv, m.ff, m.rotary, m.vocab = "PhiForCausalLM", 4, 128, 0.5, 50257
 	case "gemma2":
 		m.class, m.tied, m.eps, m.attnCap, m.finalCap, m.window = "Gemma2ForCausalLM", true, 1e-6, 0.5, 3, 4
 	}
+	arch = m.arch
 	m.headDim = m.embd / m.heads
 	r := rand.New(rand.NewPCG(seed, 99))
 	mat := func(name string, rows, cols int, std float64) {
@@ -151,6 +164,10 @@ func (m *hfModel) config() map[string]any {
 		c["hidden_activation"] = "gelu_pytorch_tanh"
 	default:
 		c["rms_norm_eps"] = m.eps
+	}
+	if m.longShort != nil {
+		c["max_position_embeddings"], c["original_max_position_embeddings"] = 2048, 512
+		c["rope_scaling"] = map[string]any{"type": "longrope", "short_factor": m.longShort, "long_factor": m.longLong}
 	}
 	if m.llama3 != nil {
 		rs := map[string]any{"rope_type": "llama3"}
