@@ -150,6 +150,12 @@ func (a *arch) tensors(h *hparams) []tensorMap {
 	return out
 }
 
+// MaxVocab bounds the vocabulary a checkpoint may declare, so that a hostile
+// config.json or tokenizer.json cannot make the converter allocate without
+// limit before the weights are checked (the largest real vocabularies have
+// about 260,000 tokens).
+const MaxVocab = 1 << 22
+
 // hparams are the dimensions every architecture has.
 type hparams struct {
 	class                                   string
@@ -210,6 +216,9 @@ func readHparams(c *config, class string) (*hparams, error) {
 	}
 	if h.vocab, err = c.positive("vocab_size"); err != nil {
 		return nil, err
+	}
+	if h.vocab > MaxVocab {
+		return nil, fmt.Errorf("convert: %s: vocab_size %d is more than %d", c.path, h.vocab, MaxVocab)
 	}
 	if h.context, _, err = c.optInt("max_position_embeddings", "n_ctx", "n_positions", "max_length", "max_sequence_length", "model_max_length"); err != nil {
 		return nil, err

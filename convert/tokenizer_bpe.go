@@ -54,6 +54,9 @@ func readBPE(path string, o TokenizerOptions) (*vocabulary, error) {
 		maxID = max(maxID, a.ID)
 	}
 	if n == 0 {
+		if maxID >= MaxVocab {
+			return nil, fmt.Errorf("convert: %s: token id %d is not below %d", path, maxID, MaxVocab)
+		}
 		n = maxID + 1
 	}
 	if maxID >= n {

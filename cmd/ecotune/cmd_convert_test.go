@@ -10,8 +10,11 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ecotune/ecotune/factory"
+	"github.com/ecotune/ecotune/ggml"
 	"github.com/ecotune/ecotune/gguf"
 	"github.com/ecotune/ecotune/internal/testenv"
+	"github.com/ecotune/ecotune/quant"
+	"github.com/ecotune/ecotune/safetensors"
 )
 
 // TestConvertExportHFCLI: a llama model with Llama 3's tokenizer goes out with
@@ -57,7 +60,25 @@ func TestConvertExportHFCLI(t *testing.T) {
 	require.NoError(t, err)
 	info, _ := f.Tensor("blk.0.attn_q.weight")
 	assert.Equal(t, gguf.TypeQ8_0, info.Type)
+	q8data, err := f.Data("blk.0.attn_q.weight")
+	require.NoError(t, err)
+	wantF32, err := quant.Dequantize(ggml.TypeQ8_0, q8data, 64*64)
+	require.NoError(t, err)
+
+	// A quantized model exports dequantized (F32) and converts back to those values.
+	hf2 := filepath.Join(dir, "hf-from-q8")
+	code, _, stderr = runCLI(t, "export", "hf", "--model", q8, "-o", hf2, "-q")
+	require.Equal(t, 0, code, stderr)
 	f.Close()
+	back2 := filepath.Join(dir, "back2.gguf")
+	code, _, stderr = runCLI(t, "convert", hf2, "-o", back2, "-q")
+	require.Equal(t, 0, code, stderr)
+	g, err := gguf.Open(back2)
+	require.NoError(t, err)
+	got, err := g.Data("blk.0.attn_q.weight")
+	require.NoError(t, err)
+	assert.Equal(t, safetensors.Float32Bytes(wantF32), got, "the Q8_0 values, dequantized exactly (row order restored both ways)")
+	g.Close()
 	left, _ := os.ReadDir(dir)
 	for _, e := range left {
 		assert.False(t, strings.HasPrefix(e.Name(), "."), "temporary file %s left behind", e.Name())
