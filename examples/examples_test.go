@@ -24,6 +24,7 @@ import (
 
 	"github.com/ecotune/ecotune/bindings"
 	"github.com/ecotune/ecotune/internal/testenv"
+	"github.com/ecotune/ecotune/internal/testmodel"
 )
 
 // fixture is stories260K with a ChatML template and two seeded random adapters, which
@@ -37,10 +38,10 @@ func newFixture(t *testing.T) fixture {
 	t.Helper()
 	dir := t.TempDir()
 	f := fixture{dir: dir, base: filepath.Join(dir, "stories.gguf"), adapters: map[string]string{}}
-	testenv.WithChatTemplate(t, testenv.Stories(t), f.base, testenv.ChatMLTemplate)
+	testmodel.WithChatTemplate(t, testenv.Stories(t), f.base, testmodel.ChatMLTemplate)
 	for i, name := range []string{"alpha", "beta"} {
 		f.adapters[name] = filepath.Join(dir, name+".gguf")
-		testenv.WriteLoRA(t, f.base, f.adapters[name], 4, 0.3, uint64(i+1))
+		testmodel.WriteLoRA(t, f.base, f.adapters[name], 4, 0.3, uint64(i+1))
 	}
 	return f
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/ecotune/ecotune/bindings"
 	"github.com/ecotune/ecotune/internal/testenv"
+	"github.com/ecotune/ecotune/internal/testmodel"
 )
 
 // TestMain keeps llama.cpp's load chatter out of the test output unless -v asks for it.
@@ -137,7 +138,7 @@ func (r *refModel) generate(t *testing.T, adapter, prompt string, maxTokens int)
 // going through the engine.
 func chatPrompt(t *testing.T, msgs ...bindings.ChatMessage) string {
 	t.Helper()
-	p, err := bindings.ApplyChatTemplate(testenv.ChatMLTemplate, msgs, true)
+	p, err := bindings.ApplyChatTemplate(testmodel.ChatMLTemplate, msgs, true)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/ecotune/ecotune/bindings"
 	"github.com/ecotune/ecotune/internal/testenv"
+	"github.com/ecotune/ecotune/internal/testmodel"
 )
 
 // fixture is stories260K, with a ChatML template, and three seeded random adapters.
@@ -29,11 +30,11 @@ func newFixture(t testing.TB) fixture {
 	t.Helper()
 	dir := t.TempDir()
 	base := filepath.Join(dir, "stories.gguf")
-	testenv.WithChatTemplate(t, testenv.Stories(t), base, testenv.ChatMLTemplate)
+	testmodel.WithChatTemplate(t, testenv.Stories(t), base, testmodel.ChatMLTemplate)
 	f := fixture{base: base, adapters: map[string]string{}}
 	for i, name := range []string{"alpha", "beta", "gamma"} {
 		p := filepath.Join(dir, name+".gguf")
-		testenv.WriteLoRA(t, base, p, 4, 0.3, uint64(i+1))
+		testmodel.WriteLoRA(t, base, p, 4, 0.3, uint64(i+1))
 		f.adapters[name] = p
 	}
 	return f

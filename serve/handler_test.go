@@ -20,6 +20,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ecotune/ecotune/internal/testenv"
+	"github.com/ecotune/ecotune/internal/testmodel"
 )
 
 // startServer serves an engine on 127.0.0.1 at a port httptest picks.
@@ -53,7 +54,7 @@ func TestMalformedRequests(t *testing.T) {
 	e := openEngine(t, f, Options{Threads: 1, Parallel: 2, Ctx: 64})
 	ts, _ := startServer(t, e, HandlerOptions{MaxBody: 4096})
 	other := filepath.Join(t.TempDir(), "other.gguf")
-	testenv.WriteLoRA(t, testenv.Testdata(t, "llama-2-tiny-random.gguf"), other, 2, 0.1, 7)
+	testmodel.WriteLoRA(t, testenv.Testdata(t, "llama-2-tiny-random.gguf"), other, 2, 0.1, 7)
 
 	long := strings.Repeat("once upon a time ", 40)
 	cases := []struct {

@@ -120,7 +120,11 @@ func openForGeneration(c *cli.Context) (model *bindings.Model, lctx *bindings.Co
 			closeAll()
 		}
 	}()
-	if model, err = bindings.LoadModel(c.String("model"), bindings.ModelOptions{GPULayers: c.Int("gpu-layers")}); err != nil {
+	modelFile, err := modelPath(c.Context, c.String("model"), c.App.ErrWriter)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if model, err = bindings.LoadModel(modelFile, bindings.ModelOptions{GPULayers: c.Int("gpu-layers")}); err != nil {
 		return nil, nil, nil, err
 	}
 	closers = append(closers, model.Close)

@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ecotune/ecotune/internal/testenv"
+	"github.com/ecotune/ecotune/internal/testmodel"
 )
 
 // The official clients, pinned.
@@ -34,9 +35,9 @@ func newServeFixture(t *testing.T) serveFixture {
 	dir := t.TempDir()
 	f := serveFixture{bin: filepath.Join(dir, "ecotune"), base: filepath.Join(dir, "stories.gguf"),
 		alpha: filepath.Join(dir, "alpha.gguf"), beta: filepath.Join(dir, "beta.gguf")}
-	testenv.WithChatTemplate(t, testenv.Stories(t), f.base, testenv.ChatMLTemplate)
-	testenv.WriteLoRA(t, f.base, f.alpha, 4, 0.3, 1)
-	testenv.WriteLoRA(t, f.base, f.beta, 4, 0.3, 2)
+	testmodel.WithChatTemplate(t, testenv.Stories(t), f.base, testmodel.ChatMLTemplate)
+	testmodel.WriteLoRA(t, f.base, f.alpha, 4, 0.3, 1)
+	testmodel.WriteLoRA(t, f.base, f.beta, 4, 0.3, 2)
 	out, err := exec.Command("go", "build", "-o", f.bin, ".").CombinedOutput()
 	require.NoError(t, err, "%s", out)
 	return f

@@ -11,6 +11,7 @@ func commands() []*cli.Command {
 		benchCommand(),
 		chatCommand(),
 		completionCommand(),
+		convertCommand(),
 		demoCommand(),
 		devicesCommand(),
 		evalCommand(),

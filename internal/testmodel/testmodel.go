@@ -1,4 +1,6 @@
-package testenv
+// Package testmodel writes small model files for tests: LoRA adapters with seeded random
+// factors, and copies of a model with a chat template.
+package testmodel
 
 import (
 	"encoding/binary"
