@@ -346,11 +346,12 @@ func (e *Engine) Generate(ctx context.Context, req Request) (string, Result, err
 }
 
 // ChatPrompt formats messages with the base model's chat template, ending with the
-// opening of the assistant's turn.
+// opening of the assistant's turn. Without a template the error wraps
+// bindings.ErrNoChatTemplate.
 func (e *Engine) ChatPrompt(msgs []bindings.ChatMessage) (string, error) {
 	p, err := e.model.ApplyChatTemplate(msgs, true)
 	if errors.Is(err, bindings.ErrNoChatTemplate) {
-		return "", &InvalidRequestError{Field: "messages", Msg: fmt.Sprintf("model %s has no chat template; use the completions API", e.name)}
+		return "", &InvalidRequestError{Field: "messages", Msg: fmt.Sprintf("model %s has no chat template; use the completions API", e.name), Err: err}
 	}
 	return p, err
 }

@@ -90,6 +90,9 @@ func (e *PromptTooLongError) Error() string {
 // InvalidRequestError reports a request field with a bad value.
 type InvalidRequestError struct {
 	Field, Msg string
+	Err        error // the cause, when there is one (errors.Is reaches it)
 }
 
 func (e *InvalidRequestError) Error() string { return e.Field + ": " + e.Msg }
+
+func (e *InvalidRequestError) Unwrap() error { return e.Err }
