@@ -179,6 +179,20 @@ func (m *Manager) fileByPath(w http.ResponseWriter, r *http.Request) (File, bool
 	return f, true
 }
 
+// jobByPath looks up the job the route's {id} names, answering 404 when there is none.
+func (m *Manager) jobByPath(w http.ResponseWriter, r *http.Request) (row, bool) {
+	jr, err := m.db.job(r.PathValue("id"))
+	if errors.Is(err, errNotFound) {
+		writeError(w, notFound("fine-tuning job", r.PathValue("id")))
+		return row{}, false
+	}
+	if err != nil {
+		writeError(w, err)
+		return row{}, false
+	}
+	return jr, true
+}
+
 func (m *Manager) getFile(w http.ResponseWriter, r *http.Request) {
 	if f, ok := m.fileByPath(w, r); ok {
 		writeJSON(w, http.StatusOK, f)
@@ -440,16 +454,11 @@ func (m *Manager) getJob(w http.ResponseWriter, r *http.Request) { m.respondJob(
 // page back from, `limit`), or with ?stream=true every event oldest first as server-sent
 // events, following the job until it ends.
 func (m *Manager) listEvents(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
-	jr, err := m.db.job(id)
-	if errors.Is(err, errNotFound) {
-		writeError(w, notFound("fine-tuning job", id))
+	jr, ok := m.jobByPath(w, r)
+	if !ok {
 		return
 	}
-	if err != nil {
-		writeError(w, err)
-		return
-	}
+	id := jr.ID
 	if r.URL.Query().Get("stream") == "true" {
 		m.streamEvents(w, r, jr)
 		return
@@ -526,14 +535,11 @@ func (m *Manager) streamEvents(w http.ResponseWriter, r *http.Request, jr row) {
 }
 
 func (m *Manager) listCheckpoints(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
-	if _, err := m.db.job(id); err != nil {
-		if errors.Is(err, errNotFound) {
-			err = notFound("fine-tuning job", id)
-		}
-		writeError(w, err)
+	jr, ok := m.jobByPath(w, r)
+	if !ok {
 		return
 	}
+	id := jr.ID
 	cks, err := m.db.checkpoints(id)
 	if err != nil {
 		writeError(w, err)
@@ -560,16 +566,11 @@ func lastID(c []Checkpoint) any {
 // cancelJob serves POST .../cancel: a waiting job ends at once; a running one is
 // interrupted (its checkpoint is saved) and ends when the child has stopped.
 func (m *Manager) cancelJob(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
-	jr, err := m.db.job(id)
-	if errors.Is(err, errNotFound) {
-		writeError(w, notFound("fine-tuning job", id))
+	jr, ok := m.jobByPath(w, r)
+	if !ok {
 		return
 	}
-	if err != nil {
-		writeError(w, err)
-		return
-	}
+	id := jr.ID
 	if ended(jr.Status) {
 		writeError(w, badRequest("", "job %s has already %s", id, jr.Status))
 		return

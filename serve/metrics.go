@@ -118,6 +118,21 @@ func (o *observation) token() {
 	o.last = now
 }
 
+// each runs f on every token of st as it comes, timing them, and returns the result or
+// the stream's error.
+func (o *observation) each(st *Stream, f func(Token)) (Result, error) {
+	for tok, err := range st.Tokens() {
+		if err != nil {
+			return st.Result(), err
+		}
+		o.token()
+		f(tok)
+	}
+	res := st.Result()
+	o.done(res)
+	return res, nil
+}
+
 // done records a finished request's generated tokens.
 func (o *observation) done(r Result) {
 	o.m.tokens.WithLabelValues("completion").Add(float64(r.CompletionTokens))

@@ -229,32 +229,24 @@ func (s *Server) ollamaRun(w http.ResponseWriter, r *http.Request, req Request, 
 	}
 	if stream != nil && !*stream {
 		var text strings.Builder
-		for tok, err := range st.Tokens() {
-			if err != nil {
-				writeOllamaError(w, err)
-				return
-			}
-			obs.token()
-			text.WriteString(tok.Text)
+		res, err := obs.each(st, func(tok Token) { text.WriteString(tok.Text) })
+		if err != nil {
+			writeOllamaError(w, err)
+			return
 		}
-		res := st.Result()
-		obs.done(res)
 		writeJSON(w, http.StatusOK, final(msg(text.String(), true), res))
 		return
 	}
 	nd := newNDJSON(w)
-	for tok, err := range st.Tokens() {
-		if err != nil {
-			nd.send(map[string]string{"error": toAPIError(err).Message})
-			return
-		}
-		obs.token()
+	res, err := obs.each(st, func(tok Token) {
 		if tok.Text != "" {
 			nd.send(msg(tok.Text, false))
 		}
+	})
+	if err != nil {
+		nd.send(map[string]string{"error": toAPIError(err).Message})
+		return
 	}
-	res := st.Result()
-	obs.done(res)
 	nd.send(final(msg("", true), res))
 }
 

@@ -174,27 +174,20 @@ func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request) {
 		writeOpenAIError(w, err)
 		return
 	}
-	id, created, model := newID("chatcmpl-"), time.Now().Unix(), body.Model
-	if model == "" {
-		model = s.e.Name()
-	}
-	obs := s.metrics.observe(stream)
+	rep := s.newReply(stream, "chatcmpl-", "chat.completion", body.Model)
 	if !body.Stream {
 		var text strings.Builder
 		var lps []chatLogprob
-		for tok, err := range stream.Tokens() {
-			if err != nil {
-				writeOpenAIError(w, err)
-				return
-			}
-			obs.token()
+		res, err := rep.obs.each(stream, func(tok Token) {
 			text.WriteString(tok.Text)
 			if req.Logprobs >= 0 {
 				lps = append(lps, chatLogprobOf(tok))
 			}
+		})
+		if err != nil {
+			writeOpenAIError(w, err)
+			return
 		}
-		res := stream.Result()
-		obs.done(res)
 		choice := map[string]any{
 			"index": 0, "message": map[string]any{"role": "assistant", "content": text.String()},
 			"logprobs": nil, "finish_reason": res.FinishReason,
@@ -202,46 +195,30 @@ func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request) {
 		if req.Logprobs >= 0 {
 			choice["logprobs"] = map[string]any{"content": nonNil(lps)}
 		}
-		writeJSON(w, http.StatusOK, map[string]any{
-			"id": id, "object": "chat.completion", "created": created, "model": model,
-			"choices": []any{choice}, "usage": usageOf(res), "system_fingerprint": s.fingerprint(),
-		})
+		writeJSON(w, http.StatusOK, rep.whole(choice, res))
 		return
 	}
 
 	sse := newSSE(w)
 	chunk := func(delta map[string]any, lp any, finish any) map[string]any {
-		return map[string]any{
-			"id": id, "object": "chat.completion.chunk", "created": created, "model": model, "system_fingerprint": s.fingerprint(),
-			"choices": []any{map[string]any{"index": 0, "delta": delta, "logprobs": lp, "finish_reason": finish}},
-		}
+		return rep.chunk(map[string]any{"index": 0, "delta": delta, "logprobs": lp, "finish_reason": finish})
 	}
 	sse.send(chunk(map[string]any{"role": "assistant", "content": ""}, nil, nil))
-	for tok, err := range stream.Tokens() {
-		if err != nil {
-			sse.sendError(err)
-			return
-		}
-		obs.token()
+	res, err := rep.obs.each(stream, func(tok Token) {
 		if tok.Text == "" && req.Logprobs < 0 {
-			continue
+			return
 		}
 		var lp any
 		if req.Logprobs >= 0 {
 			lp = map[string]any{"content": []chatLogprob{chatLogprobOf(tok)}}
 		}
 		sse.send(chunk(map[string]any{"content": tok.Text}, lp, nil))
+	})
+	if err != nil {
+		sse.sendError(err)
+		return
 	}
-	res := stream.Result()
-	obs.done(res)
-	sse.send(chunk(map[string]any{}, nil, res.FinishReason))
-	if body.StreamOptions != nil && body.StreamOptions.IncludeUsage {
-		sse.send(map[string]any{
-			"id": id, "object": "chat.completion.chunk", "created": created, "model": model, "system_fingerprint": s.fingerprint(),
-			"choices": []any{}, "usage": usageOf(res),
-		})
-	}
-	sse.done()
+	rep.end(sse, chunk(map[string]any{}, nil, res.FinishReason), res, body.StreamOptions)
 }
 
 // completions serves POST /v1/completions.
@@ -274,10 +251,7 @@ func (s *Server) completions(w http.ResponseWriter, r *http.Request) {
 		writeOpenAIError(w, err)
 		return
 	}
-	id, created, model := newID("cmpl-"), time.Now().Unix(), body.Model
-	if model == "" {
-		model = s.e.Name()
-	}
+	rep := s.newReply(stream, "cmpl-", "text_completion", body.Model)
 	echo := ""
 	if body.Echo {
 		echo = req.Prompt
@@ -285,7 +259,6 @@ func (s *Server) completions(w http.ResponseWriter, r *http.Request) {
 			echo, _ = s.e.Model().Detokenize(req.Tokens, false, true)
 		}
 	}
-	obs := s.metrics.observe(stream)
 	if !body.Stream {
 		text := strings.Builder{}
 		text.WriteString(echo)
@@ -293,49 +266,35 @@ func (s *Server) completions(w http.ResponseWriter, r *http.Request) {
 		if req.Logprobs >= 0 {
 			lps = &completionLogprobs{}
 		}
-		for tok, err := range stream.Tokens() {
-			if err != nil {
-				writeOpenAIError(w, err)
-				return
-			}
-			obs.token()
+		res, err := rep.obs.each(stream, func(tok Token) {
 			if lps != nil {
 				lps.add(tok, text.Len())
 			}
 			text.WriteString(tok.Text)
+		})
+		if err != nil {
+			writeOpenAIError(w, err)
+			return
 		}
-		res := stream.Result()
-		obs.done(res)
 		choice := map[string]any{"index": 0, "text": text.String(), "logprobs": nil, "finish_reason": res.FinishReason}
 		if lps != nil {
 			choice["logprobs"] = lps
 		}
-		writeJSON(w, http.StatusOK, map[string]any{
-			"id": id, "object": "text_completion", "created": created, "model": model,
-			"choices": []any{choice}, "usage": usageOf(res), "system_fingerprint": s.fingerprint(),
-		})
+		writeJSON(w, http.StatusOK, rep.whole(choice, res))
 		return
 	}
 
 	sse := newSSE(w)
 	chunk := func(text string, lp any, finish any) map[string]any {
-		return map[string]any{
-			"id": id, "object": "text_completion", "created": created, "model": model, "system_fingerprint": s.fingerprint(),
-			"choices": []any{map[string]any{"index": 0, "text": text, "logprobs": lp, "finish_reason": finish}},
-		}
+		return rep.chunk(map[string]any{"index": 0, "text": text, "logprobs": lp, "finish_reason": finish})
 	}
 	if echo != "" {
 		sse.send(chunk(echo, nil, nil))
 	}
 	offset := len(echo)
-	for tok, err := range stream.Tokens() {
-		if err != nil {
-			sse.sendError(err)
-			return
-		}
-		obs.token()
+	res, err := rep.obs.each(stream, func(tok Token) {
 		if tok.Text == "" && req.Logprobs < 0 {
-			continue
+			return
 		}
 		var lp any
 		if req.Logprobs >= 0 {
@@ -345,17 +304,12 @@ func (s *Server) completions(w http.ResponseWriter, r *http.Request) {
 		}
 		offset += len(tok.Text)
 		sse.send(chunk(tok.Text, lp, nil))
+	})
+	if err != nil {
+		sse.sendError(err)
+		return
 	}
-	res := stream.Result()
-	obs.done(res)
-	sse.send(chunk("", nil, res.FinishReason))
-	if body.StreamOptions != nil && body.StreamOptions.IncludeUsage {
-		sse.send(map[string]any{
-			"id": id, "object": "text_completion", "created": created, "model": model, "system_fingerprint": s.fingerprint(),
-			"choices": []any{}, "usage": usageOf(res),
-		})
-	}
-	sse.done()
+	rep.end(sse, chunk("", nil, res.FinishReason), res, body.StreamOptions)
 }
 
 // models serves GET /v1/models: the base, then every adapter, parented to the base.
@@ -369,6 +323,57 @@ func (s *Server) models(w http.ResponseWriter, r *http.Request) {
 		})
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"object": "list", "data": data})
+}
+
+// reply holds what every OpenAI response and chunk of one request repeats.
+type reply struct {
+	s                 *Server
+	obs               *observation
+	id, object, model string
+	created           int64
+	chunkObject       string
+}
+
+// newReply starts the response to a submitted request; model "" is the base's name.
+func (s *Server) newReply(st *Stream, idPrefix, object, model string) *reply {
+	if model == "" {
+		model = s.e.Name()
+	}
+	chunkObject := object
+	if object == "chat.completion" {
+		chunkObject = "chat.completion.chunk" // completions chunks keep "text_completion"
+	}
+	return &reply{s: s, obs: s.metrics.observe(st), id: newID(idPrefix), object: object, chunkObject: chunkObject,
+		model: model, created: time.Now().Unix()}
+}
+
+func (r *reply) envelope(object string) map[string]any {
+	return map[string]any{"id": r.id, "object": object, "created": r.created, "model": r.model, "system_fingerprint": r.s.fingerprint()}
+}
+
+// whole is a non-streamed response with one choice.
+func (r *reply) whole(choice map[string]any, res Result) map[string]any {
+	m := r.envelope(r.object)
+	m["choices"], m["usage"] = []any{choice}, usageOf(res)
+	return m
+}
+
+// chunk is one streamed event with one choice.
+func (r *reply) chunk(choice map[string]any) map[string]any {
+	m := r.envelope(r.chunkObject)
+	m["choices"] = []any{choice}
+	return m
+}
+
+// end sends the finishing chunk, the usage chunk when the client asked for it, and [DONE].
+func (r *reply) end(sse *sseWriter, finish map[string]any, res Result, opts *streamOptions) {
+	sse.send(finish)
+	if opts != nil && opts.IncludeUsage {
+		m := r.envelope(r.chunkObject)
+		m["choices"], m["usage"] = []any{}, usageOf(res)
+		sse.send(m)
+	}
+	sse.done()
 }
 
 // fingerprint identifies the backend configuration, as OpenAI's system_fingerprint does.

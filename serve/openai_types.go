@@ -90,27 +90,30 @@ type loraRef struct {
 
 // samplingFields are the OpenAI (and llama-server, vLLM) sampling fields both endpoints take.
 type samplingFields struct {
-	Model             string     `json:"model"`
-	MaxTokens         *int       `json:"max_tokens"`
-	Temperature       *float32   `json:"temperature"`
-	TopP              *float32   `json:"top_p"`
-	TopK              *int       `json:"top_k"`
-	MinP              *float32   `json:"min_p"`
-	Seed              *int64     `json:"seed"`
-	Stop              stringList `json:"stop"`
-	PresencePenalty   float32    `json:"presence_penalty"`
-	FrequencyPenalty  float32    `json:"frequency_penalty"`
-	RepetitionPenalty *float32   `json:"repetition_penalty"`
-	RepeatPenalty     *float32   `json:"repeat_penalty"`
-	N                 *int       `json:"n"`
-	Stream            bool       `json:"stream"`
-	StreamOptions     *struct {
-		IncludeUsage bool `json:"include_usage"`
-	} `json:"stream_options"`
-	ResponseFormat *struct {
+	Model             string         `json:"model"`
+	MaxTokens         *int           `json:"max_tokens"`
+	Temperature       *float32       `json:"temperature"`
+	TopP              *float32       `json:"top_p"`
+	TopK              *int           `json:"top_k"`
+	MinP              *float32       `json:"min_p"`
+	Seed              *int64         `json:"seed"`
+	Stop              stringList     `json:"stop"`
+	PresencePenalty   float32        `json:"presence_penalty"`
+	FrequencyPenalty  float32        `json:"frequency_penalty"`
+	RepetitionPenalty *float32       `json:"repetition_penalty"`
+	RepeatPenalty     *float32       `json:"repeat_penalty"`
+	N                 *int           `json:"n"`
+	Stream            bool           `json:"stream"`
+	StreamOptions     *streamOptions `json:"stream_options"`
+	ResponseFormat    *struct {
 		Type string `json:"type"`
 	} `json:"response_format"`
 	Lora []loraRef `json:"lora"`
+}
+
+// streamOptions is OpenAI's stream_options.
+type streamOptions struct {
+	IncludeUsage bool `json:"include_usage"`
 }
 
 // chatRequest is POST /v1/chat/completions.
