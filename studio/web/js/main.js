@@ -38,3 +38,6 @@ for (const b of document.querySelectorAll('[role=tab]')) b.addEventListener('cli
 $('reload-models').addEventListener('click', refreshModels);
 select(['chat', 'train', 'runs'].includes(location.hash.slice(1)) ? location.hash.slice(1) : 'chat');
 refreshModels().then(() => document.body.classList.add('ready'));
+
+// On a phone the sampling settings start folded, so the conversation gets the screen.
+if (matchMedia('(max-width: 760px)').matches) document.querySelector('.settings details').open = false;
