@@ -48,8 +48,8 @@ type studioServer struct {
 	*httptest.Server
 	engine  *serve.Engine
 	api     *serve.Server
-	adapter string // the adapter's file
-	runs    string // the studio's runs folder
+	adapter string       // the adapter's file
+	runs    string       // the studio's runs folder
 	delay   atomic.Int64 // nanoseconds each streamed chat event is held back, so a browser sees tokens arrive
 }
 
@@ -186,7 +186,10 @@ func waitFor(t *testing.T, ctx context.Context, timeout time.Duration, cond stri
 	tctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	_, err := chromedp.Run(tctx, chromedp.Poll[bool](cond, chromedp.WithPollingInterval(20*time.Millisecond)))
-	require.NoError(t, err, "waiting for %s", cond)
+	if err != nil {
+		page, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.querySelector('main').innerText`))
+		t.Fatalf("waiting for %s: %v; the page says:\n%s", cond, err, page)
+	}
 }
 
 // screenshot saves the viewport as name.png among the test's artifacts and, when
@@ -195,6 +198,9 @@ func screenshot(t *testing.T, ctx context.Context, name string) {
 	t.Helper()
 	tctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
+	// Two frames let a scroll or a new node be painted before the capture.
+	_, err := chromedp.Run(tctx, chromedp.Evaluate[bool](`new Promise(r => requestAnimationFrame(() => requestAnimationFrame(() => r(true))))`, chromedp.EvalAwaitPromise))
+	require.NoError(t, err)
 	png, err := chromedp.Run(tctx, chromedp.CaptureScreenshot())
 	require.NoError(t, err)
 	dir := t.ArtifactDir()
@@ -211,7 +217,7 @@ func screenshot(t *testing.T, ctx context.Context, name string) {
 
 // setValue sets a form field's value as a person typing would, so change handlers run.
 func setValue(sel, value string) chromedp.Action[chromedp.Void] {
-	return chromedp.Evaluate[chromedp.Void](`(() => { const e = document.querySelector(`+jsString(sel)+`); e.value = `+jsString(value)+`;
+	return chromedp.Evaluate[chromedp.Void](`(() => { const e = document.querySelector(` + jsString(sel) + `); e.value = ` + jsString(value) + `;
 		e.dispatchEvent(new Event('input', {bubbles: true})); e.dispatchEvent(new Event('change', {bubbles: true})); })()`)
 }
 

@@ -224,7 +224,10 @@ func (d *RunDetail) readConfig(p string) error {
 		return fmt.Errorf("train_config.json: %v", err)
 	}
 	d.Config = raw
-	d.Model, d.Data, d.Method, d.Steps = cmp.Or(c.Name, filepath.Base(c.Model)), c.Data, cmp.Or(c.Config.Method, "lora"), c.Config.Steps
+	if c.Model != "" {
+		c.Model = filepath.Base(c.Model)
+	}
+	d.Model, d.Data, d.Method, d.Steps = cmp.Or(c.Name, c.Model), c.Data, cmp.Or(c.Config.Method, "lora"), c.Config.Steps
 	if d.Method == "lora" {
 		d.Rank, d.Alpha, d.Targets = c.Config.LoRA.Rank, c.Config.LoRA.Alpha, c.Config.LoRA.Targets
 	}
@@ -316,7 +319,6 @@ func reportSystems(p string) json.RawMessage {
 	}
 	return rep.Systems
 }
-
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")

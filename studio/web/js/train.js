@@ -182,7 +182,7 @@ export class Train {
       const poll = setInterval(() => this.poll(id, watch), 2000);
       watch.signal.addEventListener('abort', () => clearInterval(poll));
       while (!watch.signal.aborted && !TERMINAL.has(this.job.status)) {
-        await this.follow(id, watch.signal);
+        await this.follow(id, watch);
         if (watch.signal.aborted) break;
         await this.poll(id, watch);
         if (!TERMINAL.has(this.job.status)) await new Promise((r) => setTimeout(r, 1000));
@@ -199,7 +199,6 @@ export class Train {
     try {
       this.render(await apiJSON(`/v1/fine_tuning/jobs/${encodeURIComponent(id)}`, { signal: watch.signal }));
     } catch { /* the next poll or the stream tells */ }
-    if (TERMINAL.has(this.job?.status)) this.loadJobs();
   }
 
   async backfill(id, signal) {
@@ -216,12 +215,18 @@ export class Train {
   }
 
   // follow reads the live event stream until the server ends it.
-  async follow(id, signal) {
+  async follow(id, watch) {
+    const signal = watch.signal;
     const res = await api(`/v1/fine_tuning/jobs/${encodeURIComponent(id)}/events?stream=true`, { signal, headers: { Accept: 'text/event-stream' } });
     if (!res.ok) await decode(res);
     for await (const data of sse(res)) {
       if (data === '[DONE]') break;
-      try { this.addEvent(JSON.parse(data)); } catch { /* a line we do not know */ }
+      let e;
+      try { e = JSON.parse(data); } catch { continue; /* a line we do not know */ }
+      const fresh = !this.events.has(e.id);
+      this.addEvent(e);
+      // A message is a change of state (queued, running, done): show it now, not at the next poll.
+      if (fresh && e.type !== 'metrics') this.poll(id, watch);
     }
   }
 
@@ -245,7 +250,9 @@ export class Train {
   }
 
   render(job) {
+    const changed = this.job?.id !== job.id || this.job?.status !== job.status;
     this.job = job;
+    if (changed) this.loadJobs(); // the list shows each job's state too
     $('job-id').textContent = job.id;
     const badge = $('job-status');
     badge.textContent = job.status;
