@@ -208,7 +208,9 @@ export class Train {
       if (after) q.set('after', after);
       const body = await apiJSON(`/v1/fine_tuning/jobs/${encodeURIComponent(id)}/events?${q}`, { signal });
       const data = body.data || [];
-      data.forEach((e) => this.addEvent(e));
+      // OpenAI lists events newest first; add them oldest first so that events of the same
+      // second keep their order in the log.
+      [...data].reverse().forEach((e) => this.addEvent(e));
       if (!body.has_more || !data.length) break;
       after = data.at(-1).id;
     }
