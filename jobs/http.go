@@ -333,7 +333,7 @@ func checkEcotune(e EcotuneSettings) error {
 		return badRequest("ecotune.lr", "lr must be in (0, 1]")
 	case e.Steps < 0 || e.SaveEvery < 0 || e.EvalEvery < -1:
 		return badRequest("ecotune", "steps and save_every must not be negative")
-	case strings.ContainsAny(e.Targets+e.Dtype, " \t\n"):
+	case strings.ContainsAny(string(e.Targets)+e.Dtype, " \t\n"):
 		return badRequest("ecotune.targets", "targets and dtype take no spaces")
 	}
 	return nil

@@ -20,7 +20,9 @@ import (
 // noRunner fails every command: these tests never get as far as running one.
 type noRunner struct{}
 
-func (noRunner) Run(context.Context, []string, io.Writer) error { return errors.New("no runner in this test") }
+func (noRunner) Run(context.Context, []string, io.Writer) error {
+	return errors.New("no runner in this test")
+}
 
 func newTestManager(t *testing.T, maxUpload int64) (*Manager, *httptest.Server) {
 	t.Helper()
@@ -82,7 +84,9 @@ func TestBadUploads(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			status, body := upload(t, ts, c.purpose, c.file, []byte(c.content))
 			assert.Equal(t, 400, status, body)
-			var v struct{ Error struct{ Message, Type string } }
+			var v struct {
+				Error struct{ Message, Type string }
+			}
 			require.NoError(t, json.Unmarshal([]byte(body), &v))
 			assert.Contains(t, v.Error.Message, c.want)
 			assert.Equal(t, "invalid_request_error", v.Error.Type)

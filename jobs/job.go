@@ -3,6 +3,9 @@ package jobs
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"strings"
 )
 
 // Job statuses, as OpenAI's fine-tuning API names them.
@@ -58,13 +61,31 @@ type Hyperparameters struct {
 type EcotuneSettings struct {
 	Rank      int     `json:"r,omitempty"`
 	Alpha     float64 `json:"alpha,omitempty"`
-	Targets   string  `json:"targets,omitempty"` // comma-separated, or "all"
+	Targets   Targets `json:"targets,omitempty"` // module names, or "all"
 	Dtype     string  `json:"dtype,omitempty"`   // QLoRA: quantize the base first (q4_k, nf4, ...)
 	SeqLen    int     `json:"seq_len,omitempty"`
 	LR        float64 `json:"lr,omitempty"`    // absolute; replaces the multiplier
 	Steps     int     `json:"steps,omitempty"` // replaces n_epochs
 	SaveEvery int     `json:"save_every,omitempty"`
 	EvalEvery int     `json:"eval_every,omitempty"`
+}
+
+// Targets are the modules LoRA adapts: a JSON array of names or one comma-separated string.
+type Targets string
+
+// UnmarshalJSON takes either form.
+func (t *Targets) UnmarshalJSON(b []byte) error {
+	var one string
+	if err := json.Unmarshal(b, &one); err == nil {
+		*t = Targets(one)
+		return nil
+	}
+	var many []string
+	if err := json.Unmarshal(b, &many); err != nil {
+		return errors.New("ecotune.targets must be a string or an array of strings")
+	}
+	*t = Targets(strings.Join(many, ","))
+	return nil
 }
 
 // Settings is what a job was created with, stored as JSON.

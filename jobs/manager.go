@@ -31,6 +31,7 @@ type Base struct {
 // Options configures Open; zero fields take the defaults noted.
 type Options struct {
 	DataDir   string // the database, uploaded files and job folders live here (required)
+	RunsDir   string // each job's run folder (checkpoints, metrics, adapter) is RunsDir/<job id>; "" = inside its job folder
 	Base      Base   // the model jobs may name (required)
 	Runner    Runner // runs ecotune's commands (required)
 	Sink      AdapterSink
@@ -82,8 +83,8 @@ func Open(opts Options) (*Manager, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	for _, d := range []string{"files", "jobs"} {
-		if err := os.MkdirAll(filepath.Join(opts.DataDir, d), 0o755); err != nil {
+	for _, d := range []string{filepath.Join(opts.DataDir, "files"), filepath.Join(opts.DataDir, "jobs"), opts.RunsDir} {
+		if err := os.MkdirAll(d, 0o755); d != "" && err != nil {
 			return nil, fmt.Errorf("jobs: %w", err)
 		}
 	}
@@ -129,8 +130,13 @@ func (m *Manager) poke() {
 	}
 }
 
-func (m *Manager) jobDir(id string) string      { return filepath.Join(m.opts.DataDir, "jobs", id) }
-func (m *Manager) runDir(id string) string      { return filepath.Join(m.jobDir(id), "run") }
+func (m *Manager) jobDir(id string) string { return filepath.Join(m.opts.DataDir, "jobs", id) }
+func (m *Manager) runDir(id string) string {
+	if m.opts.RunsDir != "" {
+		return filepath.Join(m.opts.RunsDir, id)
+	}
+	return filepath.Join(m.jobDir(id), "run")
+}
 func (m *Manager) adapterPath(id string) string { return filepath.Join(m.runDir(id), "adapter.gguf") }
 
 // worker takes the oldest job that is waiting (validating, queued, or running when the

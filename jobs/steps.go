@@ -144,7 +144,7 @@ func (m *Manager) trainArgs(r row, out string) []string {
 		flag string
 		v    string
 	}{
-		{"--lora.r", itoaIf(e.Rank)}, {"--lora.alpha", ftoaIf(e.Alpha)}, {"--lora.targets", e.Targets}, {"--dtype", e.Dtype},
+		{"--lora.r", itoaIf(e.Rank)}, {"--lora.alpha", ftoaIf(e.Alpha)}, {"--lora.targets", string(e.Targets)}, {"--dtype", e.Dtype},
 		{"--seq-len", itoaIf(e.SeqLen)}, {"--save-every", itoaIf(e.SaveEvery)}, {"--eval-every", itoaIf(e.EvalEvery)},
 	} {
 		if kv.v != "" {

@@ -95,7 +95,7 @@ func TestFineTuningWithOpenAIClient(t *testing.T) {
 		"--steps", "6", "--batch", "2", "--lora.r", "4", "--seq-len", "128", "--threads", "1")
 	want, err := os.ReadFile(filepath.Join(run, "adapter.gguf"))
 	require.NoError(t, err)
-	have, err := os.ReadFile(filepath.Join(dataDir, "jobs", jobID, "run", "adapter.gguf"))
+	have, err := os.ReadFile(filepath.Join(dataDir, "runs", jobID, "adapter.gguf"))
 	require.NoError(t, err)
 	assert.True(t, bytes.Equal(want, have), "the job's adapter differs from ecotune train's (%d and %d bytes)", len(have), len(want))
 	assert.Equal(t, generated(t, f, question, 24, "--chat", "--lora", filepath.Join(run, "adapter.gguf")), got.Chat)
@@ -136,7 +136,7 @@ func TestJobSurvivesKill(t *testing.T) {
 	var job struct{ ID, Status string }
 	require.NoError(t, json.NewDecoder(resp.Body).Decode(&job))
 	resp.Body.Close()
-	run := filepath.Join(dataDir, "jobs", job.ID, "run")
+	run := filepath.Join(dataDir, "runs", job.ID)
 	// Kill once a checkpoint exists and training has gone past it.
 	require.Eventually(t, func() bool {
 		return len(metricsSteps(t, filepath.Join(run, "metrics.jsonl"))) >= 12

@@ -21,6 +21,7 @@ import (
 	"github.com/ecotune/ecotune/data"
 	"github.com/ecotune/ecotune/jobs"
 	"github.com/ecotune/ecotune/serve"
+	"github.com/ecotune/ecotune/studio"
 )
 
 func serveCommand() *cli.Command {
@@ -34,7 +35,8 @@ llama-server's "lora": [{"name": NAME, "scale": S}]. Requests are decoded togeth
 (--parallel sequences); adapters load and unload at run time (POST /v1/adapters,
 DELETE /v1/adapters/NAME). It binds to 127.0.0.1 unless --host says otherwise.
 SIGTERM or Ctrl-C stops accepting, lets streams finish for --grace, then exits 0.
-See docs/serve.md.
+The web studio is at / (chat, side by side, train, runs); --data-dir turns on OpenAI's
+fine-tuning API. See docs/serve.md, docs/jobs.md and docs/studio.md.
 
 Example:
    ecotune serve -m base.gguf --adapter climate=run/adapter.gguf --port 8080
@@ -58,6 +60,7 @@ Example:
 			&cli.DurationFlag{Name: "grace", Value: 30 * time.Second, Usage: "on SIGTERM, how long streams in flight may take to finish"},
 			&cli.Int64Flag{Name: "max-body", Value: 8 << 20, Usage: "largest request body in bytes"},
 			&cli.StringFlag{Name: "data-dir", Usage: "turn on fine-tuning jobs (OpenAI's /v1/files and /v1/fine_tuning API); their state lives here"},
+			&cli.StringFlag{Name: "runs", Usage: "the studio's Runs tab lists the run folders here (ecotune train --out); jobs write theirs here too (default: DATA-DIR/runs)"},
 			&cli.IntFlag{Name: "max-jobs", Value: 1, Usage: "fine-tuning jobs trained at once"},
 			&cli.IntFlag{Name: "train-threads", Usage: "CPU threads of each training job (default: half the CPUs, so serving keeps the rest)"},
 			&cli.Int64Flag{Name: "max-upload", Value: 256 << 20, Usage: "largest uploaded training file in bytes"},
@@ -158,21 +161,29 @@ func runServe(c *cli.Context) error {
 		APIKey: key, MaxBody: c.Int64("max-body"), Timeout: c.Duration("timeout"), Version: version,
 	})
 
-	var root http.Handler = handler
+	// One mux: the inference API (which checks the key itself), the fine-tuning API behind
+	// the same key, and the studio, whose page loads without the key and asks for it.
+	mux := http.NewServeMux()
+	mux.Handle("/", handler)
+	runs := c.String("runs")
 	if dir := c.String("data-dir"); dir != "" {
-		mgr, err := openJobs(c, engine, dir)
+		if runs == "" {
+			runs = filepath.Join(dir, "runs")
+		}
+		mgr, err := openJobs(c, engine, dir, runs)
 		if err != nil {
 			return err
 		}
 		defer mgr.Close() // before the engine closes: a running job checkpoints and resumes at the next start
 		jobsAPI := handler.RequireKey(mgr.Handler())
-		mux := http.NewServeMux()
 		mux.Handle("/v1/files", jobsAPI)
 		mux.Handle("/v1/files/", jobsAPI)
 		mux.Handle("/v1/fine_tuning/", jobsAPI)
-		mux.Handle("/", handler)
-		root = mux
 	}
+	ui := studio.New(studio.Options{RunsDir: runs, RequireKey: handler.RequireKey, Fallback: handler})
+	mux.Handle("GET /{$}", ui)
+	mux.Handle("/studio/", ui)
+	var root http.Handler = mux
 
 	ln, err := net.Listen("tcp", net.JoinHostPort(c.String("host"), strconv.Itoa(port)))
 	if err != nil {
@@ -207,7 +218,7 @@ func runServe(c *cli.Context) error {
 
 // openJobs starts the fine-tuning service: jobs run `ecotune prepare` and `ecotune train`
 // with this very binary, and their adapters are served as soon as they finish.
-func openJobs(c *cli.Context, engine *serve.Engine, dir string) (*jobs.Manager, error) {
+func openJobs(c *cli.Context, engine *serve.Engine, dir, runs string) (*jobs.Manager, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("--data-dir: finding this program to run training with: %w", err)
@@ -221,7 +232,7 @@ func openJobs(c *cli.Context, engine *serve.Engine, dir string) (*jobs.Manager, 
 		tmpl = data.DefaultTemplate
 	}
 	return jobs.Open(jobs.Options{
-		DataDir: dir, Base: jobs.Base{Name: engine.Name(), Path: c.String("model"), Template: tmpl},
+		DataDir: dir, RunsDir: runs, Base: jobs.Base{Name: engine.Name(), Path: c.String("model"), Template: tmpl},
 		Runner: jobs.CommandRunner{Path: exe}, Sink: engineSink{engine}, MaxJobs: c.Int("max-jobs"),
 		MaxUpload: c.Int64("max-upload"), Threads: threads,
 		Logger: slog.New(slog.NewTextHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: slog.LevelWarn})),
