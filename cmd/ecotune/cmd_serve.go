@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -52,7 +51,7 @@ Example:
 			&cli.DurationFlag{Name: "timeout", Value: 10 * time.Minute, Usage: "longest a request may run"},
 			&cli.DurationFlag{Name: "grace", Value: 30 * time.Second, Usage: "on SIGTERM, how long streams in flight may take to finish"},
 			&cli.Int64Flag{Name: "max-body", Value: 8 << 20, Usage: "largest request body in bytes"},
-			&cli.StringSliceFlag{Name: "rpc", Usage: "HOST:PORT of a llama.cpp rpc-server to place layers on (repeatable; see docs/serve.md)"},
+			&cli.StringSliceFlag{Name: "rpc", Usage: "HOST:PORT[,HOST:PORT...] of llama.cpp rpc-servers that hold the --gpu-layers layers (trusted networks only; see docs/serve.md)"},
 		},
 		Action: runServe,
 	}
@@ -124,9 +123,6 @@ func runServe(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	if len(c.StringSlice("rpc")) > 0 {
-		return errors.New("--rpc: this ecotune was built without llama.cpp's RPC backend; see docs/serve.md")
-	}
 	port := c.Int("port")
 	if port < 0 || port > 65535 {
 		return usagef("--port %d is not a TCP port", port)
@@ -134,7 +130,7 @@ func runServe(c *cli.Context) error {
 
 	engine, err := serve.Open(c.String("model"), serve.Options{
 		Name: c.String("name"), Parallel: c.Int("parallel"), Ctx: c.Int("ctx"), Threads: c.Int("threads"),
-		GPULayers: c.Int("gpu-layers"), Queue: c.Int("queue"),
+		GPULayers: c.Int("gpu-layers"), Queue: c.Int("queue"), RPC: c.StringSlice("rpc"),
 	})
 	if err != nil {
 		return err
