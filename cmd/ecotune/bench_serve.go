@@ -60,13 +60,13 @@ type benchServer struct {
 
 // servePoint is one measured point: a server, an adapter mix and a client count.
 type servePoint struct {
-	Server   string        `json:"server"`
-	Mix      string        `json:"adapters"` // "one" or "mixed"
-	Clients  int           `json:"clients"`
-	Requests int           `json:"requests"`
-	Errors   int           `json:"errors"`
-	Tokens   int           `json:"tokens"`
-	Wall     time.Duration `json:"wall_ns"`
+	Server   string
+	Mix      string // "one" adapter for every request or the three "mixed"
+	Clients  int
+	Requests int
+	Errors   int
+	Tokens   int
+	Wall     time.Duration
 	TTFT     []time.Duration
 	firstErr error
 	texts    map[int]string // request number → generated text
