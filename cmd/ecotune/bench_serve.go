@@ -180,8 +180,8 @@ func benchOneServer(ctx context.Context, s benchServer, clients []int, perClient
 	for _, mix := range []string{"one", "mixed"} {
 		for _, n := range clients {
 			p := runPoint(ctx, hc, proc.url, s, mix, n, perClient, maxTok)
-			fmt.Fprintf(w, "bench: %s, %s adapter(s), %d clients: %d requests, %d errors, %.1f tok/s\n",
-				s.name, mix, n, p.Requests, p.Errors, p.tokensPerSec())
+			fmt.Fprintf(w, "bench: %s, %s, %d clients: %d requests, %d errors, %.1f tok/s\n",
+				s.name, mixLabel(mix), n, p.Requests, p.Errors, p.tokensPerSec())
 			if p.firstErr != nil {
 				fmt.Fprintf(w, "bench: first error: %v\n", p.firstErr)
 			}
@@ -542,7 +542,7 @@ func printServeBench(o io.Writer, points []servePoint, servers []benchServer, cl
 		for _, s := range servers {
 			for _, mix := range []string{"one", "mixed"} {
 				r := find(s.name, mix, 8).tokensPerSec() / find(s.name, mix, 1).tokensPerSec()
-				fmt.Fprintf(o, "%s, %s adapter(s): 8 streams = %.2f× one stream (target ≥ 3×: %s)\n", s.name, mix, r, metOrNot(r >= 3))
+				fmt.Fprintf(o, "%s, %s: 8 streams = %.2f× one stream (target ≥ 3×: %s)\n", s.name, mixLabel(mix), r, metOrNot(r >= 3))
 			}
 		}
 	}
@@ -564,6 +564,14 @@ func printServeBench(o io.Writer, points []servePoint, servers []benchServer, cl
 		}
 		fmt.Fprintf(o, "greedy outputs identical between the servers: %d of %d requests\n", same, total)
 	}
+}
+
+// mixLabel names an adapter mix in the bench's output.
+func mixLabel(mix string) string {
+	if mix == "one" {
+		return "one adapter"
+	}
+	return "three adapters mixed"
 }
 
 func metOrNot(ok bool) string {
