@@ -170,7 +170,10 @@ func benchOneServer(ctx context.Context, s benchServer, clients []int, perClient
 		return nil, fmt.Errorf("bench: starting %s: %w", s.name, err)
 	}
 	defer proc.stop()
-	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}}
+	// A fresh connection per request: llama-server closes kept-alive connections after a
+	// few requests, and a POST that meets a closing connection fails rather than retries.
+	// Both servers pay the same loopback connect.
+	hc := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
 	defer hc.CloseIdleConnections()
 	warm := streamOnce(ctx, hc, proc.url, s, "0"+serveBenchPrompt, 0, maxTok)
 	if warm.err != nil {
