@@ -28,6 +28,10 @@ type Options struct {
 	GPULayers int    // layers to offload in GPU builds; 0 = none, -1 = all
 	Queue     int    // requests that may wait for a free slot; 0 = 64
 	Turn      int    // decode steps an adapter set keeps the context while others wait; 0 = 4
+
+	// RPC lists HOST:PORT endpoints of llama.cpp rpc-servers that hold the offloaded layers
+	// (GPULayers of them); trusted networks only, as the protocol has no authentication.
+	RPC []string
 }
 
 // Engine serves one base model and its adapters: requests are admitted into the context's
@@ -86,7 +90,7 @@ func Open(path string, opts Options) (*Engine, error) {
 	if opts.Name == "" {
 		opts.Name = strings.TrimSuffix(filepath.Base(path), ".gguf")
 	}
-	model, err := bindings.LoadModel(path, bindings.ModelOptions{GPULayers: opts.GPULayers})
+	model, err := bindings.LoadModel(path, bindings.ModelOptions{GPULayers: opts.GPULayers, RPCServers: opts.RPC})
 	if err != nil {
 		return nil, err
 	}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -64,7 +63,7 @@ Example:
 			&cli.IntFlag{Name: "max-jobs", Value: 1, Usage: "fine-tuning jobs trained at once"},
 			&cli.IntFlag{Name: "train-threads", Usage: "CPU threads of each training job (default: half the CPUs, so serving keeps the rest)"},
 			&cli.Int64Flag{Name: "max-upload", Value: 256 << 20, Usage: "largest uploaded training file in bytes"},
-			&cli.StringSliceFlag{Name: "rpc", Usage: "HOST:PORT of a llama.cpp rpc-server to place layers on (repeatable; see docs/serve.md)"},
+			&cli.StringSliceFlag{Name: "rpc", Usage: "HOST:PORT[,HOST:PORT...] of llama.cpp rpc-servers that hold the --gpu-layers layers (trusted networks only; see docs/rpc.md)"},
 		},
 		Action: runServe,
 	}
@@ -136,9 +135,6 @@ func runServe(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	if len(c.StringSlice("rpc")) > 0 {
-		return errors.New("--rpc: this ecotune was built without llama.cpp's RPC backend; see docs/serve.md")
-	}
 	port := c.Int("port")
 	if port < 0 || port > 65535 {
 		return usagef("--port %d is not a TCP port", port)
@@ -146,7 +142,7 @@ func runServe(c *cli.Context) error {
 
 	engine, err := serve.Open(c.String("model"), serve.Options{
 		Name: c.String("name"), Parallel: c.Int("parallel"), Ctx: c.Int("ctx"), Threads: c.Int("threads"),
-		GPULayers: c.Int("gpu-layers"), Queue: c.Int("queue"), Turn: c.Int("turn"),
+		GPULayers: c.Int("gpu-layers"), Queue: c.Int("queue"), Turn: c.Int("turn"), RPC: c.StringSlice("rpc"),
 	})
 	if err != nil {
 		return err
