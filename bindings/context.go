@@ -2,6 +2,7 @@ package bindings
 
 /*
 #include "llama.h"
+#include "ggml-cpu.h"
 */
 import "C"
 
@@ -56,6 +57,11 @@ type Context struct {
 	nOutputs int
 
 	adapters []AdapterScale // as last applied with SetAdapters
+
+	// pool and poolBatch are the context's own CPU thread pools (poolBatch may be pool).
+	// Without them ggml starts and joins its threads for every Decode, which costs little on
+	// an idle machine and a scheduling wait per thread, every token, on a busy one.
+	pool, poolBatch *C.struct_ggml_threadpool
 }
 
 // NewContext creates a context on m. The caller owns it and must Close it.
@@ -129,8 +135,47 @@ func NewContext(m *Model, opts ContextOptions) (*Context, error) {
 		nEmbdOut:   int(C.llama_model_n_embd_out(m.ptr)),
 		embeddings: opts.Embeddings,
 	}
+	if err := c.attachPools(threads, threadsBatch); err != nil {
+		C.llama_free(ptr)
+		return nil, err
+	}
 	m.addContext(c)
 	return c, nil
+}
+
+// attachPools gives the context thread pools of the given sizes, freeing any it had.
+// The caller holds c.mu (or owns c alone).
+func (c *Context) attachPools(threads, threadsBatch int) error {
+	newPool := func(n int) *C.struct_ggml_threadpool {
+		params := C.ggml_threadpool_params_default(C.int(n))
+		return C.ggml_threadpool_new(&params)
+	}
+	pool := newPool(threads)
+	if pool == nil {
+		return fmt.Errorf("bindings: could not start a pool of %d threads", threads)
+	}
+	poolBatch := pool
+	if threadsBatch != threads {
+		if poolBatch = newPool(threadsBatch); poolBatch == nil {
+			C.ggml_threadpool_free(pool)
+			return fmt.Errorf("bindings: could not start a pool of %d threads", threadsBatch)
+		}
+	}
+	C.llama_attach_threadpool(c.ptr, pool, poolBatch)
+	c.freePools()
+	c.pool, c.poolBatch = pool, poolBatch
+	return nil
+}
+
+// freePools frees the thread pools; the context must no longer use them (detached or freed).
+func (c *Context) freePools() {
+	if c.poolBatch != nil && c.poolBatch != c.pool {
+		C.ggml_threadpool_free(c.poolBatch)
+	}
+	if c.pool != nil {
+		C.ggml_threadpool_free(c.pool)
+	}
+	c.pool, c.poolBatch = nil, nil
 }
 
 // Close frees the context. It is idempotent and safe on a nil *Context.
@@ -144,6 +189,7 @@ func (c *Context) Close() error {
 		return nil
 	}
 	C.llama_free(c.ptr)
+	c.freePools() // after the context, which computes with them until it is freed
 	c.ptr = nil
 	c.outputs, c.adapters = nil, nil
 	c.mu.Unlock()
@@ -193,7 +239,7 @@ func (c *Context) SetThreads(threads, threadsBatch int) error {
 	}
 	defer c.mu.Unlock()
 	C.llama_set_n_threads(c.ptr, C.int32_t(threads), C.int32_t(threadsBatch))
-	return nil
+	return c.attachPools(threads, threadsBatch)
 }
 
 // Decode runs the model on the batch, appending its tokens to the context's memory. It

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"iter"
 	"strings"
-	"unicode/utf8"
 )
 
 // Token is one generated token: its id and the text it adds to the output.
@@ -157,7 +156,7 @@ func generateTokens(goctx context.Context, c *Context, prompt []int32, opts Gene
 		return nil
 	}
 
-	out := textStream{stops: opts.Stop}
+	out := NewTextStream(opts.Stop)
 	if err := decode(prompt); err != nil {
 		fail(err)
 		return
@@ -169,7 +168,7 @@ func generateTokens(goctx context.Context, c *Context, prompt []int32, opts Gene
 			return
 		}
 		if m.IsEOG(tok) {
-			if rest := out.flush(); rest != "" {
+			if rest := out.Flush(); rest != "" {
 				yield(Token{ID: tok, Text: rest}, nil)
 			}
 			return
@@ -181,9 +180,9 @@ func generateTokens(goctx context.Context, c *Context, prompt []int32, opts Gene
 		}
 		// The last token is known before it is yielded, so held-back text rides with it.
 		last := (opts.MaxTokens > 0 && n+1 >= opts.MaxTokens) || int(pos) >= c.nCtxSeq
-		text, stopped := out.push(piece)
+		text, stopped := out.Push(piece)
 		if last && !stopped {
-			text += out.flush()
+			text += out.Flush()
 		}
 		if !yield(Token{ID: tok, Text: text}, nil) || stopped || last {
 			return
@@ -193,65 +192,4 @@ func generateTokens(goctx context.Context, c *Context, prompt []int32, opts Gene
 			return
 		}
 	}
-}
-
-// textStream turns token pieces into output text: it holds back bytes of an unfinished
-// UTF-8 character and any tail that may start a stop string, and cuts at a stop string.
-type textStream struct {
-	stops   []string
-	partial []byte // trailing bytes of an unfinished UTF-8 character
-	held    string // complete text that may be the start of a stop string
-}
-
-// push adds a piece and returns the text that can be released now, and whether a stop
-// string was found (the text then ends just before it).
-func (s *textStream) push(piece string) (string, bool) {
-	s.partial = append(s.partial, piece...)
-	cut := completeUTF8(s.partial)
-	text := s.held + string(s.partial[:cut])
-	s.partial = append(s.partial[:0], s.partial[cut:]...)
-	s.held = ""
-
-	for _, stop := range s.stops {
-		if stop == "" {
-			continue
-		}
-		if i := strings.Index(text, stop); i >= 0 {
-			return text[:i], true
-		}
-	}
-	// Hold back the longest tail that is a proper prefix of some stop string.
-	hold := 0
-	for _, stop := range s.stops {
-		for k := min(len(stop)-1, len(text)); k > hold; k-- {
-			if strings.HasSuffix(text, stop[:k]) {
-				hold = k
-				break
-			}
-		}
-	}
-	s.held = text[len(text)-hold:]
-	return text[:len(text)-hold], false
-}
-
-// flush releases whatever is held back, at the end of a generation.
-func (s *textStream) flush() string {
-	text := s.held + string(s.partial)
-	s.held, s.partial = "", nil
-	return text
-}
-
-// completeUTF8 returns the length of b without a trailing unfinished (but so far valid)
-// UTF-8 sequence; invalid bytes are not held back.
-func completeUTF8(b []byte) int {
-	for i := len(b) - 1; i >= 0 && i >= len(b)-utf8.UTFMax+1; i-- {
-		if !utf8.RuneStart(b[i]) {
-			continue
-		}
-		if !utf8.FullRune(b[i:]) {
-			return i
-		}
-		break
-	}
-	return len(b)
 }

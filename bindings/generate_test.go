@@ -260,41 +260,41 @@ func TestGenerateSampling(t *testing.T) {
 
 func TestTextStream(t *testing.T) {
 	t.Run("UTF-8 split across tokens", func(t *testing.T) {
-		var s textStream
+		var s TextStream
 		ni := "你" // e4 bd a0
-		got, stop := s.push(ni[:1])
+		got, stop := s.Push(ni[:1])
 		assert.Equal(t, "", got)
 		assert.False(t, stop)
-		got, _ = s.push(ni[1:2])
+		got, _ = s.Push(ni[1:2])
 		assert.Equal(t, "", got)
-		got, _ = s.push(ni[2:] + "a")
+		got, _ = s.Push(ni[2:] + "a")
 		assert.Equal(t, "你a", got)
-		got, _ = s.push("b" + ni[:2])
+		got, _ = s.Push("b" + ni[:2])
 		assert.Equal(t, "b", got)
-		assert.Equal(t, ni[:2], s.flush(), "an unfinished character is released at the end")
+		assert.Equal(t, ni[:2], s.Flush(), "an unfinished character is released at the end")
 	})
 	t.Run("invalid bytes pass through", func(t *testing.T) {
-		var s textStream
-		got, _ := s.push("\xff\xfe")
+		var s TextStream
+		got, _ := s.Push("\xff\xfe")
 		assert.Equal(t, "\xff\xfe", got)
 	})
 	t.Run("stop across pieces", func(t *testing.T) {
-		s := textStream{stops: []string{"</end>"}}
-		got, stop := s.push("hello </")
+		s := NewTextStream([]string{"</end>"})
+		got, stop := s.Push("hello </")
 		assert.Equal(t, "hello ", got)
 		assert.False(t, stop)
-		got, stop = s.push("en")
+		got, stop = s.Push("en")
 		assert.Equal(t, "", got)
 		assert.False(t, stop)
-		got, stop = s.push("d> more")
+		got, stop = s.Push("d> more")
 		assert.Equal(t, "", got)
 		assert.True(t, stop)
 	})
 	t.Run("false alarm released", func(t *testing.T) {
-		s := textStream{stops: []string{"</end>"}}
-		got, _ := s.push("a </e")
+		s := NewTextStream([]string{"</end>"})
+		got, _ := s.Push("a </e")
 		assert.Equal(t, "a ", got)
-		got, _ = s.push("x")
+		got, _ = s.Push("x")
 		assert.Equal(t, "</ex", got)
 	})
 }

@@ -7,6 +7,6 @@ package bindings
 
 /*
 #cgo CFLAGS: -I${SRCDIR}/../build/cpu/include -O2
-#cgo LDFLAGS: -L${SRCDIR}/../build/cpu/lib -lllama -lggml -lggml-cpu -lggml-base -lstdc++ -lm -lpthread
+#cgo LDFLAGS: -L${SRCDIR}/../build/cpu/lib -lllama -lggml -lggml-cpu -lggml-rpc -lggml-base -lstdc++ -lm -lpthread
 */
 import "C"

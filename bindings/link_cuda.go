@@ -7,7 +7,7 @@ package bindings
 
 /*
 #cgo CFLAGS: -I${SRCDIR}/../build/cuda/include -I/usr/local/cuda/include -O2
-#cgo LDFLAGS: -L${SRCDIR}/../build/cuda/lib -lllama -lggml -lggml-cuda -lggml-cpu -lggml-base
+#cgo LDFLAGS: -L${SRCDIR}/../build/cuda/lib -lllama -lggml -lggml-cuda -lggml-cpu -lggml-rpc -lggml-base
 #cgo LDFLAGS: -L/usr/local/cuda/lib64 -L/usr/local/cuda/lib64/stubs -lcudart -lcublas -lcublasLt -lcuda -lstdc++ -lm -lpthread -ldl -lrt
 #include <cuda_runtime_api.h>
 static int ecotune_cudart_version(void) { return CUDART_VERSION; }

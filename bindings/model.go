@@ -4,6 +4,7 @@ package bindings
 #include <stdlib.h>
 #include <stdbool.h>
 #include "llama.h"
+#include "ggml-backend.h"
 
 // goLlamaProgress is the exported Go trampoline in callbacks.go.
 extern bool goLlamaProgress(float progress, void *user_data);
@@ -24,9 +25,15 @@ type ProgressFunc func(fraction float32) bool
 
 // ModelOptions configures LoadModel; the zero value memory-maps the whole model on the CPU.
 type ModelOptions struct {
-	// GPULayers is how many layers to offload to a GPU: 0 keeps the model on the CPU and a
-	// negative value offloads every layer. It has no effect on a CPU-only build.
+	// GPULayers is how many layers to offload to a GPU or to RPCServers: 0 keeps the model
+	// on the CPU and a negative value offloads every layer. Without RPCServers it has no
+	// effect on a CPU-only build.
 	GPULayers int
+	// RPCServers are "host:port" endpoints of llama.cpp rpc-servers; the offloaded layers
+	// are split across them (and any local GPUs) by their free memory. Each is probed
+	// before libllama sees it, so one that cannot be reached is an error wrapping
+	// ErrRPCUnavailable. The protocol has no authentication: trusted networks only.
+	RPCServers []string
 	// NoMmap reads the file into memory instead of memory-mapping it.
 	NoMmap bool
 	// VocabOnly loads the vocabulary and metadata but no weights: enough to tokenize.
@@ -94,6 +101,21 @@ func LoadModel(path string, opts ModelOptions) (*Model, error) {
 	params.vocab_only = C.bool(opts.VocabOnly)
 	if opts.NoRepack {
 		params.use_extra_bufts = C.bool(false)
+	}
+
+	if len(opts.RPCServers) > 0 && !opts.VocabOnly {
+		if opts.GPULayers == 0 {
+			return nil, fmt.Errorf("bindings: load model %s: RPC servers with GPULayers 0 would hold no layer; set GPULayers (-1 for all)", path)
+		}
+		devs, err := rpcDevices(opts.RPCServers)
+		if err != nil {
+			return nil, fmt.Errorf("bindings: load model %s: %w", path, err)
+		}
+		// libllama copies the NULL-terminated list while it loads; C memory, freed after.
+		list := unsafe.Slice((*C.ggml_backend_dev_t)(C.calloc(C.size_t(len(devs)+1), C.size_t(unsafe.Sizeof(devs[0])))), len(devs)+1)
+		defer C.free(unsafe.Pointer(&list[0]))
+		copy(list, devs)
+		params.devices = &list[0]
 	}
 
 	cancelled := false

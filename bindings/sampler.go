@@ -1,13 +1,16 @@
 package bindings
 
 /*
+#include <stdlib.h>
 #include "llama.h"
 */
 import "C"
 
 import (
 	"fmt"
+	"strings"
 	"sync"
+	"unsafe"
 )
 
 // RandomSeed asks the sampler to draw a random seed (LLAMA_DEFAULT_SEED).
@@ -25,6 +28,9 @@ type SamplerOptions struct {
 	FrequencyPenalty float32 // subtract count × it from recent tokens' logits; 0 = off
 	PresencePenalty  float32 // subtract it from logits of tokens seen recently; 0 = off
 	Seed             uint32  // seed of the final random draw; RandomSeed for a random one
+	// Grammar, when set, is a GBNF grammar (start symbol "root") every generated token must
+	// keep the output inside, e.g. JSONGrammar; llama.cpp's grammar sampler enforces it.
+	Grammar string
 }
 
 // defaultRepeatLastN is llama.cpp's default penalty window (common_params_sampling).
@@ -37,6 +43,10 @@ type Sampler struct {
 	mu     sync.Mutex
 	ptr    *C.struct_llama_sampler
 	nVocab int
+	// history is the chain index of the penalties stage, or -1: Accept feeds only that
+	// stage, so prompt tokens reach the penalties but never the grammar, which must see
+	// only the output it constrains.
+	history int32
 }
 
 // NewSampler builds a sampler for m's vocabulary. The caller owns it and must Close it.
@@ -44,15 +54,33 @@ func NewSampler(m *Model, opts SamplerOptions) (*Sampler, error) {
 	if err := m.rlock(); err != nil {
 		return nil, err
 	}
+	// Held to the end: the grammar sampler reads the vocabulary while it is built.
+	defer m.mu.RUnlock()
 	nVocab := m.nVocab
-	m.mu.RUnlock()
 	if opts.TopK < 0 || opts.TopP < 0 || opts.MinP < 0 || opts.RepeatPenalty < 0 || opts.RepeatLastN < -1 {
 		return nil, fmt.Errorf("bindings: sampler options must not be negative: %+v", opts)
+	}
+
+	if strings.IndexByte(opts.Grammar, 0) >= 0 {
+		return nil, fmt.Errorf("bindings: sampler grammar contains a NUL byte")
 	}
 
 	chain := C.llama_sampler_chain_init(C.llama_sampler_chain_default_params())
 	// The chain owns every sampler added to it and frees them with itself.
 	add := func(s *C.struct_llama_sampler) { C.llama_sampler_chain_add(chain, s) }
+	history := int32(-1)
+	if opts.Grammar != "" {
+		// First in the chain, so the later stages only ever see tokens the grammar allows.
+		gs, root := C.CString(opts.Grammar), C.CString("root")
+		defer C.free(unsafe.Pointer(gs))
+		defer C.free(unsafe.Pointer(root))
+		g := C.llama_sampler_init_grammar(m.vocab, gs, root)
+		if g == nil {
+			C.llama_sampler_free(chain)
+			return nil, fmt.Errorf("bindings: sampler grammar does not parse as GBNF (llama.cpp's log says where)")
+		}
+		add(g)
+	}
 
 	repeat := opts.RepeatPenalty
 	if repeat == 0 {
@@ -66,6 +94,7 @@ func NewSampler(m *Model, opts SamplerOptions) (*Sampler, error) {
 		case -1:
 			lastN = 0
 		}
+		history = int32(C.llama_sampler_chain_n(chain))
 		add(C.llama_sampler_init_penalties(C.int32_t(nVocab), C.int32_t(lastN), C.float(repeat),
 			C.float(opts.FrequencyPenalty), C.float(opts.PresencePenalty)))
 	}
@@ -84,7 +113,7 @@ func NewSampler(m *Model, opts SamplerOptions) (*Sampler, error) {
 		add(C.llama_sampler_init_temp(C.float(opts.Temperature)))
 		add(C.llama_sampler_init_dist(C.uint32_t(opts.Seed)))
 	}
-	return &Sampler{ptr: chain, nVocab: nVocab}, nil
+	return &Sampler{ptr: chain, nVocab: nVocab, history: history}, nil
 }
 
 // Close frees the sampler. It is idempotent and safe on a nil *Sampler.
@@ -136,8 +165,8 @@ func (s *Sampler) Sample(c *Context, idx int) (int32, error) {
 	return int32(C.llama_sampler_sample(s.ptr, c.ptr, C.int32_t(idx))), nil
 }
 
-// Accept adds tok to the sampler's history without sampling, e.g. to let the repetition
-// penalties see the prompt.
+// Accept adds tok to the penalties' history without sampling, e.g. to let them see the
+// prompt. Tokens Sample picks are accepted by every stage already.
 func (s *Sampler) Accept(tok int32) error {
 	if err := s.lock(); err != nil {
 		return err
@@ -146,7 +175,9 @@ func (s *Sampler) Accept(tok int32) error {
 	if tok < 0 || int(tok) >= s.nVocab {
 		return fmt.Errorf("bindings: token %d is outside the vocabulary [0, %d)", tok, s.nVocab)
 	}
-	C.llama_sampler_accept(s.ptr, C.llama_token(tok))
+	if s.history >= 0 {
+		C.llama_sampler_accept(C.llama_sampler_chain_get(s.ptr, C.int32_t(s.history)), C.llama_token(tok))
+	}
 	return nil
 }
 

@@ -23,7 +23,8 @@ cuda_arch="${CUDA_ARCH:-90}"
 die() { echo "scripts/build-native.sh: $*" >&2; exit 1; }
 # What cmake builds and which of its tools are kept (the cpu-arm64 variant builds fewer).
 targets=(ecotune_native)
-tools=(llama-completion llama-perplexity llama-quantize llama-export-lora llama-bench llama-finetune llama-tokenize)
+tools=(llama-completion llama-perplexity llama-quantize llama-export-lora llama-bench llama-finetune llama-tokenize
+  llama-server ggml-rpc-server)
 
 "$root/third_party/fetch.sh"
 

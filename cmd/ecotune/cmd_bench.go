@@ -63,11 +63,17 @@ and PEFT) with the same rank, targets, threads and sequence length, and compares
 and peak memory. It needs python3 with torch (Debian: apt-get install python3-torch
 libopenblas0-pthread); without them it prints why and the rest of the bench stands.
 
+--serve measures inference serving instead: ecotune serve and llama.cpp's llama-server
+on the same model (--shape, 24m by default, or --model), three random LoRA adapters,
+threads, --parallel, prompts and --max-tokens, greedy and streamed, at each --clients
+count with one adapter and the three mixed: aggregate tokens/s and time to first token.
+
 Example:
    ecotune bench --shape 24m --threads 2
+   ecotune bench --serve --threads 2 --clients 1,8,32
    ecotune bench --shape 143m --threads 2 --torch
    ecotune bench --model my-model.gguf --steps 5 --json`,
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "model", Aliases: []string{"m"}, Usage: "GGUF model to measure"},
 			&cli.StringFlag{Name: "shape", Usage: "instead of --model: 24m, 143m or 3b"},
 			&cli.StringFlag{Name: "vocab", Value: filepath.Join("third_party", "llama.cpp", "models", "ggml-vocab-llama-spm.gguf"), Usage: "tokenizer for --shape (3b: llama-bpe unless given)"},
@@ -90,7 +96,7 @@ Example:
 			&cli.StringFlag{Name: "torch-script", Value: filepath.Join("scripts", "bench_torch_lora.py"), Usage: "the PyTorch peer's script for --torch"},
 			&cli.IntFlag{Name: "threads", Value: runtime.NumCPU(), Usage: "CPU threads for both"},
 			&cli.BoolFlag{Name: "json", Usage: "print JSON"},
-		},
+		}, serveBenchFlags()...),
 		Action: runBench,
 	}
 }
@@ -138,6 +144,9 @@ type benchResult struct {
 func runBench(c *cli.Context) error {
 	if c.NArg() > 0 {
 		return usagef("bench takes no arguments (got %q)", c.Args().First())
+	}
+	if c.Bool("serve") {
+		return runServeBench(c)
 	}
 	model, shape := c.String("model"), c.String("shape")
 	if (model == "") == (shape == "") {

@@ -79,10 +79,14 @@ func runEvalReport(c *cli.Context) error {
 	if c.Int("max-tokens") < 0 || c.Int("parallel") < 1 || c.Int("seq-len") < 2 || c.Int("limit") < 0 {
 		return usagef("--max-tokens must be ≥ 0, --parallel ≥ 1, --seq-len ≥ 2 and --limit ≥ 0")
 	}
-	if err := checkModelFile(c.String("model"), trainer.CheckAll, true); err != nil {
+	modelFile, err := modelPath(c.Context, c.String("model"), c.App.ErrWriter)
+	if err != nil {
 		return err
 	}
-	model, err := bindings.LoadModel(c.String("model"), bindings.ModelOptions{GPULayers: c.Int("gpu-layers")})
+	if err := checkModelFile(modelFile, trainer.CheckAll, true); err != nil {
+		return err
+	}
+	model, err := bindings.LoadModel(modelFile, bindings.ModelOptions{GPULayers: c.Int("gpu-layers")})
 	if err != nil {
 		return err
 	}

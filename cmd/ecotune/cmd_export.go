@@ -18,11 +18,11 @@ import (
 func exportCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "export",
-		Usage: "export a LoRA adapter (PEFT, Ollama) or a model (ONNX) for other tools",
+		Usage: "export a LoRA adapter (PEFT, Ollama) or a model (ONNX, Hugging Face) for other tools",
 		Description: `Writes a LoRA adapter GGUF in another tool's format, or a model as an ONNX
 graph. See docs/export.md; "ecotune import peft" converts back, "ecotune
 merge" folds an adapter into the model (merge first to export it as ONNX).`,
-		Subcommands: []*cli.Command{exportPEFTCommand(), exportOllamaCommand(), exportONNXCommand()},
+		Subcommands: []*cli.Command{exportPEFTCommand(), exportOllamaCommand(), exportONNXCommand(), exportHFCommand()},
 	}
 }
 

@@ -102,7 +102,8 @@ func generationFlags() []cli.Flag {
 		&cli.StringSliceFlag{Name: "stop", Usage: "stop string (repeatable)"},
 		&cli.IntFlag{Name: "ctx", Value: 2048, Usage: "context length"},
 		&cli.IntFlag{Name: "threads", Usage: "CPU threads (default: all)"},
-		&cli.IntFlag{Name: "gpu-layers", Value: -1, Usage: "layers to offload to a GPU (CUDA builds); -1 all"},
+		&cli.IntFlag{Name: "gpu-layers", Value: -1, Usage: "layers to offload to a GPU (CUDA builds) or to --rpc servers; -1 all"},
+		&cli.StringSliceFlag{Name: "rpc", Usage: "HOST:PORT[,HOST:PORT...] of llama.cpp rpc-servers that hold the --gpu-layers layers (trusted networks only)"},
 	}
 }
 
@@ -121,10 +122,16 @@ func openForGeneration(c *cli.Context) (model *bindings.Model, lctx *bindings.Co
 			closeAll()
 		}
 	}()
-	if err = checkModelFile(c.String("model"), trainer.CheckAll, true); err != nil {
+	modelFile, err := modelPath(c.Context, c.String("model"), c.App.ErrWriter)
+	if err != nil {
 		return nil, nil, nil, err
 	}
-	if model, err = bindings.LoadModel(c.String("model"), bindings.ModelOptions{GPULayers: c.Int("gpu-layers")}); err != nil {
+	if err = checkModelFile(modelFile, trainer.CheckAll, true); err != nil {
+		return nil, nil, nil, err
+	}
+	if model, err = bindings.LoadModel(modelFile, bindings.ModelOptions{
+		GPULayers: c.Int("gpu-layers"), RPCServers: c.StringSlice("rpc"),
+	}); err != nil {
 		return nil, nil, nil, err
 	}
 	closers = append(closers, model.Close)

@@ -211,6 +211,11 @@ func runTrain(c *cli.Context) (err error) {
 	if rs.Model == "" || rs.Data == "" || out == "" {
 		return usagef("--model, --data and --out are required (or --resume DIR)")
 	}
+	model, err := modelPath(c.Context, rs.Model, c.App.ErrWriter)
+	if err != nil {
+		return err
+	}
+	rs.Model = model
 	if err := preparedFolder(&rs, c.IsSet("val-split")); err != nil {
 		return err
 	}

@@ -1,0 +1,323 @@
+package serve
+
+import (
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/ecotune/ecotune/bindings"
+)
+
+// The scheduling policy (docs/serve.md):
+//   - Requests wait in arrival order and take the first free sequence slot.
+//   - libllama applies adapters to a whole context, so one decode step serves one adapter
+//     set. A set keeps the context for a turn of Options.Turn steps (fewer if its requests
+//     end), then the next set in a fixed order that has a slot holding work takes it: with
+//     k sets busy each gets one turn in k, so none starves, and requests sharing a set
+//     decode together. Turns longer than one step pay for what a switch costs: llama.cpp
+//     re-plans its compute graph (sched_reserve) whenever the adapters change.
+//   - In a step, the set's first slot still reading its prompt decodes up to Batch prompt
+//     tokens alone, then every slot of the set that is generating decodes one token
+//     together. A prompt is thus decoded exactly as `ecotune generate` decodes it, and
+//     a generated token depends only on its own sequence, so a request's output does not
+//     depend on what else is running.
+
+// slots is the scheduler's view of the context's sequences.
+type slots []*job
+
+// run is the scheduler goroutine: it owns every call into the context.
+func (e *Engine) run() {
+	defer close(e.done)
+	s := make(slots, e.opts.Parallel)
+	batch, err := bindings.NewBatch(e.opts.Batch, 1)
+	if err != nil {
+		e.failAll(s, err)
+		return
+	}
+	defer batch.Close()
+	applied := "" // the adapter set the context has now (the base alone at start)
+	last := ""    // the set the previous step served
+	turn := 0     // steps left in last's turn
+
+	for {
+		// Commands (adapter unloads) and shutdown first, then new requests.
+		select {
+		case f := <-e.cmds:
+			f()
+			continue
+		case <-e.stop:
+			e.failAll(s, ErrClosed)
+			return
+		default:
+		}
+		e.admit(s)
+		e.reap(s)
+		if s.idle() {
+			select {
+			case <-e.wake:
+			case f := <-e.cmds:
+				f()
+			case <-e.stop:
+				e.failAll(s, ErrClosed)
+				return
+			}
+			continue
+		}
+		set := s.setOf(last)
+		if set == nil || turn <= 0 {
+			set, turn = s.nextSet(last), e.opts.Turn
+		}
+		last = set.key
+		turn--
+		if applied != set.key {
+			if err := e.lctx.SetAdapters(set.scales); err != nil {
+				e.failSet(s, set.key, fmt.Errorf("serve: apply adapters: %w", err))
+				continue
+			}
+			applied = set.key
+		}
+		e.step(s, set.key, batch)
+	}
+}
+
+// admit moves waiting requests into free slots, in arrival order.
+func (e *Engine) admit(s slots) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for i := range s {
+		if len(e.pending) == 0 {
+			break
+		}
+		if s[i] != nil {
+			continue
+		}
+		j := e.pending[0]
+		e.pending = e.pending[1:]
+		if j.ctx.Err() != nil {
+			e.mu.Unlock()
+			e.end(j, Result{}, j.ctx.Err())
+			e.mu.Lock()
+			continue
+		}
+		j.seq, j.admitted = int32(i), time.Now()
+		s[i] = j
+		e.busy.Add(1)
+	}
+	e.wait.Store(int32(len(e.pending)))
+}
+
+// reap frees the slots of requests whose context ended (a client that went away).
+func (e *Engine) reap(s slots) {
+	for i, j := range s {
+		if j != nil && j.ctx.Err() != nil {
+			e.retire(s, i, Result{}, j.ctx.Err())
+		}
+	}
+}
+
+func (s slots) idle() bool {
+	for _, j := range s {
+		if j != nil {
+			return false
+		}
+	}
+	return true
+}
+
+// setOf returns the busy adapter set with the given key, or nil.
+func (s slots) setOf(key string) *adapterSet {
+	for _, j := range s {
+		if j != nil && j.set.key == key {
+			return j.set
+		}
+	}
+	return nil
+}
+
+// nextSet returns the busy adapter set that follows last in key order, wrapping around.
+func (s slots) nextSet(last string) *adapterSet {
+	var keys []string
+	sets := map[string]*adapterSet{}
+	for _, j := range s {
+		if j != nil && sets[j.set.key] == nil {
+			sets[j.set.key] = j.set
+			keys = append(keys, j.set.key)
+		}
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		if k > last {
+			return sets[k]
+		}
+	}
+	return sets[keys[0]]
+}
+
+// step decodes one prompt chunk and one generated token for every generating slot of the set.
+func (e *Engine) step(s slots, key string, batch *bindings.Batch) {
+	start := time.Now()
+	decoded, seqs := 0, 0
+	// A prompt chunk, alone in its batch, so it is decoded as a single request's would be.
+	for i, j := range s {
+		if j == nil || j.set.key != key || j.fed == len(j.prompt) {
+			continue
+		}
+		n := min(len(j.prompt)-j.fed, batch.Cap())
+		batch.Clear()
+		lastChunk := j.fed+n == len(j.prompt)
+		for k, t := range j.prompt[j.fed : j.fed+n] {
+			batch.Add(t, int32(j.fed+k), []int32{j.seq}, lastChunk && k == n-1)
+		}
+		if err := e.lctx.Decode(batch); err != nil {
+			e.retire(s, i, Result{}, fmt.Errorf("serve: decode prompt: %w", err))
+			break
+		}
+		j.fed += n
+		j.pos = int32(j.fed)
+		decoded += n
+		if lastChunk {
+			seqs++
+			e.emit(s, i, n-1)
+		}
+		break
+	}
+	// One token for every generating slot of the set.
+	batch.Clear()
+	var rows []int
+	for i, j := range s {
+		if j == nil || j.set.key != key || j.fed < len(j.prompt) || j.first.IsZero() {
+			continue
+		}
+		batch.Add(j.next, j.pos, []int32{j.seq}, true)
+		rows = append(rows, i)
+	}
+	if len(rows) > 0 {
+		if err := e.lctx.Decode(batch); err != nil {
+			for _, i := range rows {
+				e.retire(s, i, Result{}, fmt.Errorf("serve: decode: %w", err))
+			}
+		} else {
+			decoded += len(rows)
+			seqs += len(rows)
+			for k, i := range rows {
+				s[i].pos++
+				e.emit(s, i, k)
+			}
+		}
+	}
+	if h := e.hook.Load(); h != nil && decoded > 0 {
+		(*h)(Event{Tokens: decoded, Seqs: seqs, Took: time.Since(start)})
+	}
+}
+
+// emit samples slot i's next token from batch row idx and hands it to the reader,
+// retiring the request when it ends (as bindings.Generate ends a generation).
+func (e *Engine) emit(s slots, i, idx int) {
+	j := s[i]
+	var lp []float32
+	if j.req.Logprobs >= 0 {
+		logits, err := e.lctx.Logits(idx)
+		if err != nil {
+			e.retire(s, i, Result{}, err)
+			return
+		}
+		lp = logSoftmax(logits)
+	}
+	tok, err := j.sampler.Sample(e.lctx, idx)
+	if err != nil {
+		e.retire(s, i, Result{}, err)
+		return
+	}
+	if j.first.IsZero() {
+		j.first = time.Now()
+	}
+	m := e.model
+	if m.IsEOG(tok) {
+		if rest := j.text.Flush(); rest != "" {
+			j.out.push(Token{ID: tok, Text: rest})
+		}
+		e.retire(s, i, j.result(FinishStop), nil)
+		return
+	}
+	piece, err := m.TokenToPiece(tok, false)
+	if err != nil {
+		e.retire(s, i, Result{}, err)
+		return
+	}
+	j.produced++
+	// The position the token will take: the sequence is full when it is past the end.
+	atLimit := j.req.MaxTokens > 0 && j.produced >= j.req.MaxTokens
+	full := int(j.pos) >= e.opts.Ctx
+	text, stopped := j.text.Push(piece)
+	if (atLimit || full) && !stopped {
+		text += j.text.Flush()
+	}
+	t := Token{ID: tok, Text: text, Piece: piece}
+	if lp != nil {
+		t.Logprob = lp[tok]
+		t.Top = e.topLogprobs(lp, j.req.Logprobs)
+	}
+	j.out.push(t)
+	switch {
+	case stopped:
+		e.retire(s, i, j.result(FinishStop), nil)
+	case atLimit || full:
+		e.retire(s, i, j.result(FinishLength), nil)
+	default:
+		j.next = tok
+	}
+}
+
+func (j *job) result(reason string) Result {
+	now := time.Now()
+	return Result{
+		FinishReason: reason, PromptTokens: len(j.prompt), CompletionTokens: j.produced,
+		Queued: j.admitted.Sub(j.queued), PromptEval: j.first.Sub(j.admitted), Eval: now.Sub(j.first),
+	}
+}
+
+// retire ends slot i's request and frees its sequence.
+func (e *Engine) retire(s slots, i int, r Result, err error) {
+	j := s[i]
+	s[i] = nil
+	e.busy.Add(-1)
+	if rmErr := e.lctx.SeqRemove(j.seq, -1, -1); rmErr != nil && err == nil {
+		err = rmErr
+	}
+	if err != nil && r.PromptTokens == 0 {
+		r = Result{PromptTokens: len(j.prompt), CompletionTokens: j.produced}
+	}
+	e.end(j, r, err)
+}
+
+// end releases a job and tells its reader.
+func (e *Engine) end(j *job, r Result, err error) {
+	e.release(j)
+	j.out.finish(r, err)
+}
+
+// failSet ends every request of one adapter set.
+func (e *Engine) failSet(s slots, key string, err error) {
+	for i, j := range s {
+		if j != nil && j.set.key == key {
+			e.retire(s, i, Result{}, err)
+		}
+	}
+}
+
+// failAll ends every running and waiting request.
+func (e *Engine) failAll(s slots, err error) {
+	for i, j := range s {
+		if j != nil {
+			e.retire(s, i, Result{}, err)
+		}
+	}
+	e.mu.Lock()
+	pending := e.pending
+	e.pending = nil
+	e.wait.Store(0)
+	e.mu.Unlock()
+	for _, j := range pending {
+		e.end(j, Result{}, err)
+	}
+}
