@@ -13,6 +13,7 @@ import (
 	"github.com/ecotune/ecotune/ggml"
 	"github.com/ecotune/ecotune/gguf"
 	"github.com/ecotune/ecotune/quant"
+	"github.com/ecotune/ecotune/trainer"
 )
 
 func exportHFCommand() *cli.Command {
@@ -54,6 +55,10 @@ Example:
 			}
 			ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			// A checkpoint of a model llama.cpp cannot load is no model in transformers either.
+			if err := checkModelFile(opts.Model, trainer.CheckAll, true); err != nil {
+				return err
+			}
 			sum, err := convert.ExportHF(ctx, opts)
 			if err != nil {
 				return err

@@ -21,6 +21,7 @@ import (
 	"github.com/ecotune/ecotune/jobs"
 	"github.com/ecotune/ecotune/serve"
 	"github.com/ecotune/ecotune/studio"
+	"github.com/ecotune/ecotune/trainer"
 )
 
 func serveCommand() *cli.Command {
@@ -140,6 +141,9 @@ func runServe(c *cli.Context) error {
 		return usagef("--port %d is not a TCP port", port)
 	}
 
+	if err := checkModelFile(c.String("model"), trainer.CheckAll, true); err != nil {
+		return err
+	}
 	engine, err := serve.Open(c.String("model"), serve.Options{
 		Name: c.String("name"), Parallel: c.Int("parallel"), Ctx: c.Int("ctx"), Threads: c.Int("threads"),
 		GPULayers: c.Int("gpu-layers"), Queue: c.Int("queue"), Turn: c.Int("turn"), RPC: c.StringSlice("rpc"),

@@ -111,6 +111,14 @@ func hostileCommands() []hostileCommand {
 		{"init-vocab", hostile.KindModel, vocabParts, nil, "", "", func(v *hostileInputs, in, out string) []string {
 			return s("init", "--arch", "llama", "--vocab", in, "-o", out+".gguf")
 		}},
+		{"export-hf", hostile.KindModel, archParts, nil, "", "", func(v *hostileInputs, in, out string) []string {
+			return s("export", "hf", "-m", in, "-o", out, "-q")
+		}},
+		// An address no host has: a model serve accepts fails at listen, with one line,
+		// instead of serving until the case's time runs out.
+		{"serve", hostile.KindModel, nil, nil, "", "", func(v *hostileInputs, in, out string) []string {
+			return s("serve", "-m", in, "--host", "256.256.256.256", "--port", "0", "--parallel", "1", "--ctx", "64", "--threads", "1")
+		}},
 		{"bench", hostile.KindModel, nil, nil, "", "", func(v *hostileInputs, in, out string) []string {
 			return s("bench", "--model", in, "--steps", "1", "--seq-len", "16", "--threads", "1", "--tools", v.tools)
 		}},
@@ -129,6 +137,9 @@ func hostileCommands() []hostileCommand {
 		}},
 		{"export-peft-adapter", hostile.KindAdapter, nil, nil, "", "", func(v *hostileInputs, in, out string) []string {
 			return s("export", "peft", "-m", v.model, "-a", in, "-o", out)
+		}},
+		{"serve-adapter", hostile.KindAdapter, nil, nil, "", "", func(v *hostileInputs, in, out string) []string {
+			return s("serve", "-m", v.model, "--adapter", "a="+in, "--host", "256.256.256.256", "--port", "0", "--parallel", "1", "--ctx", "64", "--threads", "1")
 		}},
 		{"export-ollama-adapter", hostile.KindAdapter, nil, nil, "", "", func(v *hostileInputs, in, out string) []string {
 			return s("export", "ollama", "-m", v.model, "-a", in, "-o", out)
