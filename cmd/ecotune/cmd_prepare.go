@@ -62,13 +62,13 @@ Example:
 			}
 			// A refused run leaves no output directory it created (nothing under the
 			// final names unless complete); an existing one keeps its old files.
-			if _, statErr := os.Stat(c.String("out")); errors.Is(statErr, os.ErrNotExist) {
-				defer func() {
-					if err != nil {
-						os.RemoveAll(c.String("out"))
-					}
-				}()
-			}
+			_, statErr := os.Stat(c.String("out"))
+			created := errors.Is(statErr, os.ErrNotExist)
+			defer func() {
+				if err != nil && created {
+					os.RemoveAll(c.String("out"))
+				}
+			}()
 			cfg := data.Config{
 				Inputs:     c.Args().Slice(),
 				OutputDir:  c.String("out"),
@@ -149,7 +149,7 @@ Example:
 				enc.SetIndent("", "  ")
 				return enc.Encode(man)
 			}
-			printManifest(c.App.Writer, cfg.OutputDir, man)
+			printManifest(c.App.Writer, cfg.OutputDir, man, man.Kept > 0 || !created)
 			if man.Records == 0 {
 				return fmt.Errorf("prepare: %s holds no records", strings.Join(cfg.Inputs, ", "))
 			}
@@ -177,7 +177,7 @@ func (t modelTemplater) ApplyChatTemplate(msgs []data.Message, addAssistantPromp
 	return t.m.ApplyChatTemplate(out, addAssistantPrompt)
 }
 
-func printManifest(w interface{ Write([]byte) (int, error) }, dir string, man data.Manifest) {
+func printManifest(w interface{ Write([]byte) (int, error) }, dir string, man data.Manifest, wrote bool) {
 	fmt.Fprintf(w, "read %d records, kept %d (template %s, seed %d)\n", man.Records, man.Kept, man.Template, man.Seed)
 	fmt.Fprintf(w, "train %d · val %d · test %d", man.Counts.Train, man.Counts.Val, man.Counts.Test)
 	if man.Augmented > 0 {
@@ -195,5 +195,8 @@ func printManifest(w interface{ Write([]byte) (int, error) }, dir string, man da
 			fmt.Fprintf(w, "  %-24s %d\n", r, man.Skipped[data.Reason(r)])
 		}
 	}
-	fmt.Fprintf(w, "wrote %s%c{train,val,test,skipped}.jsonl and manifest.json\n", dir, os.PathSeparator)
+	if wrote {
+		// A run without a usable record fails, and the outputs it created go with it.
+		fmt.Fprintf(w, "wrote %s%c{train,val,test,skipped}.jsonl and manifest.json\n", dir, os.PathSeparator)
+	}
 }
