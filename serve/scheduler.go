@@ -16,9 +16,9 @@ import (
 //     k sets busy each gets one turn in k, so none starves, and requests sharing a set
 //     decode together. Turns longer than one step pay for what a switch costs: llama.cpp
 //     re-plans its compute graph (sched_reserve) whenever the adapters change.
-//   - In a step, the set's first slot still reading its prompt decodes up to Batch prompt
-//     tokens alone, then every slot of the set that is generating decodes one token
-//     together. A prompt is thus decoded exactly as `ecotune generate` decodes it, and
+//   - In a step, the set's slots still reading their prompts decode them, each alone in
+//     its batch, up to Batch prompt tokens in all; then every slot of the set that is
+//     generating decodes one token together. A prompt is thus decoded exactly as `ecotune generate` decodes it, and
 //     a generated token depends only on its own sequence, so a request's output does not
 //     depend on what else is running.
 
@@ -84,26 +84,53 @@ func (e *Engine) run() {
 func (e *Engine) admit(s slots) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	for i := range s {
-		if len(e.pending) == 0 {
-			break
-		}
-		if s[i] != nil {
-			continue
-		}
+	for len(e.pending) > 0 {
 		j := e.pending[0]
-		e.pending = e.pending[1:]
 		if j.ctx.Err() != nil {
+			e.pending = e.pending[1:]
 			e.mu.Unlock()
 			e.end(j, Result{}, j.ctx.Err())
 			e.mu.Lock()
 			continue
 		}
+		i := s.place(j.set.key)
+		if i < 0 {
+			break
+		}
+		e.pending = e.pending[1:]
 		j.seq, j.admitted = int32(i), time.Now()
 		s[i] = j
 		e.busy.Add(1)
 	}
 	e.wait.Store(int32(len(e.pending)))
+}
+
+// place picks the free slot for a request of adapter set key, or -1 when none is free.
+// libllama decodes the sequences of one batch as one graph only while their ids run
+// consecutively (its memory keeps a stream per sequence), so a set's slots are kept
+// together: the slot that joins or extends a run of the set's slots is best, then one
+// between free slots (leaving room for others to grow), then any.
+func (s slots) place(key string) int {
+	best, bestScore := -1, -1
+	for i := range s {
+		if s[i] != nil {
+			continue
+		}
+		score := 0
+		for _, n := range []int{i - 1, i + 1} {
+			switch {
+			case n < 0 || n >= len(s):
+			case s[n] == nil:
+				score++
+			case s[n].set.key == key:
+				score += 4
+			}
+		}
+		if score > bestScore {
+			best, bestScore = i, score
+		}
+	}
+	return best
 }
 
 // reap frees the slots of requests whose context ended (a client that went away).
@@ -157,12 +184,20 @@ func (s slots) nextSet(last string) *adapterSet {
 func (e *Engine) step(s slots, key string, batch *bindings.Batch) {
 	start := time.Now()
 	decoded, seqs := 0, 0
-	// A prompt chunk, alone in its batch, so it is decoded as a single request's would be.
+	// Prompt chunks, each alone in its batch so it is decoded as a single request's would
+	// be, up to Batch prompt tokens a step: every prompt waiting is read in one step, so
+	// requests join the generating batch as soon as they can, unless one long prompt
+	// already fills the step.
+	budget := e.opts.Batch
 	for i, j := range s {
+		if budget <= 0 {
+			break
+		}
 		if j == nil || j.set.key != key || j.fed == len(j.prompt) {
 			continue
 		}
 		n := min(len(j.prompt)-j.fed, batch.Cap())
+		budget -= n
 		batch.Clear()
 		lastChunk := j.fed+n == len(j.prompt)
 		for k, t := range j.prompt[j.fed : j.fed+n] {
@@ -170,7 +205,7 @@ func (e *Engine) step(s slots, key string, batch *bindings.Batch) {
 		}
 		if err := e.lctx.Decode(batch); err != nil {
 			e.retire(s, i, Result{}, fmt.Errorf("serve: decode prompt: %w", err))
-			break
+			continue
 		}
 		j.fed += n
 		j.pos = int32(j.fed)
@@ -179,7 +214,6 @@ func (e *Engine) step(s slots, key string, batch *bindings.Batch) {
 			seqs++
 			e.emit(s, i, n-1)
 		}
-		break
 	}
 	// One token for every generating slot of the set.
 	batch.Clear()
