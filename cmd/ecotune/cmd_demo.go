@@ -166,6 +166,7 @@ func runDemo(c *cli.Context) error {
 	}
 	fmt.Fprintf(o, "\nchat with the result:\n  bin/ecotune chat -m %s --format alpaca\n", merged)
 	fmt.Fprintf(o, "or ask once:\n  bin/ecotune generate -m %s -p %s\n", merged, bashQuote(prompt))
+	fmt.Fprintf(o, "or serve base and adapter side by side (OpenAI and Ollama APIs, web studio at http://127.0.0.1:8080/):\n  bin/ecotune serve -m %s --adapter tuned=%s\n", base, adapter)
 	return nil
 }
 
