@@ -110,7 +110,7 @@ func runServeBench(c *cli.Context) error {
 	adapters := make([]string, serveBenchAdapters)
 	for i := range adapters {
 		adapters[i] = filepath.Join(dir, fmt.Sprintf("adapter%d.gguf", i))
-		if err := writeRandomLoRA(model, adapters[i], 8, 0.05, uint64(i+1)); err != nil {
+		if err := factory.RandomLoRA(model, adapters[i], 8, 0.05, uint64(i+1)); err != nil {
 			return err
 		}
 	}

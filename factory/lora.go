@@ -1,4 +1,4 @@
-package main
+package factory
 
 import (
 	"encoding/binary"
@@ -10,10 +10,12 @@ import (
 	"github.com/ecotune/ecotune/gguf"
 )
 
-// writeRandomLoRA writes a LoRA adapter for the model at base with seeded random factors
-// of rank on every attention and feed-forward projection, in llama.cpp's adapter layout
-// (alpha = rank, so the scale is 1): what a server's speed depends on, not its values.
-func writeRandomLoRA(base, out string, rank int64, amp float64, seed uint64) error {
+// RandomLoRA writes a LoRA adapter for the model at base with seeded random factors of
+// rank on every block's attention and feed-forward projection, in llama.cpp's adapter
+// layout ("<weight>.lora_a" ne [n_in, rank], "<weight>.lora_b" ne [rank, n_out],
+// adapter.lora.alpha = rank, so the scale is 1). Entries are uniform in [-amp, amp]:
+// benchmarks need the shapes, tests a visible change (stories260K: about 0.3).
+func RandomLoRA(base, out string, rank int64, amp float64, seed uint64) error {
 	f, err := gguf.Open(base)
 	if err != nil {
 		return fmt.Errorf("random adapter: %w", err)
@@ -23,7 +25,7 @@ func writeRandomLoRA(base, out string, rank int64, amp float64, seed uint64) err
 	if err != nil {
 		return fmt.Errorf("random adapter: %s: %w", base, err)
 	}
-	rng := rand.New(rand.NewPCG(seed, 0x5eed))
+	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 	random := func(n int64) gguf.DataFunc {
 		b := make([]byte, 4*n)
 		for i := range n {
@@ -38,7 +40,7 @@ func writeRandomLoRA(base, out string, rank int64, amp float64, seed uint64) err
 	meta.Set("adapter.lora.alpha", gguf.ValueOf(float32(rank)))
 	var tensors []gguf.Tensor
 	for _, t := range f.Tensors {
-		if !strings.HasPrefix(t.Name, "blk.") || len(t.Dims) != 2 || !isProjectionWeight(t.Name) {
+		if !isProjection(t.Name) || len(t.Dims) != 2 {
 			continue
 		}
 		nIn, nOut := t.Dims[0], t.Dims[1]
@@ -55,8 +57,11 @@ func writeRandomLoRA(base, out string, rank int64, amp float64, seed uint64) err
 	return nil
 }
 
-// isProjectionWeight reports whether a block tensor is an attention or feed-forward weight.
-func isProjectionWeight(name string) bool {
+// isProjection reports whether a tensor is a block's attention or feed-forward weight.
+func isProjection(name string) bool {
+	if !strings.HasPrefix(name, "blk.") {
+		return false
+	}
 	for _, p := range []string{"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"} {
 		if strings.HasSuffix(name, "."+p+".weight") {
 			return true
