@@ -7,6 +7,8 @@ import (
 	"hash"
 	"os"
 	"path/filepath"
+
+	"github.com/ecotune/ecotune/internal/atomicfile"
 )
 
 // atomicFile writes an output through a temporary file in the same
@@ -69,15 +71,4 @@ func (a *atomicFile) abort() {
 }
 
 // writeFileAtomic writes data to path through a temporary file and rename.
-func writeFileAtomic(path string, data []byte) error {
-	a, err := createAtomic(filepath.Dir(path), filepath.Base(path))
-	if err != nil {
-		return err
-	}
-	if _, err := a.w.Write(data); err != nil {
-		a.abort()
-		return err
-	}
-	_, err = a.commit()
-	return err
-}
+func writeFileAtomic(path string, data []byte) error { return atomicfile.WriteFile(path, data, 0o644) }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/ecotune/ecotune/ggml"
 	"github.com/ecotune/ecotune/gguf"
+	"github.com/ecotune/ecotune/internal/atomicfile"
 )
 
 // A checkpoint is a directory RunDir/checkpoint-<step>/ holding index.json (a
@@ -657,30 +658,7 @@ func writeSynced(path string, data []byte) error {
 }
 
 // writeFileAtomic replaces path with data through a synced temporary file and rename.
-func writeFileAtomic(path string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	_, err = f.Write(data)
-	if err = errors.Join(err, f.Chmod(0o644), f.Sync(), f.Close()); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	syncDir(filepath.Dir(path))
-	return nil
-}
+func writeFileAtomic(path string, data []byte) error { return atomicfile.WriteFile(path, data, 0o644) }
 
-// syncDir makes renames in dir durable; best effort, as some file systems refuse to
-// sync a directory.
-func syncDir(dir string) {
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync()
-		_ = d.Close()
-	}
-}
+// syncDir makes renames in dir durable (best effort).
+func syncDir(dir string) { atomicfile.SyncDir(dir) }
