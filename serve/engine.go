@@ -47,6 +47,7 @@ type Engine struct {
 
 	mu      sync.Mutex // guards pending and closed
 	pending []*job
+	room    chan struct{} // closed (and replaced) when a waiting request takes a slot
 	closed  bool
 
 	wake chan struct{} // a request or command arrived (capacity 1)
@@ -111,7 +112,7 @@ func Open(path string, opts Options) (*Engine, error) {
 	}
 	e := &Engine{
 		model: model, lctx: lctx, name: opts.Name, opts: opts, adapters: newRegistry(), loaded: time.Now(),
-		wake: make(chan struct{}, 1), cmds: make(chan func()), stop: make(chan struct{}), done: make(chan struct{}),
+		room: make(chan struct{}), wake: make(chan struct{}, 1), cmds: make(chan func()), stop: make(chan struct{}), done: make(chan struct{}),
 	}
 	go e.run()
 	return e, nil
@@ -325,6 +326,27 @@ func (e *Engine) Submit(ctx context.Context, req Request) (*Stream, error) {
 	default:
 	}
 	return &Stream{j: j}, nil
+}
+
+// SubmitWait is Submit for callers that would rather wait than be told the queue is full
+// (a batch job, say): it waits for room until ctx ends.
+func (e *Engine) SubmitWait(ctx context.Context, req Request) (*Stream, error) {
+	for {
+		e.mu.Lock()
+		room := e.room
+		e.mu.Unlock()
+		s, err := e.Submit(ctx, req)
+		if !errors.Is(err, ErrQueueFull) {
+			return s, err
+		}
+		select {
+		case <-room:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-e.done:
+			return nil, ErrClosed
+		}
+	}
 }
 
 // release frees what a job holds outside the context.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -324,4 +325,42 @@ func TestCancelFreesWithinOneStep(t *testing.T) {
 	before := steps.Load()
 	require.Eventually(t, func() bool { return e.Stats().Busy == 0 }, 5*time.Second, 100*time.Microsecond)
 	assert.LessOrEqual(t, steps.Load()-before, int64(1), "steps decoded after the cancel")
+}
+
+// TestSubmitWait: with the slot and the queue taken, SubmitWait waits for room instead of
+// failing, and gives up when its context ends.
+func TestSubmitWait(t *testing.T) {
+	f := newFixture(t)
+	e := openEngine(t, f, Options{Threads: 1, Parallel: 1, Ctx: 128, Queue: 1})
+	var streams []*Stream
+	for range 2 {
+		s, err := e.Submit(context.Background(), Request{Prompt: prompts[0], MaxTokens: 30, Logprobs: -1})
+		require.NoError(t, err)
+		streams = append(streams, s)
+	}
+	_, err := e.Submit(context.Background(), Request{Prompt: prompts[0], MaxTokens: 30, Logprobs: -1})
+	require.ErrorIs(t, err, ErrQueueFull)
+	short, cancel := context.WithTimeout(context.Background(), time.Millisecond)
+	defer cancel()
+	// Either the slot frees within the millisecond (then it is accepted) or the wait ends.
+	if s, err := e.SubmitWait(short, Request{Prompt: prompts[0], MaxTokens: 1, Logprobs: -1}); err == nil {
+		for range s.Tokens() {
+		}
+	} else {
+		assert.ErrorIs(t, err, context.DeadlineExceeded)
+	}
+	s, err := e.SubmitWait(context.Background(), Request{Prompt: prompts[0], MaxTokens: 30, Logprobs: -1})
+	require.NoError(t, err)
+	streams = append(streams, s)
+	var texts []string
+	for _, s := range streams {
+		var sb strings.Builder
+		for tok, err := range s.Tokens() {
+			require.NoError(t, err)
+			sb.WriteString(tok.Text)
+		}
+		texts = append(texts, sb.String())
+	}
+	assert.Equal(t, texts[0], texts[1])
+	assert.Equal(t, texts[0], texts[2])
 }

@@ -98,6 +98,8 @@ func (e *Engine) admit(s slots) {
 			break
 		}
 		e.pending = e.pending[1:]
+		close(e.room) // SubmitWait callers try again
+		e.room = make(chan struct{})
 		j.seq, j.admitted = int32(i), time.Now()
 		s[i] = j
 		e.busy.Add(1)
