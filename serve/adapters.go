@@ -67,18 +67,10 @@ func (r *registry) list() []AdapterInfo {
 	return out
 }
 
-// lookup finds a usable adapter by name, or by ID when byID.
-func (r *registry) lookupLocked(name string, id int, byID bool) *adapterEntry {
-	if !byID {
-		if e := r.byName[name]; e != nil && !e.unloading {
-			return e
-		}
-		return nil
-	}
-	for _, e := range r.byName {
-		if e.ID == id && !e.unloading {
-			return e
-		}
+// usableLocked returns the adapter named name unless it is unloading; the caller holds r.mu.
+func (r *registry) usableLocked(name string) *adapterEntry {
+	if e := r.byName[name]; e != nil && !e.unloading {
+		return e
 	}
 	return nil
 }
@@ -98,7 +90,7 @@ func (r *registry) acquire(refs []AdapterRef) (*adapterSet, error) {
 	scale := map[*adapterEntry]float32{}
 	var order []*adapterEntry
 	for _, ref := range refs {
-		e := r.lookupLocked(ref.Name, 0, false)
+		e := r.usableLocked(ref.Name)
 		if e == nil {
 			return nil, fmt.Errorf("adapter %q: %w", ref.Name, ErrUnknownAdapter)
 		}
@@ -177,8 +169,10 @@ func (r *registry) all() []*adapterEntry {
 func (r *registry) nameByID(id int) (string, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if e := r.lookupLocked("", id, true); e != nil {
-		return e.Name, true
+	for _, e := range r.byName {
+		if e.ID == id && !e.unloading {
+			return e.Name, true
+		}
 	}
 	return "", false
 }

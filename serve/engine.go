@@ -304,7 +304,7 @@ func (e *Engine) Submit(ctx context.Context, req Request) (*Stream, error) {
 		smpl.Close()
 		return nil, err
 	}
-	j := newJob(ctx, req, tokens, smpl, set, e.model)
+	j := newJob(ctx, req, tokens, smpl, set)
 
 	e.mu.Lock()
 	switch {

@@ -42,7 +42,7 @@ type outbox struct {
 	signal chan struct{} // capacity 1: something was added
 }
 
-func newJob(ctx context.Context, req Request, prompt []int32, smpl *bindings.Sampler, set *adapterSet, m *bindings.Model) *job {
+func newJob(ctx context.Context, req Request, prompt []int32, smpl *bindings.Sampler, set *adapterSet) *job {
 	return &job{
 		ctx: ctx, req: req, prompt: prompt, sampler: smpl, set: set,
 		text: bindings.NewTextStream(req.Stop), seq: -1, queued: time.Now(),
