@@ -97,6 +97,7 @@ demo: build
 	bin/ecotune demo
 
 bench: build bench-deps
+	@scripts/build-native.sh $(VARIANT) llama-server
 	$(GO) test $(GOTAGS) -run '^$$' -bench . -benchtime 1x -timeout 60m ./...
 	bin/ecotune bench --shape 24m --threads 2 --full --finetune --torch
 	bin/ecotune bench --shape 143m --threads 2 --finetune --profile --qlora q4_k,iq4_nl --torch

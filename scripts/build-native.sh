@@ -3,7 +3,8 @@
 # the pinned source, our CMakeLists.txt, the build options and this CPU's feature flags, then
 # points build/<variant> at it. A fresh clone with a warm cache builds in seconds.
 #
-# Usage: scripts/build-native.sh cpu|cuda|cpu-arm64
+# Usage: scripts/build-native.sh cpu|cuda|cpu-arm64 [TOOL...]
+# TOOLs (llama.cpp targets such as llama-server) are built into the same cache on demand.
 # CUDA_ARCH (default 90) picks the GPU architecture; CUDA_FA=0 leaves out ggml's CUDA
 # FlashAttention kernels (training does not use them; without them nvcc needs a quarter less time).
 # MARCH (default native) is the CPU the build targets, as GCC's -march names it: MARCH=haswell
@@ -24,7 +25,10 @@ die() { echo "scripts/build-native.sh: $*" >&2; exit 1; }
 # What cmake builds and which of its tools are kept (the cpu-arm64 variant builds fewer).
 targets=(ecotune_native)
 tools=(llama-completion llama-perplexity llama-quantize llama-export-lora llama-bench llama-finetune llama-tokenize
-  llama-server ggml-rpc-server)
+  ggml-rpc-server)
+# Tools named after the variant are built on demand into the same cache (make bench asks
+# for llama-server), so the build every test run needs stays small.
+extra=("${@:2}")
 
 "$root/third_party/fetch.sh"
 
@@ -106,6 +110,14 @@ if [[ ! -f "$out/.complete" ]]; then
   printf '%s\n' "${opts[*]}" >"$out/options.txt"
   touch "$out/.complete"
 fi
+
+for t in "${extra[@]}"; do
+  if [[ ! -x "$out/bin/$t" ]]; then
+    echo "scripts/build-native.sh: building $t into $out" >&2
+    cmake --build "$out/cmake" --target "$t" -j "$jobs" || die "cmake build of $t failed"
+    cp "$out/cmake/bin/$t" "$out/bin/"
+  fi
+done
 
 mkdir -p "$root/build"
 if [[ "$(readlink "$link" 2>/dev/null || true)" != "$out" ]]; then

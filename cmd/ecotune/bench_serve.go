@@ -119,7 +119,7 @@ func runServeBench(c *cli.Context) error {
 	if !c.Bool("no-peer") {
 		tool := filepath.Join(c.String("tools"), "llama-server")
 		if _, err := os.Stat(tool); err != nil {
-			return fmt.Errorf("llama.cpp's llama-server is not built (%w): run `make native`, or pass --no-peer", err)
+			return fmt.Errorf("llama.cpp's llama-server is not built (%w): `make bench` builds it (or scripts/build-native.sh cpu llama-server), or pass --no-peer", err)
 		}
 		servers = append(servers, llamaServer(tool, model, adapters, threads, parallel, nctx))
 	}
