@@ -152,6 +152,12 @@ out.chatOllama = (await ollama.chat({ model: 'beta', messages, stream: false, op
 text = '';
 for await (const part of await ollama.chat({ model: 'beta', messages, stream: true, options })) text += part.message.content;
 out.chatOllamaStream = text;
+const show = await ollama.show({ model: 'beta' });
+out.showFamily = show.details.family;
+out.showParent = show.details.parent_model;
+out.showTemplate = show.template;
+out.psModels = (await ollama.ps()).models.map(m => m.name);
+out.version = (await ollama.version()).version;
 console.log(JSON.stringify(out));
 `
 
@@ -184,6 +190,8 @@ func TestOfficialClients(t *testing.T) {
 		Generate, GenerateStream, ChatOllama, ChatOllamaStream string
 		GenerateCount                                          int
 		GenerateStreamDone                                     bool
+		ShowFamily, ShowParent, ShowTemplate, Version          string
+		PsModels                                               []string
 	}
 	require.NoError(t, json.Unmarshal(raw, &got), "%s", raw)
 
@@ -208,4 +216,9 @@ func TestOfficialClients(t *testing.T) {
 	assert.True(t, got.GenerateStreamDone)
 	assert.Equal(t, wantBeta, got.ChatOllama)
 	assert.Equal(t, wantBeta, got.ChatOllamaStream)
+	assert.Equal(t, "llama", got.ShowFamily)
+	assert.Equal(t, "stories", got.ShowParent, "an adapter's parent is the base")
+	assert.Equal(t, testmodel.ChatMLTemplate, got.ShowTemplate)
+	assert.Equal(t, []string{"stories", "alpha", "beta"}, got.PsModels)
+	assert.Equal(t, version, got.Version)
 }
