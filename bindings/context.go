@@ -50,6 +50,7 @@ type Context struct {
 	nSeqMax                        int
 	nVocab, nEmbdOut               int
 	embeddings                     bool
+	kvUnified                      bool
 
 	// outputs[i] is true when the last successful Decode computed the output of batch
 	// index i; Logits checks it so an invalid index never reaches C.
@@ -134,6 +135,7 @@ func NewContext(m *Model, opts ContextOptions) (*Context, error) {
 		nVocab:     m.nVocab,
 		nEmbdOut:   int(C.llama_model_n_embd_out(m.ptr)),
 		embeddings: opts.Embeddings,
+		kvUnified:  opts.KVUnified,
 	}
 	if err := c.attachPools(threads, threadsBatch); err != nil {
 		C.llama_free(ptr)

@@ -48,7 +48,9 @@ func (c *Context) SeqRemove(seq, p0, p1 int32) error {
 }
 
 // SeqCopy makes the tokens of sequence src at positions [p0, p1) also belong to dst, so
-// both share a prefix without recomputing it (negative bounds as in SeqRemove).
+// both share a prefix without recomputing it (negative bounds as in SeqRemove). In a
+// context with one memory stream per sequence (KVUnified false, NSeqMax > 1) only whole
+// sequences can be copied (p0 ≤ 0 and p1 < 0): llama.cpp then copies the stream's buffer.
 func (c *Context) SeqCopy(src, dst, p0, p1 int32) error {
 	if err := c.lock(); err != nil {
 		return err
@@ -59,6 +61,10 @@ func (c *Context) SeqCopy(src, dst, p0, p1 int32) error {
 	}
 	if err := c.checkSeq(dst, false); err != nil {
 		return err
+	}
+	// llama.cpp asserts on a partial copy between streams; refuse it here.
+	if !c.kvUnified && c.nSeqMax > 1 && src != dst && (p0 > 0 || p1 >= 0) {
+		return fmt.Errorf("bindings: sequences of this context each have their own memory stream, so only whole sequences can be copied (p0 ≤ 0, p1 < 0), not [%d, %d)", p0, p1)
 	}
 	C.llama_memory_seq_cp(C.llama_get_memory(c.ptr), C.llama_seq_id(src), C.llama_seq_id(dst), C.llama_pos(p0), C.llama_pos(p1))
 	return nil

@@ -57,6 +57,8 @@ type Engine struct {
 	busy atomic.Int32  // slots holding a request
 	wait atomic.Int32  // requests waiting for a slot
 	hook atomic.Pointer[func(Event)]
+
+	holes bool // a slot was freed since compact last looked (scheduler goroutine only)
 }
 
 // Open loads the base model and creates the context the scheduler decodes in.

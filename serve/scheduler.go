@@ -52,6 +52,7 @@ func (e *Engine) run() {
 		}
 		e.admit(s)
 		e.reap(s)
+		e.compact(s)
 		if s.idle() {
 			select {
 			case <-e.wake:
@@ -133,6 +134,60 @@ func (s slots) place(key string) int {
 		}
 	}
 	return best
+}
+
+// compact moves running requests into free slots while that joins runs of an adapter
+// set's slots: libllama decodes one graph per run of consecutive sequence ids, so every
+// hole a finished request leaves costs a whole extra pass over the weights each step. A
+// move copies the sequence's memory to its new slot byte for byte (llama.cpp copies the
+// stream), so what the request generates does not change.
+func (e *Engine) compact(s slots) {
+	if !e.holes {
+		return
+	}
+	e.holes = false
+	for range len(s) {
+		best, from, to := s.runs(), -1, -1
+		for i := range s {
+			if s[i] != nil {
+				continue
+			}
+			for k := range s {
+				if s[k] == nil {
+					continue
+				}
+				s[i], s[k] = s[k], nil
+				if r := s.runs(); r < best {
+					best, from, to = r, k, i
+				}
+				s[k], s[i] = s[i], nil
+			}
+		}
+		if from < 0 {
+			return
+		}
+		j := s[from]
+		if err := e.lctx.SeqCopy(j.seq, int32(to), -1, -1); err != nil {
+			return // the context cannot move sequences; decode as they are
+		}
+		if err := e.lctx.SeqRemove(j.seq, -1, -1); err != nil {
+			e.retire(s, from, Result{}, err)
+			return
+		}
+		s[to], s[from] = j, nil
+		j.seq = int32(to)
+	}
+}
+
+// runs counts, over the adapter sets, the runs of consecutive slots holding one set.
+func (s slots) runs() int {
+	n := 0
+	for i, j := range s {
+		if j != nil && (i == 0 || s[i-1] == nil || s[i-1].set.key != j.set.key) {
+			n++
+		}
+	}
+	return n
 }
 
 // reap frees the slots of requests whose context ended (a client that went away).
@@ -317,6 +372,7 @@ func (e *Engine) retire(s slots, i int, r Result, err error) {
 	j := s[i]
 	s[i] = nil
 	e.busy.Add(-1)
+	e.holes = true
 	if rmErr := e.lctx.SeqRemove(j.seq, -1, -1); rmErr != nil && err == nil {
 		err = rmErr
 	}
