@@ -20,6 +20,18 @@ type Tensor struct {
 	DType DType
 	Shape []int64 // row-major, as PyTorch
 	Data  []byte  // little-endian; len = product(Shape)·DType.Size()
+	// Stream, when Data is nil, writes the tensor's bytes instead, one tensor at a time
+	// while the file is written, so a file larger than memory can be written.
+	Stream func(w io.Writer) error
+}
+
+// size is the tensor's byte count from its shape and type.
+func (t Tensor) size() int64 {
+	n := t.DType.Size()
+	for _, d := range t.Shape {
+		n *= d
+	}
+	return n
 }
 
 // layout orders tensors as Hugging Face's writer does, by element size
@@ -39,15 +51,13 @@ func layout(tensors []Tensor) ([]Tensor, error) {
 		if !t.DType.Valid() {
 			return nil, fmt.Errorf("safetensors: tensor %q: unknown dtype %q", t.Name, t.DType)
 		}
-		n := int64(1)
 		for _, d := range t.Shape {
 			if d < 0 {
 				return nil, fmt.Errorf("safetensors: tensor %q: negative dimension in shape %v", t.Name, t.Shape)
 			}
-			n *= d
 		}
-		if int64(len(t.Data)) != n*t.DType.Size() {
-			return nil, fmt.Errorf("safetensors: tensor %q: %d data bytes, shape %v of %s needs %d", t.Name, len(t.Data), t.Shape, t.DType, n*t.DType.Size())
+		if t.Stream == nil && int64(len(t.Data)) != t.size() {
+			return nil, fmt.Errorf("safetensors: tensor %q: %d data bytes, shape %v of %s needs %d", t.Name, len(t.Data), t.Shape, t.DType, t.size())
 		}
 	}
 	slices.SortFunc(out, func(a, b Tensor) int {
@@ -89,7 +99,7 @@ func header(tensors []Tensor, meta map[string]string) []byte {
 			}
 			b.WriteString(strconv.FormatInt(d, 10))
 		}
-		end := off + int64(len(t.Data))
+		end := off + t.size()
 		fmt.Fprintf(&b, `],"data_offsets":[%d,%d]}`, off, end)
 		off = end
 	}
@@ -107,13 +117,23 @@ func Write(w io.Writer, tensors []Tensor, meta map[string]string) error {
 		return err
 	}
 	h := header(ts, meta)
-	bw := bufio.NewWriter(w)
+	bw := bufio.NewWriterSize(w, 1<<20)
 	var n [8]byte
 	binary.LittleEndian.PutUint64(n[:], uint64(len(h)))
 	bw.Write(n[:])
 	bw.Write(h)
 	for _, t := range ts {
-		bw.Write(t.Data)
+		if t.Stream == nil {
+			bw.Write(t.Data)
+			continue
+		}
+		cw := &countingWriter{w: bw}
+		if err := t.Stream(cw); err != nil {
+			return fmt.Errorf("safetensors: tensor %q: %w", t.Name, err)
+		}
+		if cw.n != t.size() {
+			return fmt.Errorf("safetensors: tensor %q: wrote %d bytes, shape %v of %s needs %d", t.Name, cw.n, t.Shape, t.DType, t.size())
+		}
 	}
 	if err := bw.Flush(); err != nil {
 		return fmt.Errorf("safetensors: %w", err)
@@ -153,4 +173,16 @@ func WriteFile(path string, tensors []Tensor, meta map[string]string) (err error
 		return fmt.Errorf("safetensors: %w", err)
 	}
 	return nil
+}
+
+// countingWriter counts what a tensor's Stream writes, to hold it to the tensor's size.
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
 }
