@@ -94,7 +94,7 @@ func (e *Engine) admit(s slots) {
 			e.mu.Lock()
 			continue
 		}
-		i := s.place(j.set.key)
+		i := e.approach(s, j.set.key)
 		if i < 0 {
 			break
 		}
@@ -116,24 +116,27 @@ func (e *Engine) admit(s slots) {
 func (s slots) place(key string) int {
 	best, bestScore := -1, -1
 	for i := range s {
-		if s[i] != nil {
-			continue
-		}
-		score := 0
-		for _, n := range []int{i - 1, i + 1} {
-			switch {
-			case n < 0 || n >= len(s):
-			case s[n] == nil:
-				score++
-			case s[n].set.key == key:
-				score += 4
-			}
-		}
-		if score > bestScore {
-			best, bestScore = i, score
+		if s[i] == nil && s.score(i, key) > bestScore {
+			best, bestScore = i, s.score(i, key)
 		}
 	}
 	return best
+}
+
+// score rates free slot i for a request of set key by its neighbours: 4 for each of the
+// set's slots, 1 for each free one.
+func (s slots) score(i int, key string) int {
+	score := 0
+	for _, n := range []int{i - 1, i + 1} {
+		switch {
+		case n < 0 || n >= len(s):
+		case s[n] == nil:
+			score++
+		case s[n].set.key == key:
+			score += 4
+		}
+	}
+	return score
 }
 
 // compact moves running requests into free slots while that joins runs of an adapter
@@ -166,17 +169,115 @@ func (e *Engine) compact(s slots) {
 		if from < 0 {
 			return
 		}
-		j := s[from]
-		if err := e.lctx.SeqCopy(j.seq, int32(to), -1, -1); err != nil {
-			return // the context cannot move sequences; decode as they are
+		if e.move(s, from, to) != nil {
+			return // decode as they are
 		}
-		if err := e.lctx.SeqRemove(j.seq, -1, -1); err != nil {
-			e.retire(s, from, Result{}, err)
-			return
-		}
-		s[to], s[from] = j, nil
-		j.seq = int32(to)
 	}
+}
+
+// approach picks the free slot for a request of adapter set key, or -1 when none is
+// free. When no free slot touches the set's slots, it walks the free slot nearest to them
+// (in runs to cross) there: each run of another set between them shifts by one slot, its
+// far end moving into the free one, so every run stays whole. With every slot busy, as
+// under steady load, a finished request's slot lies wherever that request ran, and a new
+// request of another set placed there would split a run; a shift copies one sequence's
+// memory, while a split costs a whole extra graph (a pass over the weights) every step its
+// set decodes, for as long as both requests run.
+func (e *Engine) approach(s slots, key string) int {
+	h, moves := s.route(key)
+	if h < 0 {
+		return s.place(key)
+	}
+	for _, m := range moves {
+		if e.move(s, m.from, m.to) != nil {
+			return s.place(key)
+		}
+		h = m.from
+	}
+	return h
+}
+
+// shift is one move of a request from slot from to the free slot to.
+type shift struct{ from, to int }
+
+// route returns the free slot that the fewest shifts bring next to a slot of set key,
+// with those shifts in order; for a set holding no slot, the free slot that the fewest
+// shifts bring out of the middle of another set's run. Among slots that need none it
+// takes place's choice. It returns -1 when no free slot can be brought there: none is
+// free, or other free slots separate every one from the set.
+func (s slots) route(key string) (int, []shift) {
+	has := slices.ContainsFunc(s, func(j *job) bool { return j != nil && j.set.key == key })
+	best, bestMoves := -1, []shift(nil)
+	for h := range s {
+		if s[h] != nil {
+			continue
+		}
+		for _, dir := range []int{-1, 1} {
+			var moves []shift
+			ok := true
+			if has {
+				moves, ok = s.walk(h, dir, key)
+			} else if s.splits(h) {
+				moves = []shift{{from: s.runEnd(h+dir, dir), to: h}}
+			}
+			if ok && (best < 0 || len(moves) < len(bestMoves) ||
+				len(moves) == len(bestMoves) && len(moves) == 0 && s.score(h, key) > s.score(best, key)) {
+				best, bestMoves = h, moves
+			}
+		}
+	}
+	return best, bestMoves
+}
+
+// splits reports whether free slot h lies inside one set's run, between two of its slots.
+func (s slots) splits(h int) bool {
+	return h > 0 && h+1 < len(s) && s[h-1] != nil && s[h+1] != nil && s[h-1].set.key == s[h+1].set.key
+}
+
+// runEnd returns the last slot, going from busy slot n in direction dir (±1), of the run
+// of n's set that holds n.
+func (s slots) runEnd(n, dir int) int {
+	for f := n + dir; f >= 0 && f < len(s) && s[f] != nil && s[f].set.key == s[n].set.key; f += dir {
+		n = f
+	}
+	return n
+}
+
+// walk plans the shifts that carry free slot h in direction dir (±1) until it touches a
+// slot of set key; ok is false when an end or another free slot comes first.
+func (s slots) walk(h, dir int, key string) (moves []shift, ok bool) {
+	in := func(i int) bool { return i >= 0 && i < len(s) && s[i] != nil }
+	for {
+		n := h + dir
+		if !in(n) {
+			return nil, false
+		}
+		if s[n].set.key == key {
+			return moves, true
+		}
+		far := s.runEnd(n, dir)
+		moves = append(moves, shift{from: far, to: h})
+		h = far
+	}
+}
+
+// move gives slot from's request the free slot to, copying its sequence's memory byte
+// for byte (llama.cpp copies the whole stream), so what it generates does not change. An
+// error means the context cannot move sequences and nothing moved, or that the request
+// was retired.
+func (e *Engine) move(s slots, from, to int) error {
+	j := s[from]
+	if err := e.lctx.SeqCopy(j.seq, int32(to), -1, -1); err != nil {
+		return err
+	}
+	if err := e.lctx.SeqRemove(j.seq, -1, -1); err != nil {
+		e.lctx.SeqRemove(int32(to), -1, -1)
+		e.retire(s, from, Result{}, err)
+		return err
+	}
+	s[to], s[from] = j, nil
+	j.seq = int32(to)
+	return nil
 }
 
 // runs counts, over the adapter sets, the runs of consecutive slots holding one set.
