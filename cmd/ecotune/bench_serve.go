@@ -21,6 +21,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/ecotune/ecotune/factory"
+	"github.com/ecotune/ecotune/gguf"
 )
 
 // serveBenchFlags are the flags of `ecotune bench --serve`.
@@ -28,7 +29,7 @@ func serveBenchFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.BoolFlag{Name: "serve", Usage: "measure `ecotune serve` against llama-server instead of training (see BENCHMARKS.md)"},
 		&cli.StringFlag{Name: "clients", Value: "1,8,32", Usage: "with --serve: concurrent clients at each point (comma-separated)"},
-		&cli.IntFlag{Name: "requests", Value: 4, Usage: "with --serve: requests each client sends, one after another"},
+		&cli.IntFlag{Name: "requests", Value: 4, Usage: "with --serve: requests each client sends, one after another (at least 32 a point in all)"},
 		&cli.IntFlag{Name: "max-tokens", Value: 64, Usage: "with --serve: tokens each request generates"},
 		&cli.IntFlag{Name: "parallel", Value: 32, Usage: "with --serve: sequences both servers decode together (--parallel, -np)"},
 		&cli.IntFlag{Name: "ctx", Value: 256, Usage: "with --serve: context tokens of each sequence"},
@@ -101,6 +102,11 @@ func runServeBench(c *cli.Context) error {
 			spec.VocabFile = c.String("vocab")
 		}
 		spec.Seed = 1
+		// Served weights are 16-bit, as Hugging Face checkpoints ship them (ecotune
+		// convert keeps their type; convert_hf_to_gguf.py writes F16), not the F32 the
+		// training benches use: llama.cpp's batched F32 products run near compute-bound at
+		// a handful of rows, which would measure that instead of the servers' batching.
+		spec.Type = gguf.TypeF16
 		model = filepath.Join(dir, shape+".gguf")
 		fmt.Fprintf(w, "bench: writing the %s shape and %d random LoRA adapters\n", shape, serveBenchAdapters)
 		if err := factory.Init(spec, model); err != nil {
@@ -175,7 +181,7 @@ func benchOneServer(ctx context.Context, s benchServer, clients []int, perClient
 	var out []servePoint
 	for _, mix := range []string{"one", "mixed"} {
 		for _, n := range clients {
-			p := runPoint(ctx, hc, proc.url, s, mix, n, perClient, maxTok)
+			p := runPoint(ctx, hc, proc.url, s, mix, n, max(perClient, (minPointRequests+n-1)/n), maxTok)
 			fmt.Fprintf(w, "bench: %s, %s, %d clients: %d requests, %d errors, %.1f tok/s\n",
 				s.name, mixLabel(mix), n, p.Requests, p.Errors, p.tokensPerSec())
 			if p.firstErr != nil {
@@ -186,6 +192,10 @@ func benchOneServer(ctx context.Context, s benchServer, clients []int, perClient
 	}
 	return out, nil
 }
+
+// minPointRequests is the fewest requests a point sends, however few its clients: one
+// client's 4 requests last about a second, which the machine's noise swamps.
+const minPointRequests = 32
 
 // runPoint has n clients send perClient streamed requests each, one after another.
 func runPoint(ctx context.Context, hc *http.Client, url string, s benchServer, mix string, n, perClient, maxTok int) servePoint {
