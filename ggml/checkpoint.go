@@ -22,9 +22,14 @@ import (
 // more forward pass of compute. Nodes before the first checkpoint and after the last
 // are kept as they are.
 //
+// keep lists forward tensors inside the spans that are stored rather than recomputed
+// (selective checkpointing): the recomputation reads them as it reads the checkpoints.
+// Keeping the outputs of a span's large products leaves only its cheap operations to be
+// run again, for the memory of those outputs.
+//
 // As with OutProdsAsMatMul, the rewritten graph must run through a new graph filled by
 // ExpandFrom. It returns the number of tensors copied.
-func (g *Graph) Checkpoint(c *Context, checkpoints []*Tensor) int {
+func (g *Graph) Checkpoint(c *Context, checkpoints, keep []*Tensor) int {
 	cg := g.live()
 	if g.forward == 0 {
 		opErrorf("checkpoint", "the graph has no backward pass")
@@ -55,12 +60,19 @@ func (g *Graph) Checkpoint(c *Context, checkpoints []*Tensor) int {
 		bounds = append(bounds, i)
 	}
 	sort.Ints(bounds)
+	kept := make(map[*C.struct_ggml_tensor]bool, len(keep))
+	for _, t := range keep {
+		if _, ok := index[t.ptr()]; !ok {
+			opErrorf("checkpoint", "%s (kept) is not a node of the forward pass", t)
+		}
+		kept[t.ptr()] = true
+	}
 	// span is the index of the span holding p: -1 for tensors outside every span, the
-	// checkpoints themselves included, and for parameters, which the graph lists among
-	// its nodes but nothing computes.
+	// checkpoints themselves and the kept tensors included, and for parameters, which
+	// the graph lists among its nodes but nothing computes.
 	span := func(p *C.struct_ggml_tensor) int {
 		i, ok := index[p]
-		if !ok || p.op == C.GGML_OP_NONE {
+		if !ok || p.op == C.GGML_OP_NONE || kept[p] {
 			return -1
 		}
 		s := sort.SearchInts(bounds, i+1) - 1

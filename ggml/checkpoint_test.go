@@ -52,7 +52,7 @@ func TestCheckpoint(t *testing.T) {
 			g.Expand(loss)
 			g.BuildBackward(e.c)
 			if checkpointed {
-				assert.Positive(t, g.Checkpoint(e.c, marks))
+				assert.Positive(t, g.Checkpoint(e.c, marks, nil))
 			}
 			seed = g.Grad(loss).SetInput()
 			outs = []*Tensor{loss, g.Grad(W[0]).SetOutput(), g.Grad(W[1]).SetOutput()}

@@ -341,11 +341,15 @@ func TestArchLoRAGradients(t *testing.T) {
 			// Gradient checkpointing recomputes the same activations with the same
 			// kernels, so its gradients are the same bit for bit. (It runs first: the
 			// scheduler's buffer only grows.)
-			ckLoss, ckGrads, ckBuf := lossAndGradsWith(t, m, l, b, true)
-			loss, grads, plainBuf := lossAndGradsWith(t, m, l, b, false)
+			// Keeping the feed-forward products reads what recomputing them would give.
+			ckLoss, ckGrads, ckBuf := lossAndGradsWith(t, m, l, b, checkpointFull)
+			keepLoss, keepGrads, _ := lossAndGradsWith(t, m, l, b, checkpointKeepFFN)
+			loss, grads, plainBuf := lossAndGradsWith(t, m, l, b, checkpointNone)
 			require.Equal(t, loss, ckLoss)
+			require.Equal(t, loss, keepLoss)
 			for name, g := range grads {
 				require.Truef(t, slices.Equal(g, ckGrads[name]), "%s: gradient differs with checkpointing", name)
+				require.Truef(t, slices.Equal(g, keepGrads[name]), "%s: gradient differs with checkpointing that keeps the feed-forward products", name)
 			}
 			t.Logf("%s: compute buffer %d KiB, %d KiB with gradient checkpointing", ac.name, plainBuf>>10, ckBuf>>10)
 			compareGenericOps(t, m, l, b, loss, grads)
@@ -374,7 +378,7 @@ func compareGenericOps(t *testing.T, m *Model, l *LoRA, b *Batch, loss float64, 
 	require.NoError(t, err)
 	m.genericOps = true
 	defer func() { m.genericOps = false }()
-	genLoss, genGrads, _ := lossAndGradsWith(t, m, l, b, false)
+	genLoss, genGrads, _ := lossAndGradsWith(t, m, l, b, checkpointNone)
 	generic, err := m.Logits(b.Tokens, b.B, b.T, l)
 	require.NoError(t, err)
 	assert.InDelta(t, genLoss, loss, 1e-6*math.Abs(genLoss), "loss")

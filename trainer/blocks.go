@@ -44,6 +44,10 @@ type builder struct {
 	// checkpoints are the layers' inputs and the last layer's output, where gradient
 	// checkpointing restarts the forward pass.
 	checkpoints []*ggml.Tensor
+	// keepFFN records the feed-forward gate and up products of the base weights in
+	// keep, which gradient checkpointing then stores rather than recomputes.
+	keepFFN bool
+	keep    []*ggml.Tensor
 }
 
 // fuseMode is how a builder makes attention and adapters.
@@ -254,6 +258,9 @@ func (b *builder) linear(l int, name string, x *ggml.Tensor) *ggml.Tensor {
 	y := b.c.MulMat(b.weight(l, full), x)
 	if bias := b.weight(l, name+".bias"); bias != nil {
 		y = b.c.Add(y, bias)
+	}
+	if b.keepFFN && (name == "ffn_gate" || name == "ffn_up") {
+		b.keep = append(b.keep, y)
 	}
 	if p := b.lora.pair(blockName(l, full)); p != nil {
 		in := x

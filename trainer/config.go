@@ -48,6 +48,12 @@ type Config struct {
 	// gradients for much less memory (attention's scores above all) and about one more
 	// forward pass of compute.
 	GradientCheckpointing bool
+	// CheckpointKeep, with GradientCheckpointing, names the products the forward pass
+	// stores for the backward pass instead of their being recomputed: "" or
+	// CheckpointKeepNone none, CheckpointKeepFFN each layer's feed-forward gate and up
+	// products (2·n_ff floats a token and layer) — half of the recomputed products of a
+	// Llama layer, whose inputs are the quantized base's slowest products in QLoRA.
+	CheckpointKeep string
 
 	// Patience, if > 0, stops training after this many evaluations in a row that do
 	// not lower the best validation loss by more than MinDelta.
@@ -98,6 +104,12 @@ type StepInfo struct {
 	// for it, longest first.
 	Profile []ggml.OpTime
 }
+
+// Values of Config.CheckpointKeep.
+const (
+	CheckpointKeepNone = "none" // recompute every product of a layer
+	CheckpointKeepFFN  = "ffn"  // keep the feed-forward gate and up products
+)
 
 // DefaultConfig returns a Config with every default filled in and 100 steps (the
 // schedule's length follows Steps unless set).
@@ -155,6 +167,8 @@ func (c *Config) validate(m *Model) error {
 		return fmt.Errorf("method %s needs the model loaded with ModelOptions.Trainable", MethodFull)
 	case c.Method != MethodLoRA && c.Method != MethodFull:
 		return fmt.Errorf("method %q is not %s or %s", c.Method, MethodLoRA, MethodFull)
+	case c.CheckpointKeep != "" && c.CheckpointKeep != CheckpointKeepNone && c.CheckpointKeep != CheckpointKeepFFN:
+		return fmt.Errorf("checkpoint keep %q is not %s or %s", c.CheckpointKeep, CheckpointKeepNone, CheckpointKeepFFN)
 	}
 	if c.Steps < 1 {
 		return fmt.Errorf("steps %d must be at least 1", c.Steps)

@@ -189,8 +189,8 @@ func TestGenericStepRunsOnCUDA(t *testing.T) {
 	check := func(t *testing.T, m *Model, lora *LoRA, params []*ggml.Tensor) {
 		for _, c := range []struct {
 			b  *Batch
-			ck bool
-		}{{testBatch(t), false}, {testBatch(t), true}, {packed, false}} {
+			ck checkpointing
+		}{{testBatch(t), checkpointNone}, {testBatch(t), checkpointFull}, {testBatch(t), checkpointKeepFFN}, {packed, checkpointNone}} {
 			b, ck := c.b, c.ck
 			s, opt := testStep(t, m, lora, params, b, 0.1, ck)
 			rejected := map[string]int{}

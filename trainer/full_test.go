@@ -28,12 +28,12 @@ func TestFullGradientsMatchFiniteDifferences(t *testing.T) {
 	m := loadStoriesTrainable(t)
 	b := testBatch(t)
 	params := m.params
-	s, opt := testStep(t, m, nil, params, b, 0, false)
+	s, opt := testStep(t, m, nil, params, b, 0, checkpointNone)
 	_, err := s.run(b, 1, nil, nil)
 	require.NoError(t, err)
 
 	// The same step with gradient checkpointing gives every weight the same gradient.
-	ck, ckOpt := testStep(t, m, nil, params, b, 0, true)
+	ck, ckOpt := testStep(t, m, nil, params, b, 0, checkpointFull)
 	_, err = ck.run(b, 1, nil, nil)
 	require.NoError(t, err)
 	for i, p := range params {

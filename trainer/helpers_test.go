@@ -119,12 +119,12 @@ func loadWithRandomLoRA(t *testing.T, path string, o ModelOptions) (*Model, *LoR
 
 // testStep builds the training step of params (an adapter's, or the model's own with
 // lora nil) on b's shape, with its optimizer; both are closed when the test ends.
-func testStep(t *testing.T, m *Model, lora *LoRA, params []*ggml.Tensor, b *Batch, dropout float32, checkpoint bool) (*stepGraph, *adamW) {
+func testStep(t *testing.T, m *Model, lora *LoRA, params []*ggml.Tensor, b *Batch, dropout float32, ck checkpointing) (*stepGraph, *adamW) {
 	t.Helper()
 	opt, err := newAdamW(m, params, OptimizerConfig{})
 	require.NoError(t, err)
 	t.Cleanup(func() { opt.Close() })
-	s, err := newStepGraph(m, lora, params, opt.accs, b.B, b.T, b.Targets(), b.Starts != nil, dropout, checkpoint)
+	s, err := newStepGraph(m, lora, params, opt.accs, b.B, b.T, b.Targets(), b.Starts != nil, dropout, ck)
 	require.NoError(t, err)
 	t.Cleanup(func() { s.Close() })
 	return s, opt

@@ -60,18 +60,18 @@ func refLoss(logits []float32, b *Batch, V int) float64 {
 // lossAndGrads runs one training micro-batch and returns its loss and ∇loss per
 // adapter tensor name.
 func lossAndGrads(t *testing.T, m *Model, l *LoRA, b *Batch) (float64, map[string][]float32) {
-	loss, grads, _ := lossAndGradsWith(t, m, l, b, false)
+	loss, grads, _ := lossAndGradsWith(t, m, l, b, checkpointNone)
 	return loss, grads
 }
 
 // lossAndGradsWith is lossAndGrads with or without gradient checkpointing; it also
 // returns the size of the compute buffer the step needed.
-func lossAndGradsWith(t *testing.T, m *Model, l *LoRA, b *Batch, checkpoint bool) (float64, map[string][]float32, int) {
+func lossAndGradsWith(t *testing.T, m *Model, l *LoRA, b *Batch, ck checkpointing) (float64, map[string][]float32, int) {
 	t.Helper()
 	opt, err := newAdamW(m, l.params(), OptimizerConfig{})
 	require.NoError(t, err)
 	defer opt.Close()
-	s, err := newStepGraph(m, l, l.params(), opt.accs, b.B, b.T, b.Targets(), b.Starts != nil, 0, checkpoint)
+	s, err := newStepGraph(m, l, l.params(), opt.accs, b.B, b.T, b.Targets(), b.Starts != nil, 0, ck)
 	require.NoError(t, err)
 	defer s.Close()
 	loss, err := s.run(b, 1, nil, nil)
@@ -219,7 +219,7 @@ func TestStepRejectsOutOfVocabulary(t *testing.T) {
 	require.NoError(t, err)
 	defer l.Close()
 	b := testBatch(t)
-	s, _ := testStep(t, m, l, l.params(), b, 0, false)
+	s, _ := testStep(t, m, l, l.params(), b, 0, checkpointNone)
 	bad := *b
 	bad.Tokens = append([]int32(nil), b.Tokens...)
 	bad.Tokens[3] = int32(m.HP.Vocab)

@@ -27,7 +27,7 @@ func TestCheckpointingSavesMemory(t *testing.T) {
 		ids[i] = int32(100 + i)
 		mask[i] = i > 250
 	}
-	buffer := func(generic, ck bool) int {
+	buffer := func(generic bool, ck checkpointing) int {
 		// A fresh scheduler each time: its buffer only grows.
 		m, err := loadTestModel(path, ModelOptions{Threads: 1, GenericOps: generic})
 		require.NoError(t, err)
@@ -40,8 +40,17 @@ func TestCheckpointingSavesMemory(t *testing.T) {
 		_, _, n := lossAndGradsWith(t, m, l, b, ck)
 		return n
 	}
-	generic := [2]int{buffer(true, true), buffer(true, false)}
-	fused := [2]int{buffer(false, true), buffer(false, false)}
+	generic := [2]int{buffer(true, checkpointFull), buffer(true, checkpointNone)}
+	fused := [2]int{buffer(false, checkpointFull), buffer(false, checkpointNone)}
+	keepFFN := buffer(false, checkpointKeepFFN)
+	t.Logf("compute buffer, fused attention, checkpointing that keeps the feed-forward products: %d KiB", keepFFN>>10)
+	// Each layer's gate and up products (2 × 128 × 256 F32: 256 KiB) stay until its
+	// backward pass, the last layer's perhaps where its recomputation would have been:
+	// 7 to 8 layers' worth more than plain checkpointing, the rest of its saving kept.
+	perLayer := 2 * 128 * 256 * 4
+	assert.GreaterOrEqual(t, keepFFN-fused[0], 7*perLayer)
+	assert.LessOrEqual(t, keepFFN-fused[0], 8*perLayer)
+	assert.Less(t, keepFFN, fused[1])
 	t.Logf("compute buffer, generic attention: %d KiB with gradient checkpointing, %d KiB without", generic[0]>>10, generic[1]>>10)
 	t.Logf("compute buffer, fused attention: %d KiB with gradient checkpointing, %d KiB without", fused[0]>>10, fused[1]>>10)
 	// Generic attention keeps every layer's [256, 256, 4] scores and probabilities
@@ -89,9 +98,9 @@ func TestOutputLayerMemory(t *testing.T) {
 			l, err := NewLoRA(m, LoRAConfig{Rank: 8, Alpha: 16, Targets: []string{"all"}, Seed: 1})
 			require.NoError(t, err)
 			if train {
-				_, _, step = lossAndGradsWith(t, m, l, b, true)
+				_, _, step = lossAndGradsWith(t, m, l, b, checkpointFull)
 			} else {
-				s, err := newStepGraph(m, l, nil, nil, b.B, b.T, b.Targets(), false, 0, false)
+				s, err := newStepGraph(m, l, nil, nil, b.B, b.T, b.Targets(), false, 0, checkpointNone)
 				require.NoError(t, err)
 				_, err = s.run(b, 1, nil, nil)
 				require.NoError(t, err)

@@ -114,8 +114,8 @@ func TestPackedMatchesPadded(t *testing.T) {
 
 			for _, generic := range []bool{false, true} {
 				m.genericOps = generic
-				wantLoss, want, _ := lossAndGradsWith(t, m, l, padded, false)
-				loss, got, _ := lossAndGradsWith(t, m, l, packed, false)
+				wantLoss, want, _ := lossAndGradsWith(t, m, l, padded, checkpointNone)
+				loss, got, _ := lossAndGradsWith(t, m, l, packed, checkpointNone)
 				assert.InDelta(t, wantLoss, loss, 1e-5*wantLoss, "generic ops %t: loss", generic)
 				worst := 0.0
 				for name, g := range want {

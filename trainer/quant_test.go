@@ -177,7 +177,7 @@ func TestQuantizedBases(t *testing.T) {
 			// to the CPU. With the CPU's fused ops, the input gradients' copies are made
 			// by DequantTranspose instead of get_rows.
 			if typ.IsQuantized() {
-				s, _ := testStep(t, m, l, l.params(), b, 0, false)
+				s, _ := testStep(t, m, l, l.params(), b, 0, checkpointNone)
 				assertAllOnGPU(t, m, s.g, typ.String())
 				uses := map[string]int{}
 				for i := 0; i < s.g.Len(); i++ {
@@ -240,7 +240,7 @@ func TestEmbeddingsInWholeBlocks(t *testing.T) {
 			assert.Equal(t, lossF, lossQ)
 			assert.Equal(t, gf, gq)
 
-			s, _ := testStep(t, ms[0], ls[0], ls[0].params(), b, 0, false)
+			s, _ := testStep(t, ms[0], ls[0], ls[0].params(), b, 0, checkpointNone)
 			lookups := 0
 			for i := 0; i < s.g.Len(); i++ {
 				if n := s.g.Node(i); n.Op() == "GET_ROWS" && n.Src(0).Type() == ggml.TypeIQ4_NL {
@@ -271,7 +271,7 @@ func TestComputeType(t *testing.T) {
 		m, l := loadWithRandomLoRA(t, path, ModelOptions{Threads: 1, ComputeType: ct.String()})
 		require.Equal(t, ct, m.ComputeType())
 		losses[i], grads[i] = lossAndGrads(t, m, l, b)
-		s, _ := testStep(t, m, l, l.params(), b, 0, false)
+		s, _ := testStep(t, m, l, l.params(), b, 0, checkpointNone)
 		reads := map[ggml.Type]int{}
 		for j := 0; j < s.g.Len(); j++ {
 			if n := s.g.Node(j); n.Op() == "MUL_MAT" {

@@ -39,9 +39,9 @@ type stepGraph struct {
 // newStepGraph builds the graph for batches of B×T with K targets (packed: several
 // documents per sequence, see Batch.Starts), with lora's
 // adapters (nil: the model alone). params and accs (training only) are the trained
-// tensors and their gradient accumulators, in the same order; checkpoint recomputes
-// each layer's activations in the backward pass (gradient checkpointing).
-func newStepGraph(m *Model, lora *LoRA, params, accs []*ggml.Tensor, B, T, K int, packed bool, dropout float32, checkpoint bool) (s *stepGraph, err error) {
+// tensors and their gradient accumulators, in the same order; ck says how the backward
+// pass gets each layer's activations.
+func newStepGraph(m *Model, lora *LoRA, params, accs []*ggml.Tensor, B, T, K int, packed bool, dropout float32, ck checkpointing) (s *stepGraph, err error) {
 	s = &stepGraph{m: m, B: B, T: T, K: K, train: accs != nil}
 	if s.c, err = m.newComputeContext(); err != nil {
 		return nil, err
@@ -49,6 +49,7 @@ func newStepGraph(m *Model, lora *LoRA, params, accs []*ggml.Tensor, B, T, K int
 	err = ggml.Build(func() {
 		c := s.c
 		s.b = newBuilder(c, m, lora, B, T, packed, dropout)
+		s.b.keepFFN = ck == checkpointKeepFFN
 		if m.fusedOps() {
 			s.b.fuse = fuseOps
 			if s.train {
@@ -97,8 +98,8 @@ func newStepGraph(m *Model, lora *LoRA, params, accs []*ggml.Tensor, B, T, K int
 				g.FuseCrossEntropy(c, logits, s.loss, s.targets)
 			}
 		}
-		if checkpoint {
-			g.Checkpoint(c, s.b.checkpoints)
+		if ck != checkpointNone {
+			g.Checkpoint(c, s.b.checkpoints, s.b.keep)
 		}
 		// On the CPU, autograd's out_prod form of each weight's input gradient costs
 		// 3–30× a mul_mat of the same size; see ggml.Graph.OutProdsAsMatMul.
@@ -128,6 +129,15 @@ func newStepGraph(m *Model, lora *LoRA, params, accs []*ggml.Tensor, B, T, K int
 	}
 	return s, nil
 }
+
+// checkpointing is how a training step's backward pass gets each layer's activations.
+type checkpointing int
+
+const (
+	checkpointNone    checkpointing = iota // kept from the forward pass
+	checkpointFull                         // recomputed from the layer's input (gradient checkpointing)
+	checkpointKeepFFN                      // recomputed, but the feed-forward gate and up products kept
+)
 
 // lossChunkRows is the number of vocabulary rows ggml.LinearCrossEntropy takes at a
 // time; 0 lets it choose (ggml.LinearCrossEntropyRows). Tests set it to cut small

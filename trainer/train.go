@@ -360,7 +360,15 @@ func (l *loop) graphFor(b *Batch, train bool) (*stepGraph, error) {
 	if train {
 		params = l.tr.params()
 	}
-	g, err := newStepGraph(l.m, l.lora, params, accs, b.B, b.T, key[2], b.Starts != nil, dropout, train && l.cfg.GradientCheckpointing)
+	ck := checkpointNone
+	switch {
+	case !train || !l.cfg.GradientCheckpointing:
+	case l.cfg.CheckpointKeep == CheckpointKeepFFN:
+		ck = checkpointKeepFFN
+	default:
+		ck = checkpointFull
+	}
+	g, err := newStepGraph(l.m, l.lora, params, accs, b.B, b.T, key[2], b.Starts != nil, dropout, ck)
 	if err != nil {
 		return nil, err
 	}

@@ -45,7 +45,7 @@ func TestKeepTransposed(t *testing.T) {
 	l, err := NewLoRA(kept, LoRAConfig{Rank: 8, Alpha: 16, Targets: []string{"all"}, Seed: 5})
 	require.NoError(t, err)
 	defer l.Close()
-	s, _ := testStep(t, kept, l, l.params(), b, 0, false)
+	s, _ := testStep(t, kept, l, l.params(), b, 0, checkpointNone)
 	for i := 0; i < s.g.Len(); i++ {
 		n := s.g.Node(i)
 		if n.Op() != "CONT" {

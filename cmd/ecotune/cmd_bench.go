@@ -84,6 +84,7 @@ Example:
 			&cli.StringFlag{Name: "lora.targets", Value: "all", Usage: "modules to adapt"},
 			&cli.BoolFlag{Name: "finetune", Usage: "also run llama.cpp's llama-finetune (full fine-tuning) on the same model and sequence length"},
 			&cli.BoolFlag{Name: "gradient-checkpointing", Usage: "train the LoRA with gradient checkpointing"},
+			&cli.StringFlag{Name: "checkpoint-keep", Value: trainer.CheckpointKeepNone, Usage: "with --gradient-checkpointing, products stored instead of recomputed (see ecotune train --checkpoint-keep)"},
 			&cli.StringFlag{Name: "keep-transposed", Value: "auto", Usage: "transposed copies of the weights for the LoRA run: on, off or auto (see ecotune train --keep-transposed)"},
 			&cli.BoolFlag{Name: "gpu", Usage: "train on GPU 0 (a CUDA build) and give llama-bench every layer (-ngl 99); without it both run on the CPU (-ngl 0)"},
 			&cli.BoolFlag{Name: "generic-ops", Usage: "build attention, the adapters and the loss from ggml's generic ops instead of ecotune's fused CPU ops, for comparison"},
@@ -195,7 +196,7 @@ func runBench(c *cli.Context) error {
 		return err
 	}
 	cfg := trainer.Config{LoRA: trainer.LoRAConfig{Rank: c.Int("lora.r"), Alpha: float32(2 * c.Int("lora.r")), Targets: []string{c.String("lora.targets")}},
-		GradientCheckpointing: c.Bool("gradient-checkpointing")}
+		GradientCheckpointing: c.Bool("gradient-checkpointing"), CheckpointKeep: c.String("checkpoint-keep")}
 	fmt.Fprintf(w, "bench: ecotune LoRA training, %d+1 steps of %d tokens\n", c.Int("steps"), res.SeqLen)
 	var perStep float64
 	var prof *[]ggml.OpTime

@@ -100,6 +100,7 @@ Example:
 			&cli.BoolFlag{Name: "generic-ops", Usage: "on the CPU, build attention, the adapters and the loss from ggml's generic ops instead of ecotune's fused ops (slower and larger; for comparison)"},
 			&cli.StringFlag{Name: "keep-transposed", Value: "auto", Usage: "keep a transposed copy of the frozen F32/F16/BF16 weights for the backward pass, faster LoRA steps for twice those weights' memory: on, off, or auto (on when the model file is at most a quarter of free memory)"},
 			&cli.BoolFlag{Name: "gradient-checkpointing", Usage: "recompute each layer's activations in the backward pass: the same gradients for far less memory, about a third more compute"},
+			&cli.StringFlag{Name: "checkpoint-keep", Value: trainer.CheckpointKeepNone, Usage: "with --gradient-checkpointing, products stored instead of recomputed: none, or ffn (each layer's feed-forward gate and up: half the recomputed products for 2·n_ff floats a token and layer)"},
 			&cli.Uint64Flag{Name: "seed", Value: 42, Usage: "seed of initialisation, shuffling and dropout"},
 			&cli.IntFlag{Name: "threads", Usage: "CPU threads (default: all)"},
 			&cli.BoolFlag{Name: "gpu", Usage: "train on GPU 0 (CUDA builds)"},
@@ -199,6 +200,7 @@ func runTrain(c *cli.Context) (err error) {
 		{"eval-batches", func() { cfg.EvalBatches = c.Int("eval-batches") }},
 		{"seed", func() { cfg.Seed, cfg.LoRA.Seed = c.Uint64("seed"), c.Uint64("seed") }},
 		{"gradient-checkpointing", func() { cfg.GradientCheckpointing = c.Bool("gradient-checkpointing") }},
+		{"checkpoint-keep", func() { cfg.CheckpointKeep = c.String("checkpoint-keep") }},
 		{"patience", func() { cfg.Patience = c.Int("patience") }},
 		{"min-delta", func() { cfg.MinDelta = c.Float64("min-delta") }},
 		{"save-every", func() { cfg.SaveEvery = c.Int("save-every") }},
@@ -299,6 +301,9 @@ func runTrain(c *cli.Context) (err error) {
 	}
 	if cfg.Method != trainer.MethodLoRA && cfg.Method != trainer.MethodFull {
 		return usagef("--method %q: want %s or %s", cfg.Method, trainer.MethodLoRA, trainer.MethodFull)
+	}
+	if k := cfg.CheckpointKeep; k != "" && k != trainer.CheckpointKeepNone && k != trainer.CheckpointKeepFFN {
+		return usagef("--checkpoint-keep %q: want %s or %s", k, trainer.CheckpointKeepNone, trainer.CheckpointKeepFFN)
 	}
 	keepT, err := keepTransposed(c.String("keep-transposed"), basePath, c.Bool("gpu"))
 	if err != nil {

@@ -120,6 +120,10 @@ func TestTrainFull(t *testing.T) {
 	code, _, stderr = runCLI(t, "train", "--method", "qlora", "--model", storiesModel, "--data", data, "--out", t.TempDir())
 	assert.Equal(t, exitUsage, code)
 	assert.Contains(t, stderr, `--method "qlora"`)
+
+	code, _, stderr = runCLI(t, "train", "--gradient-checkpointing", "--checkpoint-keep", "attention", "--model", storiesModel, "--data", data, "--out", t.TempDir())
+	assert.Equal(t, exitUsage, code)
+	assert.Contains(t, stderr, `--checkpoint-keep "attention": want none or ffn`)
 }
 
 // TestTrainTruncation checks which end of an over-long prepared example train cuts:

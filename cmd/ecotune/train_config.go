@@ -30,7 +30,8 @@ func trainFlagOf() map[string]string {
 		"training.eval_batches": "eval-batches", "training.save_steps": "save-every",
 		"training.save_total_limit": "keep-checkpoints", "training.early_stopping_patience": "patience",
 		"training.early_stopping_min_delta": "min-delta", "training.seed": "seed", "training.threads": "threads",
-		"training.gpu": "gpu", "training.gradient_checkpointing": "gradient-checkpointing", "output.dir": "out",
+		"training.gpu": "gpu", "training.gradient_checkpointing": "gradient-checkpointing",
+		"training.checkpoint_keep": "checkpoint-keep", "output.dir": "out",
 	}
 }
 
