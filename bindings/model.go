@@ -86,9 +86,13 @@ func LoadModel(path string, opts ModelOptions) (*Model, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bindings: load model: %w", err)
 	}
-	if _, ok := h.str("general.architecture"); !ok {
+	arch, ok := h.str("general.architecture")
+	if !ok {
 		return nil, fmt.Errorf("bindings: load model: %s: %w", path,
 			invalidf("general.architecture is missing or not a string (is it an adapter or a non-model GGUF?)"))
+	}
+	if err := checkModel(h, arch); err != nil && !opts.VocabOnly {
+		return nil, fmt.Errorf("bindings: load model: %s: %w", path, err)
 	}
 	initBackend()
 
