@@ -99,7 +99,7 @@ func Keys() []Key {
 		{"training.early_stopping_min_delta", Float, "smallest drop of the validation loss that counts"},
 		{"training.seed", Int, "seed of initialisation, shuffling and dropout"},
 		{"training.gradient_checkpointing", Bool, "recompute activations in the backward pass: less memory, more compute"},
-		{"training.checkpoint_keep", String, "with gradient checkpointing, products stored instead of recomputed: none or ffn"},
+		{"training.checkpoint_keep", String, "with gradient checkpointing, products stored instead of recomputed: none, ffn or all"},
 		{"training.threads", Int, "CPU threads; 0 all"},
 		{"training.gpu", Bool, "train on GPU 0 (CUDA builds)"},
 

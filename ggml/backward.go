@@ -117,7 +117,8 @@ func sameOuter(a, b *Tensor) bool { return a.Ne(2) == b.Ne(2) && a.Ne(3) == b.Ne
 
 // transposedCopy returns a contiguous aᵀ: a's own type for float types, quantT for
 // a quantized 2-D weight (dequantized by get_rows, which every backend has for most
-// types, where a cpy from a quantized type is not; or, fused, by DequantTranspose).
+// types, where a cpy from a quantized type is not; or, fused or for a weight in the CPU's
+// repacking buffer, by DequantTranspose).
 // ok is false for a tensor it cannot copy (a quantized tensor of more than two
 // dimensions).
 func transposedCopy(c *Context, a *Tensor, quantT Type, rows map[int]*Tensor, fused bool) (at *Tensor, ok bool) {
@@ -127,7 +128,8 @@ func transposedCopy(c *Context, a *Tensor, quantT Type, rows map[int]*Tensor, fu
 		return transpose(c, a), true
 	case !typ.IsQuantized() || a.p.ne[2] != 1 || a.p.ne[3] != 1:
 		return nil, false
-	case fused && a.IsContiguous():
+	case fused && a.IsContiguous(), a.Repacked():
+		// A repacked weight has no get_rows; the fused op reads its layout.
 		return c.DequantTranspose(a, quantT), true
 	}
 	in, out := a.Ne(0), a.Ne(1)

@@ -25,11 +25,12 @@ import (
 // keep lists forward tensors inside the spans that are stored rather than recomputed
 // (selective checkpointing): the recomputation reads them as it reads the checkpoints.
 // Keeping the outputs of a span's large products leaves only its cheap operations to be
-// run again, for the memory of those outputs.
+// run again, for the memory of those outputs. A Kept with a Stored copy keeps that
+// instead, and the backward pass reads it cast back to the tensor's type.
 //
 // As with OutProdsAsMatMul, the rewritten graph must run through a new graph filled by
 // ExpandFrom. It returns the number of tensors copied.
-func (g *Graph) Checkpoint(c *Context, checkpoints, keep []*Tensor) int {
+func (g *Graph) Checkpoint(c *Context, checkpoints []*Tensor, keep []Kept) int {
 	cg := g.live()
 	if g.forward == 0 {
 		opErrorf("checkpoint", "the graph has no backward pass")
@@ -60,19 +61,48 @@ func (g *Graph) Checkpoint(c *Context, checkpoints, keep []*Tensor) int {
 		bounds = append(bounds, i)
 	}
 	sort.Ints(bounds)
-	kept := make(map[*C.struct_ggml_tensor]bool, len(keep))
-	for _, t := range keep {
-		if _, ok := index[t.ptr()]; !ok {
-			opErrorf("checkpoint", "%s (kept) is not a node of the forward pass", t)
+	// kept maps each kept tensor to its stored copy, or to nil when it is stored itself.
+	kept := make(map[*C.struct_ggml_tensor]*C.struct_ggml_tensor, len(keep))
+	for _, k := range keep {
+		for _, t := range []*Tensor{k.Tensor, k.Stored} {
+			if t == nil {
+				continue
+			}
+			if _, ok := index[t.ptr()]; !ok {
+				opErrorf("checkpoint", "%s (kept) is not a node of the forward pass", t)
+			}
 		}
-		kept[t.ptr()] = true
+		var stored *C.struct_ggml_tensor
+		if k.Stored != nil {
+			stored = k.Stored.ptr()
+			if k.Stored.Elements() != k.Tensor.Elements() || !k.Tensor.IsContiguous() {
+				opErrorf("checkpoint", "%s cannot be stored as %s", k.Tensor, k.Stored)
+			}
+		}
+		kept[k.Tensor.ptr()] = stored
+	}
+	// back returns what the backward pass reads for a tensor: a kept tensor's stored copy
+	// cast back, made once.
+	backs := map[*C.struct_ggml_tensor]*C.struct_ggml_tensor{}
+	back := func(p *C.struct_ggml_tensor) *C.struct_ggml_tensor {
+		stored, ok := kept[p]
+		if !ok || stored == nil {
+			return p
+		}
+		if b, ok := backs[p]; ok {
+			return b
+		}
+		b := C.ggml_cast(c.reserve("checkpoint", 1), stored, p._type)
+		(&Tensor{p: b, c: c}).SetName(C.GoString(&p.name[0]) + " (back)")
+		backs[p] = b
+		return b
 	}
 	// span is the index of the span holding p: -1 for tensors outside every span, the
 	// checkpoints themselves and the kept tensors included, and for parameters, which
 	// the graph lists among its nodes but nothing computes.
 	span := func(p *C.struct_ggml_tensor) int {
 		i, ok := index[p]
-		if !ok || p.op == C.GGML_OP_NONE || kept[p] {
+		if _, isKept := kept[p]; !ok || p.op == C.GGML_OP_NONE || isKept {
 			return -1
 		}
 		s := sort.SearchInts(bounds, i+1) - 1
@@ -92,7 +122,7 @@ func (g *Graph) Checkpoint(c *Context, checkpoints, keep []*Tensor) int {
 			if x != nil && span(x) == s {
 				return recompute(x)
 			}
-			return x
+			return back(x)
 		}
 		q := C.ggml_new_tensor(c.reserve("checkpoint", 1), p._type, 4, &p.ne[0])
 		q.op, q.op_params, q.nb = p.op, p.op_params, p.nb
@@ -110,11 +140,23 @@ func (g *Graph) Checkpoint(c *Context, checkpoints, keep []*Tensor) int {
 		for j := range node.src {
 			if x := node.src[j]; x != nil && span(x) >= 0 {
 				node.src[j] = recompute(x)
+			} else if x != nil {
+				node.src[j] = back(x)
 			}
 		}
 		if x := node.view_src; x != nil && span(x) >= 0 {
 			node.view_src = recompute(x)
+		} else if x != nil {
+			node.view_src = back(x)
 		}
 	}
 	return len(copies)
+}
+
+// Kept is a forward tensor that gradient checkpointing stores rather than recomputes
+// (Graph.Checkpoint). With Stored set, that tensor is kept instead: a copy of Tensor in a
+// narrower type (Context.Cast), which the caller makes a node of the forward pass before
+// the backward pass is built, so that Tensor itself is freed after its forward uses.
+type Kept struct {
+	Tensor, Stored *Tensor
 }

@@ -10,6 +10,14 @@ static struct ggml_tensor * ecotune_dequant_transpose_op(struct ggml_context * c
 	struct ggml_tensor * args[1] = {a};
 	return ggml_custom_4d(ctx, t, a->ne[1], a->ne[0], 1, 1, args, 1, ecotune_dequant_transpose, GGML_N_TASKS_MAX, NULL);
 }
+
+// A repacked weight is no source of the op: the scheduler would look for a backend whose
+// repacking buffer supports a custom op, and none does (llama.cpp's takes products only).
+// The weight is then handed over as the op's userdata; it is a weight, computed by
+// nothing, so no ordering is lost.
+static struct ggml_tensor * ecotune_dequant_transpose_repacked_op(struct ggml_context * ctx, struct ggml_tensor * a, enum ggml_type t) {
+	return ggml_custom_4d(ctx, t, a->ne[1], a->ne[0], 1, 1, NULL, 0, ecotune_dequant_transpose, GGML_N_TASKS_MAX, a);
+}
 */
 import "C"
 
@@ -27,6 +35,9 @@ func (c *Context) DequantTranspose(a *Tensor, t Type) *Tensor {
 	}
 	if t != TypeF32 && t != TypeF16 && t != TypeBF16 {
 		opErrorf("dequant transpose", "result type %s: want f32, f16 or bf16", t)
+	}
+	if a.Repacked() {
+		return c.wrap(C.ecotune_dequant_transpose_repacked_op(c.reserve("dequant transpose", 1), a.p, C.enum_ggml_type(t))).SetName("dequant transpose")
 	}
 	return c.wrap(C.ecotune_dequant_transpose_op(c.reserve("dequant transpose", 1), a.p, C.enum_ggml_type(t))).SetName("dequant transpose")
 }

@@ -121,6 +121,9 @@ func (t *Tensor) dataCheck(op string, n int) error {
 	if n != t.NBytes() {
 		return fmt.Errorf("ggml: %s %q: %d bytes given, tensor holds %d", op, t.Name(), n, t.NBytes())
 	}
+	if op != "set" && t.Repacked() {
+		return fmt.Errorf("ggml: %s %q: a repacked tensor's bytes are not its GGUF layout", op, t.Name())
+	}
 	return nil
 }
 
@@ -146,6 +149,9 @@ func (t *Tensor) SetBytesAt(b []byte, offset int) error {
 	}
 	if offset < 0 || offset+len(b) > t.NBytes() {
 		return fmt.Errorf("ggml: set %q: bytes [%d, %d) lie outside its %d", t.Name(), offset, offset+len(b), t.NBytes())
+	}
+	if t.Repacked() && (offset != 0 || len(b) != t.NBytes()) {
+		return fmt.Errorf("ggml: set %q: a repacked tensor is written whole", t.Name())
 	}
 	if len(b) > 0 {
 		C.ggml_backend_tensor_set(t.p, unsafe.Pointer(&b[0]), C.size_t(offset), C.size_t(len(b)))

@@ -44,10 +44,10 @@ type builder struct {
 	// checkpoints are the layers' inputs and the last layer's output, where gradient
 	// checkpointing restarts the forward pass.
 	checkpoints []*ggml.Tensor
-	// keepFFN records the feed-forward gate and up products of the base weights in
-	// keep, which gradient checkpointing then stores rather than recomputes.
-	keepFFN bool
-	keep    []*ggml.Tensor
+	// ck says which products of the base weights linear records in keep, which gradient
+	// checkpointing then stores rather than recomputes (checkpointKeepFFN, checkpointKeepAll).
+	ck   checkpointing
+	keep []ggml.Kept
 }
 
 // fuseMode is how a builder makes attention and adapters.
@@ -259,8 +259,8 @@ func (b *builder) linear(l int, name string, x *ggml.Tensor) *ggml.Tensor {
 	if bias := b.weight(l, name+".bias"); bias != nil {
 		y = b.c.Add(y, bias)
 	}
-	if b.keepFFN && (name == "ffn_gate" || name == "ffn_up") {
-		b.keep = append(b.keep, y)
+	if k, ok := b.keeps(name, y); ok {
+		b.keep = append(b.keep, k)
 	}
 	if p := b.lora.pair(blockName(l, full)); p != nil {
 		in := x
@@ -280,6 +280,28 @@ func (b *builder) linear(l int, name string, x *ggml.Tensor) *ggml.Tensor {
 		y = b.c.Add(y, up)
 	}
 	return y
+}
+
+// keeps says whether gradient checkpointing keeps the product y of a layer's weight
+// name, and how. Every product but the feed-forward down one is read again by the
+// backward pass (the down product's result only joins the residual stream, which the next
+// checkpoint holds). With checkpointKeepAll, Q and K stay F32: the attention
+// probabilities' gradient takes exponentials of their products, which BF16's 2⁻⁸ relative
+// rounding would move by several percent at large scores; the others enter the gradients
+// linearly or through SiLU and a norm, so their BF16 copies move them by about that
+// rounding.
+func (b *builder) keeps(name string, y *ggml.Tensor) (ggml.Kept, bool) {
+	switch {
+	case b.ck == checkpointKeepFFN && (name == "ffn_gate" || name == "ffn_up"):
+		return ggml.Kept{Tensor: y}, true
+	case b.ck == checkpointKeepAll && name != "ffn_down":
+		k := ggml.Kept{Tensor: y}
+		if name != "attn_q" && name != "attn_k" && name != "attn_qkv" {
+			k.Stored = b.c.Cast(y, ggml.TypeBF16)
+		}
+		return k, true
+	}
+	return ggml.Kept{}, false
 }
 
 // attnOpts are the ways architectures differ inside attention.

@@ -52,7 +52,9 @@ type Config struct {
 	// stores for the backward pass instead of their being recomputed: "" or
 	// CheckpointKeepNone none, CheckpointKeepFFN each layer's feed-forward gate and up
 	// products (2·n_ff floats a token and layer) — half of the recomputed products of a
-	// Llama layer, whose inputs are the quantized base's slowest products in QLoRA.
+	// Llama layer, whose inputs are the quantized base's slowest products in QLoRA — and
+	// CheckpointKeepAll every product the backward pass reads again, Q and K as F32 and
+	// the others as BF16 copies (the gradients then differ by that rounding).
 	CheckpointKeep string
 
 	// Patience, if > 0, stops training after this many evaluations in a row that do
@@ -109,6 +111,7 @@ type StepInfo struct {
 const (
 	CheckpointKeepNone = "none" // recompute every product of a layer
 	CheckpointKeepFFN  = "ffn"  // keep the feed-forward gate and up products
+	CheckpointKeepAll  = "all"  // keep every product read again: Q and K as F32, the others as BF16
 )
 
 // DefaultConfig returns a Config with every default filled in and 100 steps (the
@@ -167,8 +170,8 @@ func (c *Config) validate(m *Model) error {
 		return fmt.Errorf("method %s needs the model loaded with ModelOptions.Trainable", MethodFull)
 	case c.Method != MethodLoRA && c.Method != MethodFull:
 		return fmt.Errorf("method %q is not %s or %s", c.Method, MethodLoRA, MethodFull)
-	case c.CheckpointKeep != "" && c.CheckpointKeep != CheckpointKeepNone && c.CheckpointKeep != CheckpointKeepFFN:
-		return fmt.Errorf("checkpoint keep %q is not %s or %s", c.CheckpointKeep, CheckpointKeepNone, CheckpointKeepFFN)
+	case c.CheckpointKeep != "" && c.CheckpointKeep != CheckpointKeepNone && c.CheckpointKeep != CheckpointKeepFFN && c.CheckpointKeep != CheckpointKeepAll:
+		return fmt.Errorf("checkpoint keep %q is not %s, %s or %s", c.CheckpointKeep, CheckpointKeepNone, CheckpointKeepFFN, CheckpointKeepAll)
 	}
 	if c.Steps < 1 {
 		return fmt.Errorf("steps %d must be at least 1", c.Steps)

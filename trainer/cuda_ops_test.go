@@ -190,7 +190,7 @@ func TestGenericStepRunsOnCUDA(t *testing.T) {
 		for _, c := range []struct {
 			b  *Batch
 			ck checkpointing
-		}{{testBatch(t), checkpointNone}, {testBatch(t), checkpointFull}, {testBatch(t), checkpointKeepFFN}, {packed, checkpointNone}} {
+		}{{testBatch(t), checkpointNone}, {testBatch(t), checkpointFull}, {testBatch(t), checkpointKeepFFN}, {testBatch(t), checkpointKeepAll}, {packed, checkpointNone}} {
 			b, ck := c.b, c.ck
 			s, opt := testStep(t, m, lora, params, b, 0.1, ck)
 			rejected := map[string]int{}

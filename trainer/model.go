@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"strings"
 
 	"github.com/ecotune/ecotune/ggml"
 	"github.com/ecotune/ecotune/gguf"
@@ -30,6 +31,11 @@ type ModelOptions struct {
 	// (AVX512-BF16), where those products then run about twice as fast, and f32
 	// elsewhere.
 	ComputeType string
+	// NoRepack keeps every quantized weight in its file's layout. Otherwise, on the CPU
+	// with the fused ops, the frozen block weights ggml.CanRepack takes (Q4_K on x86 with
+	// AVX2) go to llama.cpp's repacking buffer, whose interleaved products made a 3B
+	// Q4_K_M forward pass 1.7× faster (llama.cpp's own prompt processing uses it too).
+	NoRepack bool
 }
 
 // computeType resolves ModelOptions.ComputeType for weights on a GPU or the CPU.
@@ -64,6 +70,10 @@ type Model struct {
 	cpu, gpu *ggml.Backend
 	ctx      *ggml.Context
 	buf      *ggml.Buffer
+	// repackCtx and repackBuf hold the weights in the CPU's repacking buffer
+	// (ModelOptions.NoRepack); nil when there are none.
+	repackCtx *ggml.Context
+	repackBuf *ggml.Buffer
 	// transposed holds, by weight name, the copies ModelOptions.KeepTransposed keeps.
 	transposed    map[string]*ggml.Tensor
 	transposedCtx *ggml.Context
@@ -174,9 +184,19 @@ func LoadModel(path string, opts ModelOptions) (m *Model, err error) {
 		for i, d := range info.Dims {
 			ne[i] = int(d)
 		}
+		ctx := m.ctx
+		if !opts.NoRepack && !opts.GPU && !opts.Trainable && !opts.GenericOps && len(ne) == 2 &&
+			strings.HasPrefix(name, "blk.") && ggml.CanRepack(typ, ne[1]) {
+			if m.repackCtx == nil {
+				if m.repackCtx, err = ggml.NewContext(nTensors, 0); err != nil {
+					return nil, err
+				}
+			}
+			ctx = m.repackCtx
+		}
 		var t *ggml.Tensor
 		if err := ggml.Build(func() {
-			t = m.ctx.NewTensor(typ, ne...).SetName(name)
+			t = ctx.NewTensor(typ, ne...).SetName(name)
 		}); err != nil {
 			return nil, fmt.Errorf("tensor %s: %w", name, err)
 		}
@@ -236,6 +256,12 @@ func LoadModel(path string, opts ModelOptions) (m *Model, err error) {
 		return nil, fmt.Errorf("trainer: load model %s: weights: %w", path, err)
 	}
 	m.buf.MarkWeights()
+	if m.repackCtx != nil {
+		if m.repackBuf, err = m.repackCtx.AllocRepacked(); err != nil {
+			return nil, fmt.Errorf("trainer: load model %s: weights: %w", path, err)
+		}
+		m.repackBuf.MarkWeights()
+	}
 	for _, p := range todo {
 		data, err := f.Data(p.name)
 		if err != nil {
@@ -276,6 +302,12 @@ func LoadModel(path string, opts ModelOptions) (m *Model, err error) {
 func copyReleasing(f *gguf.File, name string, t *ggml.Tensor, data []byte) error {
 	if len(data) != t.NBytes() {
 		return t.SetBytes(data) // SetBytes says what is wrong
+	}
+	if t.Repacked() { // written whole (a Q4_K matrix of a layer: tens of MB at most)
+		if err := t.SetBytes(data); err != nil {
+			return err
+		}
+		return f.Release(name, 0, int64(len(data)))
 	}
 	const piece = 32 << 20
 	for off := 0; off < len(data); off += piece {
@@ -342,8 +374,9 @@ func (m *Model) Close() error {
 	if m == nil {
 		return nil
 	}
-	err := errors.Join(m.sched.Close(), m.transposedBuf.Close(), m.transposedCtx.Close(), m.buf.Close(), m.ctx.Close(), m.gpu.Close(), m.cpu.Close())
-	m.sched, m.transposedBuf, m.transposedCtx, m.buf, m.ctx, m.gpu, m.cpu = nil, nil, nil, nil, nil, nil, nil
+	err := errors.Join(m.sched.Close(), m.transposedBuf.Close(), m.transposedCtx.Close(), m.repackBuf.Close(), m.repackCtx.Close(),
+		m.buf.Close(), m.ctx.Close(), m.gpu.Close(), m.cpu.Close())
+	m.sched, m.transposedBuf, m.transposedCtx, m.repackBuf, m.repackCtx, m.buf, m.ctx, m.gpu, m.cpu = nil, nil, nil, nil, nil, nil, nil, nil, nil
 	return err
 }
 

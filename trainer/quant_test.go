@@ -135,7 +135,9 @@ func TestQuantizedBases(t *testing.T) {
 					close++
 				}
 			}
-			// libllama runs with NoRepack so its products use the kernels ours do.
+			// libllama runs with NoRepack so its products use the kernels ours do (but for
+			// Q4_K, whose repacked products ours use: the same integer sums, added in
+			// another order, another F32 rounding of the kind below).
 			// The quantized types' products first round activations to Q8_0 or Q8_K. Our
 			// graph and libllama's differ in F32 rounding (1e-7 of the range with F32
 			// weights), which that step absorbs, so most positions come out bit-identical;
@@ -305,4 +307,42 @@ func TestComputeType(t *testing.T) {
 		want = ggml.TypeBF16
 	}
 	assert.Equal(t, want, m.ComputeType(), "the default")
+}
+
+// TestRepackedBase trains a step on a Q4_K base with its block weights in the CPU's
+// repacking buffer and with them in the file's layout. The input gradients' transposed
+// copies dequantize both layouts to the same bits (ggml.TestRepackedQ4K); the forward
+// products quantize the same activations to Q8_K and sum the same integer products a
+// sub-block at a time, but the repacked kernels may add the sub-blocks' scaled sums in
+// another order: F32 rounding, a few units of 2⁻²⁴ of each product. The loss carries
+// that on (1e-5 relative, a hundredfold conditioning to spare). The gradients also see
+// its rare large effect: a value of the next product's input that the rounding moves
+// across a Q8_K boundary moves by a whole quantization step, as quantizing activations
+// at all does, whose effect on these gradients TestQuantizedBases bounds at 2e-2 of
+// their joint norm.
+func TestRepackedBase(t *testing.T) {
+	if !ggml.CanRepack(ggml.TypeQ4_K, 8) || gpuTests {
+		t.Skip("the CPU backend repacks Q4_K only on x86 with AVX2")
+	}
+	path := filepath.Join(t.TempDir(), "model.gguf")
+	writeRandomLlama(t, path, ggml.TypeQ4_K, false)
+	packed, lp := loadWithRandomLoRA(t, path, ModelOptions{Threads: 1})
+	plain, lq := loadWithRandomLoRA(t, path, ModelOptions{Threads: 1, NoRepack: true})
+	require.True(t, packed.Weight("blk.0.ffn_gate.weight").Repacked())
+	require.False(t, plain.Weight("blk.0.ffn_gate.weight").Repacked())
+	require.False(t, packed.Weight("token_embd.weight").Repacked(), "embeddings are looked up by row")
+	b := testBatch(t)
+	lossP, gp := lossAndGrads(t, packed, lp, b)
+	lossQ, gq := lossAndGrads(t, plain, lq, b)
+	assert.InEpsilon(t, lossQ, lossP, 1e-5, "loss")
+	var num, den float64
+	for name, g := range gq {
+		for i := range g {
+			d := float64(gp[name][i] - g[i])
+			num += d * d
+			den += float64(g[i]) * float64(g[i])
+		}
+	}
+	t.Logf("loss %.9g repacked, %.9g plain; LoRA gradients %.2e relative L2", lossP, lossQ, math.Sqrt(num/den))
+	assert.LessOrEqual(t, math.Sqrt(num/den), 2e-2, "relative L2 difference of all LoRA gradients")
 }

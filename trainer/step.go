@@ -49,7 +49,7 @@ func newStepGraph(m *Model, lora *LoRA, params, accs []*ggml.Tensor, B, T, K int
 	err = ggml.Build(func() {
 		c := s.c
 		s.b = newBuilder(c, m, lora, B, T, packed, dropout)
-		s.b.keepFFN = ck == checkpointKeepFFN
+		s.b.ck = ck
 		if m.fusedOps() {
 			s.b.fuse = fuseOps
 			if s.train {
@@ -81,6 +81,13 @@ func newStepGraph(m *Model, lora *LoRA, params, accs []*ggml.Tensor, B, T, K int
 		}
 		s.loss.SetName("loss").SetOutput()
 		g := c.NewGraph(m.graphNodes, s.train)
+		// The stored copies of kept products join the forward pass, right after their
+		// products, before anything else uses them.
+		for _, k := range s.b.keep {
+			if k.Stored != nil {
+				g.Expand(k.Stored)
+			}
+		}
 		g.Expand(s.loss)
 		if !s.train {
 			s.g = g
@@ -137,6 +144,7 @@ const (
 	checkpointNone    checkpointing = iota // kept from the forward pass
 	checkpointFull                         // recomputed from the layer's input (gradient checkpointing)
 	checkpointKeepFFN                      // recomputed, but the feed-forward gate and up products kept
+	checkpointKeepAll                      // recomputed, but every product read again kept (Q and K F32, the others BF16)
 )
 
 // lossChunkRows is the number of vocabulary rows ggml.LinearCrossEntropy takes at a

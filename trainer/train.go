@@ -365,6 +365,8 @@ func (l *loop) graphFor(b *Batch, train bool) (*stepGraph, error) {
 	case !train || !l.cfg.GradientCheckpointing:
 	case l.cfg.CheckpointKeep == CheckpointKeepFFN:
 		ck = checkpointKeepFFN
+	case l.cfg.CheckpointKeep == CheckpointKeepAll:
+		ck = checkpointKeepAll
 	default:
 		ck = checkpointFull
 	}

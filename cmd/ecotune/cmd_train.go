@@ -100,7 +100,7 @@ Example:
 			&cli.BoolFlag{Name: "generic-ops", Usage: "on the CPU, build attention, the adapters and the loss from ggml's generic ops instead of ecotune's fused ops (slower and larger; for comparison)"},
 			&cli.StringFlag{Name: "keep-transposed", Value: "auto", Usage: "keep a transposed copy of the frozen F32/F16/BF16 weights for the backward pass, faster LoRA steps for twice those weights' memory: on, off, or auto (on when the model file is at most a quarter of free memory)"},
 			&cli.BoolFlag{Name: "gradient-checkpointing", Usage: "recompute each layer's activations in the backward pass: the same gradients for far less memory, about a third more compute"},
-			&cli.StringFlag{Name: "checkpoint-keep", Value: trainer.CheckpointKeepNone, Usage: "with --gradient-checkpointing, products stored instead of recomputed: none, or ffn (each layer's feed-forward gate and up: half the recomputed products for 2·n_ff floats a token and layer)"},
+			&cli.StringFlag{Name: "checkpoint-keep", Value: trainer.CheckpointKeepNone, Usage: "with --gradient-checkpointing, products stored instead of recomputed: none; ffn (each layer's feed-forward gate and up: half the recomputed products for 2·n_ff floats a token and layer, same gradients); all (every product read again, Q and K as F32 and the others as BF16: gradients within BF16's rounding)"},
 			&cli.Uint64Flag{Name: "seed", Value: 42, Usage: "seed of initialisation, shuffling and dropout"},
 			&cli.IntFlag{Name: "threads", Usage: "CPU threads (default: all)"},
 			&cli.BoolFlag{Name: "gpu", Usage: "train on GPU 0 (CUDA builds)"},
@@ -302,8 +302,14 @@ func runTrain(c *cli.Context) (err error) {
 	if cfg.Method != trainer.MethodLoRA && cfg.Method != trainer.MethodFull {
 		return usagef("--method %q: want %s or %s", cfg.Method, trainer.MethodLoRA, trainer.MethodFull)
 	}
-	if k := cfg.CheckpointKeep; k != "" && k != trainer.CheckpointKeepNone && k != trainer.CheckpointKeepFFN {
-		return usagef("--checkpoint-keep %q: want %s or %s", k, trainer.CheckpointKeepNone, trainer.CheckpointKeepFFN)
+	switch k := cfg.CheckpointKeep; k {
+	case "", trainer.CheckpointKeepNone:
+	case trainer.CheckpointKeepFFN, trainer.CheckpointKeepAll:
+		if !cfg.GradientCheckpointing {
+			return usagef("--checkpoint-keep %s chooses what gradient checkpointing keeps: add --gradient-checkpointing", k)
+		}
+	default:
+		return usagef("--checkpoint-keep %q: want %s, %s or %s", k, trainer.CheckpointKeepNone, trainer.CheckpointKeepFFN, trainer.CheckpointKeepAll)
 	}
 	keepT, err := keepTransposed(c.String("keep-transposed"), basePath, c.Bool("gpu"))
 	if err != nil {

@@ -123,7 +123,10 @@ func TestTrainFull(t *testing.T) {
 
 	code, _, stderr = runCLI(t, "train", "--gradient-checkpointing", "--checkpoint-keep", "attention", "--model", storiesModel, "--data", data, "--out", t.TempDir())
 	assert.Equal(t, exitUsage, code)
-	assert.Contains(t, stderr, `--checkpoint-keep "attention": want none or ffn`)
+	assert.Contains(t, stderr, `--checkpoint-keep "attention": want none, ffn or all`)
+	code, _, stderr = runCLI(t, "train", "--checkpoint-keep", "ffn", "--model", storiesModel, "--data", data, "--out", t.TempDir())
+	assert.Equal(t, exitUsage, code)
+	assert.Contains(t, stderr, "add --gradient-checkpointing")
 }
 
 // TestTrainTruncation checks which end of an over-long prepared example train cuts:
