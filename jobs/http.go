@@ -335,6 +335,10 @@ func checkEcotune(e EcotuneSettings) error {
 		return badRequest("ecotune", "steps and save_every must not be negative")
 	case strings.ContainsAny(string(e.Targets)+e.Dtype, " \t\n"):
 		return badRequest("ecotune.targets", "targets and dtype take no spaces")
+	case e.CheckpointKeep != "" && e.CheckpointKeep != "none" && e.CheckpointKeep != "ffn" && e.CheckpointKeep != "all":
+		return badRequest("ecotune.checkpoint_keep", "checkpoint_keep is none, ffn or all")
+	case e.CheckpointKeep != "" && e.CheckpointKeep != "none" && !e.GradientCheckpointing:
+		return badRequest("ecotune.checkpoint_keep", "checkpoint_keep chooses what gradient checkpointing keeps: set gradient_checkpointing too")
 	}
 	return nil
 }

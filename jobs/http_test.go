@@ -116,6 +116,8 @@ func TestBadJobRequests(t *testing.T) {
 		{`{"model":"base","training_file":"` + f.ID + `","hyperparameters":{"learning_rate_multiplier":-1}}`, "learning_rate_multiplier"},
 		{`{"model":"base","training_file":"` + f.ID + `","hyperparameters":{"lora_r":8}}`, `unknown hyperparameter \"lora_r\"`},
 		{`{"model":"base","training_file":"` + f.ID + `","ecotune":{"r":-1}}`, "r must be from 1 to 1024"},
+		{`{"model":"base","training_file":"` + f.ID + `","ecotune":{"checkpoint_keep":"most"}}`, "checkpoint_keep is none, ffn or all"},
+		{`{"model":"base","training_file":"` + f.ID + `","ecotune":{"checkpoint_keep":"ffn"}}`, "set gradient_checkpointing too"},
 		{`{"model":"base","training_file":"` + f.ID + `","suffix":"a:b"}`, "suffix"},
 		{`{"model":`, "not a valid job request"},
 	}
@@ -160,4 +162,17 @@ func TestFailedJobReportsTheReason(t *testing.T) {
 	require.NotNil(t, r.Error)
 	assert.Equal(t, "invalid_training_file", r.Error.Code)
 	assert.Contains(t, r.Error.Message, "no runner in this test")
+}
+
+// TestTrainArgsCheckpointing: the job's gradient checkpointing settings reach train's
+// flags, and none are added when the job does not ask.
+func TestTrainArgsCheckpointing(t *testing.T) {
+	m, _ := newTestManager(t, 1<<20)
+	r := row{Job: Job{ID: "ftjob-x", Seed: 1}, settings: Settings{Hyperparameters: Hyperparameters{NEpochs: 1}}}
+	plain := strings.Join(m.trainArgs(r, "out"), " ")
+	assert.NotContains(t, plain, "checkpoint")
+	r.settings.Ecotune.GradientCheckpointing, r.settings.Ecotune.CheckpointKeep = true, "ffn"
+	args := strings.Join(m.trainArgs(r, "out"), " ")
+	assert.Contains(t, args, "--gradient-checkpointing")
+	assert.Contains(t, args, "--checkpoint-keep ffn")
 }

@@ -68,6 +68,10 @@ type EcotuneSettings struct {
 	Steps     int     `json:"steps,omitempty"` // replaces n_epochs
 	SaveEvery int     `json:"save_every,omitempty"`
 	EvalEvery int     `json:"eval_every,omitempty"`
+	// GradientCheckpointing and CheckpointKeep are train's --gradient-checkpointing and
+	// --checkpoint-keep (none, ffn or all).
+	GradientCheckpointing bool   `json:"gradient_checkpointing,omitempty"`
+	CheckpointKeep        string `json:"checkpoint_keep,omitempty"`
 }
 
 // Targets are the modules LoRA adapts: a JSON array of names or one comma-separated string.

@@ -146,10 +146,14 @@ func (m *Manager) trainArgs(r row, out string) []string {
 	}{
 		{"--lora.r", itoaIf(e.Rank)}, {"--lora.alpha", ftoaIf(e.Alpha)}, {"--lora.targets", string(e.Targets)}, {"--dtype", e.Dtype},
 		{"--seq-len", itoaIf(e.SeqLen)}, {"--save-every", itoaIf(e.SaveEvery)}, {"--eval-every", itoaIf(e.EvalEvery)},
+		{"--checkpoint-keep", e.CheckpointKeep},
 	} {
 		if kv.v != "" {
 			args = append(args, kv.flag, kv.v)
 		}
+	}
+	if e.GradientCheckpointing {
+		args = append(args, "--gradient-checkpointing")
 	}
 	if m.opts.Threads > 0 {
 		args = append(args, "--threads", strconv.Itoa(m.opts.Threads))
