@@ -26,13 +26,7 @@ var testLogger *slog.Logger
 
 // TestMain keeps llama.cpp's load chatter out of the test output unless -v asks for it.
 func TestMain(m *testing.M) {
-	level := slog.LevelWarn
-	for _, a := range os.Args {
-		if a == "-test.v=true" || a == "-test.v" {
-			level = slog.LevelInfo
-		}
-	}
-	testLogger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	testLogger = testenv.LibLogger(slog.LevelWarn)
 	SetLogger(testLogger)
 	os.Exit(m.Run())
 }

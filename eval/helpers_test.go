@@ -17,13 +17,7 @@ var storiesPath = testenv.StoriesPath()
 
 // TestMain keeps llama.cpp's load chatter out of the test output unless -v asks for it.
 func TestMain(m *testing.M) {
-	level := slog.LevelError // stories260K's metadata draws warnings nobody can act on
-	for _, a := range os.Args {
-		if a == "-test.v=true" || a == "-test.v" {
-			level = slog.LevelInfo
-		}
-	}
-	bindings.SetLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})))
+	bindings.SetLogger(testenv.LibLogger(slog.LevelError)) // stories260K's metadata draws warnings nobody can act on
 	os.Exit(m.Run())
 }
 

@@ -18,13 +18,7 @@ import (
 
 // TestMain keeps libllama's load chatter out of the test output unless -v asks for it.
 func TestMain(m *testing.M) {
-	level := slog.LevelWarn
-	for _, a := range os.Args {
-		if a == "-test.v=true" || a == "-test.v" {
-			level = slog.LevelInfo
-		}
-	}
-	bindings.SetLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})))
+	bindings.SetLogger(testenv.LibLogger(slog.LevelWarn))
 	os.Exit(m.Run())
 }
 

@@ -11,49 +11,30 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/ecotune/ecotune/internal/apierror"
 )
 
 // apiError is reported as OpenAI's error object.
-type apiError struct {
-	status      int
-	param, code string
-	msg         string
-}
-
-func (e *apiError) Error() string { return e.msg }
+type apiError = apierror.Error
 
 func badRequest(param, format string, args ...any) *apiError {
-	return &apiError{status: http.StatusBadRequest, param: param, msg: fmt.Sprintf(format, args...)}
+	return apierror.BadRequest(param, format, args...)
 }
 
 func notFound(what, id string) *apiError {
-	return &apiError{status: http.StatusNotFound, param: what, msg: fmt.Sprintf("no %s with id %q", what, id)}
+	return &apiError{Status: http.StatusNotFound, Param: what, Message: fmt.Sprintf("no %s with id %q", what, id)}
 }
 
 func writeError(w http.ResponseWriter, err error) {
 	var e *apiError
 	if !errors.As(err, &e) {
-		e = &apiError{status: http.StatusInternalServerError, msg: err.Error()}
+		e = &apiError{Status: http.StatusInternalServerError, Message: err.Error()}
 	}
-	typ := "invalid_request_error"
-	if e.status >= 500 {
-		typ = "server_error"
-	}
-	writeJSON(w, e.status, map[string]any{"error": map[string]any{"message": e.msg, "type": typ, "param": nullable(e.param), "code": nullable(e.code)}})
+	apierror.Write(w, e)
 }
 
-func nullable(s string) any {
-	if s == "" {
-		return nil
-	}
-	return s
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(v)
-}
+func writeJSON(w http.ResponseWriter, status int, v any) { apierror.WriteJSON(w, status, v) }
 
 // Handler serves OpenAI's files and fine-tuning routes; mount it under "/v1/files" and
 // "/v1/fine_tuning/" beside the inference API (authentication is the mounter's).
@@ -357,8 +338,8 @@ func (m *Manager) createJob(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case err != nil:
 	case req.Model != m.opts.Base.Name:
-		err = &apiError{status: http.StatusBadRequest, param: "model", code: "model_not_available",
-			msg: fmt.Sprintf("model %q is not available for fine-tuning here; this server fine-tunes %q", req.Model, m.opts.Base.Name)}
+		err = &apiError{Status: http.StatusBadRequest, Param: "model", Code: "model_not_available",
+			Message: fmt.Sprintf("model %q is not available for fine-tuning here; this server fine-tunes %q", req.Model, m.opts.Base.Name)}
 	case len(req.Suffix) > 64 || strings.ContainsAny(req.Suffix, ":/\\?#% \t\n"):
 		err = badRequest("suffix", "suffix must be at most 64 characters without spaces, colons or slashes")
 	case req.TrainingFile == "":
@@ -596,7 +577,7 @@ func (m *Manager) cancelJob(w http.ResponseWriter, r *http.Request) {
 			case <-ch:
 			case <-time.After(200 * time.Millisecond):
 			case <-deadline:
-				writeError(w, &apiError{status: http.StatusGatewayTimeout, msg: "the job did not stop within 3 minutes; it is still being cancelled"})
+				writeError(w, &apiError{Status: http.StatusGatewayTimeout, Message: "the job did not stop within 3 minutes; it is still being cancelled"})
 				return
 			case <-r.Context().Done():
 				return

@@ -7,21 +7,15 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+
+	"github.com/ecotune/ecotune/internal/apierror"
 )
 
 // apiError is an error with the HTTP status and OpenAI error fields it is reported with.
-type apiError struct {
-	Status  int
-	Type    string // OpenAI's error type: invalid_request_error, authentication_error, ...
-	Code    string // OpenAI's error code, when it has one
-	Param   string // the request field at fault
-	Message string
-}
-
-func (e *apiError) Error() string { return e.Message }
+type apiError = apierror.Error
 
 func badRequest(param, format string, args ...any) *apiError {
-	return &apiError{Status: http.StatusBadRequest, Type: "invalid_request_error", Param: param, Message: fmt.Sprintf(format, args...)}
+	return apierror.BadRequest(param, format, args...)
 }
 
 // toAPIError maps engine errors to statuses: a full queue is 429, an unknown adapter or
@@ -52,16 +46,7 @@ func toAPIError(err error) *apiError {
 }
 
 // writeOpenAIError writes err as OpenAI's error object.
-func writeOpenAIError(w http.ResponseWriter, err error) {
-	e := toAPIError(err)
-	if e.Status == http.StatusTooManyRequests || e.Status == http.StatusServiceUnavailable {
-		w.Header().Set("Retry-After", strconv.Itoa(1))
-	}
-	body := map[string]any{"error": map[string]any{
-		"message": e.Message, "type": e.Type, "param": nullable(e.Param), "code": nullable(e.Code),
-	}}
-	writeJSON(w, e.Status, body)
-}
+func writeOpenAIError(w http.ResponseWriter, err error) { apierror.Write(w, toAPIError(err)) }
 
 // writeOllamaError writes err as Ollama's {"error": "..."}.
 func writeOllamaError(w http.ResponseWriter, err error) {
@@ -76,18 +61,7 @@ func writeOllamaError(w http.ResponseWriter, err error) {
 	writeJSON(w, e.Status, map[string]string{"error": msg})
 }
 
-func nullable(s string) any {
-	if s == "" {
-		return nil
-	}
-	return s
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(v)
-}
+func writeJSON(w http.ResponseWriter, status int, v any) { apierror.WriteJSON(w, status, v) }
 
 // decodeJSON reads a request body of at most the handler's limit into v, strictly: an
 // unknown type for a known field is a 400 that names the field.

@@ -6,16 +6,11 @@ import (
 	"testing"
 
 	"github.com/ecotune/ecotune/bindings"
+	"github.com/ecotune/ecotune/internal/testenv"
 )
 
 // TestMain keeps llama.cpp's load chatter out of the test output unless -v asks for it.
 func TestMain(m *testing.M) {
-	level := slog.LevelError
-	for _, a := range os.Args {
-		if a == "-test.v=true" || a == "-test.v" {
-			level = slog.LevelInfo
-		}
-	}
-	bindings.SetLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})))
+	bindings.SetLogger(testenv.LibLogger(slog.LevelError))
 	os.Exit(m.Run())
 }

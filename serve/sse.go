@@ -33,8 +33,7 @@ func (s *sseWriter) send(v any) {
 // sendError reports a failure after the stream began, as OpenAI's API does: an error
 // object as the last event.
 func (s *sseWriter) sendError(err error) {
-	e := toAPIError(err)
-	s.send(map[string]any{"error": map[string]any{"message": e.Message, "type": e.Type, "param": nullable(e.Param), "code": nullable(e.Code)}})
+	s.send(toAPIError(err).Object())
 }
 
 func (s *sseWriter) done() {
