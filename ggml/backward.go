@@ -27,6 +27,10 @@ import "C"
 // once per row of the other, and the graph allocator frees it right after its use, so
 // a weight's copy costs one weight's worth of scratch memory, not a second model.
 //
+// With fused, a product by an F16 copy scales each row of its F32 operand into F16's
+// range first (see half.c): ggml would round the gradients to F16 as they are, and
+// lose the small ones.
+//
 // The rewritten nodes keep their identity, so gradients read with Grad stay valid,
 // but the graph's node order no longer lists each new copy before its use: compute the
 // result through a new graph filled by ExpandFrom. It returns the number of nodes
@@ -98,6 +102,11 @@ func (g *Graph) OutProdsAsMatMul(c *Context, quantT Type, kept func(*Tensor) *Te
 			if at, ok = transposedCopy(c, a, quantT, rows, fused); !ok {
 				continue
 			}
+		}
+		if fused && at.Type() == TypeF16 && x.Type() == TypeF32 {
+			become(&Tensor{p: node, c: c}, c.halfProduct(at, x), map[*C.struct_ggml_tensor]bool{})
+			n++
+			continue
 		}
 		// Turn the node into the mul_mat in place: same shape and type (F32), and every
 		// consumer already points at it.

@@ -104,7 +104,12 @@ func (c *Context) lceChunks(w, h, targets *Tensor, rows int, wT func(v0, n int) 
 			continue
 		}
 		p := c.lceOp(lceProbs, []*Tensor{z, state, targets}, n, K, v0)
-		u := c.MulMat(wT(v0, n), p)
+		var u *Tensor
+		if at := wT(v0, n); at.Type() == TypeF16 {
+			u = c.halfProduct(at, p) // see OutProdsAsMatMul
+		} else {
+			u = c.MulMat(at, p)
+		}
 		if acc == nil {
 			acc = u
 		} else {

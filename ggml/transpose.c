@@ -11,23 +11,8 @@
 #include <string.h>
 
 #include "ggml-backend.h"
-#include "kernels.h"
+#include "half.h"
 #include "transpose.h"
-
-typedef uint32_t vu __attribute__((vector_size(VW * 4)));
-typedef uint16_t vh __attribute__((vector_size(VW * 2)));
-
-// bf16_round rounds VW floats to BF16 as ggml's GGML_FP32_TO_BF16 does, with the same
-// bits: to nearest, ties to even, a NaN made quiet. (ggml_fp32_to_bf16_row does it one
-// value at a time unless ggml itself was built for AVX512-BF16, at about a nanosecond a
-// value: more than the dequantization and the transposition together.)
-ECOTUNE_INLINE vh bf16_round(vf x) {
-    vu u;
-    memcpy(&u, &x, sizeof u);
-    const vu nan = (vu)((u & 0x7fffffffu) > 0x7f800000u);
-    const vu r = ((u + (0x7fffu + ((u >> 16) & 1u))) >> 16 & ~nan) | (((u >> 16) | 64u) & nan);
-    return __builtin_convertvector(r, vh);
-}
 
 // llama.cpp's CPU backend keeps a Q4_K weight it repacks (buffer type CPU_REPACK, for its
 // faster products; on x86 with AVX2 that is q4_K_8x8) as groups of 8 rows, each super-block
@@ -124,7 +109,14 @@ void ecotune_dequant_transpose(struct ggml_tensor * dst, int ith, int nth, void 
                 }
                 break;
             case GGML_TYPE_F16:
-                ggml_fp32_to_fp16_row(col, (ggml_fp16_t *)row + r0, nr);
+                if (nr % VW == 0) {
+                    for (int i = 0; i < nr; i += VW) {
+                        const vh h = f16_round(vld(col + i));
+                        memcpy((ggml_fp16_t *)row + r0 + i, &h, sizeof h);
+                    }
+                } else {
+                    ggml_fp32_to_fp16_row(col, (ggml_fp16_t *)row + r0, nr);
+                }
                 break;
             default:
                 memcpy((float *)row + r0, col, sizeof(float) * nr);
