@@ -71,8 +71,18 @@ func newLlamaRef(t testing.TB, path string) *llamaRef {
 // does, so that both use CUDA's kernels, which round differently from the CPU's (F16
 // activations for F16 weights, Q8_1 ones for quantized weights).
 func newLlamaRefKV(t testing.TB, path string, f32 bool) *llamaRef {
+	return loadLlamaRef(t, path, f32, false)
+}
+
+// newLlamaRefRepacked is newLlamaRef with llama.cpp's repacking buffer, for a model whose
+// weights ours repacks too (Q4_K on x86 with AVX2): both then run the repacked kernels.
+func newLlamaRefRepacked(t testing.TB, path string) *llamaRef {
+	return loadLlamaRef(t, path, false, true)
+}
+
+func loadLlamaRef(t testing.TB, path string, f32, repack bool) *llamaRef {
 	t.Helper()
-	o := bindings.ModelOptions{NoRepack: true}
+	o := bindings.ModelOptions{NoRepack: !repack}
 	if gpuTests {
 		o.GPULayers = -1
 	}

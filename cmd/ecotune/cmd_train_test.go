@@ -53,7 +53,7 @@ func TestTrainResume(t *testing.T) {
 	raw, err := os.ReadFile(filepath.Join(dir, "train_config.json"))
 	require.NoError(t, err)
 	require.NoError(t, json.Unmarshal(raw, &rs))
-	assert.Contains(t, []string{"f32", "bf16"}, rs.ComputeDtype, "the compute dtype the run resolved, for --resume")
+	assert.Contains(t, []string{"f32", "f16", "bf16"}, rs.ComputeDtype, "the compute dtype the run resolved, for --resume")
 
 	code, _, stderr = runCLI(t, append(args[:len(args):len(args)], "--out", dir+"-x", "--compute-dtype", "q4_k")...)
 	assert.Equal(t, exitUsage, code)
