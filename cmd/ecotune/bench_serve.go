@@ -129,14 +129,9 @@ func runServeBench(c *cli.Context) error {
 		}
 		servers = append(servers, llamaServer(tool, model, adapters, threads, parallel, nctx))
 	}
-	var points []servePoint
-	for _, s := range servers {
-		fmt.Fprintf(w, "bench: starting %s (%d threads, %d parallel, %d tokens each)\n", s.name, threads, parallel, nctx)
-		pts, err := benchOneServer(c.Context, s, clients, perClient, maxTok, w)
-		if err != nil {
-			return err
-		}
-		points = append(points, pts...)
+	points, err := benchServers(c.Context, servers, clients, perClient, maxTok, w)
+	if err != nil {
+		return err
 	}
 	printServeBench(c.App.Writer, points, servers, clients, shapeOr(shape, model), threads, parallel, maxTok)
 	return nil
@@ -162,43 +157,94 @@ func parseClients(s string) ([]int, error) {
 	return out, nil
 }
 
-// benchOneServer starts s, warms it up with one request, measures every point and stops it.
-func benchOneServer(ctx context.Context, s benchServer, clients []int, perClient, maxTok int, w io.Writer) ([]servePoint, error) {
-	proc, err := s.start(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("bench: starting %s: %w", s.name, err)
-	}
-	defer proc.stop()
+// benchServers starts every server, warms each up with one request and measures every
+// point on them in turn: a point's requests are split into rounds, and the servers take
+// the rounds in alternation (ABBA…), each alone while it is measured. The machine's
+// speed drifts by a tenth over tens of seconds; measured one after the other, the
+// servers would see different machines.
+func benchServers(ctx context.Context, servers []benchServer, clients []int, perClient, maxTok int, w io.Writer) ([]servePoint, error) {
 	// A fresh connection per request: llama-server closes kept-alive connections after a
 	// few requests, and a POST that meets a closing connection fails rather than retries.
 	// Both servers pay the same loopback connect.
 	hc := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
 	defer hc.CloseIdleConnections()
-	warm := streamOnce(ctx, hc, proc.url, s, "0"+serveBenchPrompt, 0, maxTok)
-	if warm.err != nil {
-		return nil, fmt.Errorf("bench: warm-up request to %s: %w\n%s", s.name, warm.err, proc.tail())
+	urls := make([]string, len(servers))
+	for i, s := range servers {
+		fmt.Fprintf(w, "bench: starting %s\n", s.name)
+		proc, err := s.start(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("bench: starting %s: %w", s.name, err)
+		}
+		defer proc.stop()
+		warm := streamOnce(ctx, hc, proc.url, s, "0"+serveBenchPrompt, 0, maxTok)
+		if warm.err != nil {
+			return nil, fmt.Errorf("bench: warm-up request to %s: %w\n%s", s.name, warm.err, proc.tail())
+		}
+		urls[i] = proc.url
 	}
 	var out []servePoint
+	base := 0 // the point's first request number
 	for _, mix := range []string{"one", "mixed"} {
 		for _, n := range clients {
-			p := runPoint(ctx, hc, proc.url, s, mix, n, max(perClient, (minPointRequests+n-1)/n), maxTok)
-			fmt.Fprintf(w, "bench: %s, %s, %d clients: %d requests, %d errors, %.1f tok/s\n",
-				s.name, mixLabel(mix), n, p.Requests, p.Errors, p.tokensPerSec())
-			if p.firstErr != nil {
-				fmt.Fprintf(w, "bench: first error: %v\n", p.firstErr)
+			base += 100_000
+			per := max(perClient, (minPointRequests+n-1)/n)
+			rounds := pointRounds(per)
+			merged := make([]servePoint, len(servers))
+			for r := range rounds {
+				for k := range servers {
+					i := k
+					if r%2 == 1 {
+						i = len(servers) - 1 - k
+					}
+					first := r * per / rounds
+					p := runPoint(ctx, hc, urls[i], servers[i], mix, n, base+first, (r+1)*per/rounds-first, maxTok)
+					merged[i].merge(p)
+				}
 			}
-			out = append(out, p)
+			for i, p := range merged {
+				fmt.Fprintf(w, "bench: %s, %s, %d clients: %d requests in %d rounds, %d errors, %.1f tok/s\n",
+					servers[i].name, mixLabel(mix), n, p.Requests, rounds, p.Errors, p.tokensPerSec())
+				if p.firstErr != nil {
+					fmt.Fprintf(w, "bench: first error: %v\n", p.firstErr)
+				}
+				out = append(out, p)
+			}
 		}
 	}
 	return out, nil
+}
+
+// pointRounds splits a point's per-client requests into rounds of at least two each (a
+// round of one would measure every client's start and finish and little between).
+func pointRounds(perClient int) int { return max(1, min(4, perClient/2)) }
+
+// merge adds round q of a point to p.
+func (p *servePoint) merge(q servePoint) {
+	if p.Server == "" {
+		p.Server, p.Mix, p.Clients, p.texts = q.Server, q.Mix, q.Clients, map[int]string{}
+	}
+	p.Requests += q.Requests
+	p.Errors += q.Errors
+	p.Tokens += q.Tokens
+	p.Wall += q.Wall
+	p.TTFT = append(p.TTFT, q.TTFT...)
+	if p.firstErr == nil {
+		p.firstErr = q.firstErr
+	}
+	for k, t := range q.texts {
+		p.texts[k] = t
+	}
 }
 
 // minPointRequests is the fewest requests a point sends, however few its clients: one
 // client's 4 requests last about a second, which the machine's noise swamps.
 const minPointRequests = 32
 
-// runPoint has n clients send perClient streamed requests each, one after another.
-func runPoint(ctx context.Context, hc *http.Client, url string, s benchServer, mix string, n, perClient, maxTok int) servePoint {
+// runPoint has n clients send perClient streamed requests each, one after another: client
+// c sends requests first+1000c+1 to first+1000c+perClient. No request number, and so no
+// prompt, comes twice in a bench: llama-server reuses a slot's cache for a prompt it has
+// seen, which would measure that instead of decoding.
+func runPoint(ctx context.Context, hc *http.Client, url string, s benchServer, mix string, n, first, perClient, maxTok int) servePoint {
 	p := servePoint{Server: s.name, Mix: mix, Clients: n, Requests: n * perClient, texts: map[int]string{}}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
@@ -208,7 +254,7 @@ func runPoint(ctx context.Context, hc *http.Client, url string, s benchServer, m
 		go func() {
 			defer wg.Done()
 			for j := range perClient {
-				k := cl*perClient + j + 1 // request number; 0 was the warm-up
+				k := first + cl*1000 + j + 1 // request number; 0 was the warm-up
 				adapter := 0
 				if mix == "mixed" {
 					adapter = k % serveBenchAdapters
