@@ -278,6 +278,11 @@ func (c *Context) dropAdapter(a *Adapter) {
 		return
 	}
 	defer c.mu.Unlock()
+	if slices.Contains(c.seqAdapters, a) {
+		// The per-sequence mode ends; its user sets it again without a.
+		C.llama_set_adapters_lora_seq(c.ptr, nil, 0, nil, 0)
+		c.seqAdapters = nil
+	}
 	if !slices.ContainsFunc(c.adapters, func(as AdapterScale) bool { return as.Adapter == a }) {
 		return
 	}
@@ -318,6 +323,7 @@ func (c *Context) applyAdapters(list []AdapterScale) error {
 		C.llama_set_adapters_lora(c.ptr, &ptrs[0], C.size_t(len(ptrs)), &scales[0])
 	}
 	c.adapters = slices.Clone(list)
+	c.seqAdapters = nil // llama_set_adapters_lora leaves the per-sequence mode
 	return nil
 }
 

@@ -58,6 +58,9 @@ type Context struct {
 	nOutputs int
 
 	adapters []AdapterScale // as last applied with SetAdapters
+	// seqAdapters are the adapters last applied per sequence with SetSeqAdapters (nil
+	// outside that mode).
+	seqAdapters []*Adapter
 
 	// pool and poolBatch are the context's own CPU thread pools (poolBatch may be pool).
 	// Without them ggml starts and joins its threads for every Decode, which costs little on

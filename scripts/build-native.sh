@@ -86,7 +86,7 @@ cpuflags="$(grep -m1 -E '^(flags|Features)' /proc/cpuinfo 2>/dev/null || uname -
 [[ "$variant" == cpu-arm64 ]] && cpuflags="cross $(aarch64-linux-gnu-gcc -dumpfullversion)"
 # The checkout's path is left out of the key (a clone elsewhere shares the build); the files
 # the options name are in it by content.
-key="$( { cat "$root/third_party/llama.cpp.pin" "$root/CMakeLists.txt"; echo "${opts[*]//$root/<root>}" "$cpuflags"
+key="$( { cat "$root/third_party/llama.cpp.pin" "$root/CMakeLists.txt" "$root"/third_party/patches/*.patch; echo "${opts[*]//$root/<root>}" "$cpuflags"
   [[ "${opts[*]}" != *cuda11_compat.h* ]] || cat "$root/scripts/cuda11_compat.h"; } |
   sha256sum | cut -c1-16)"
 out="$cache/build/$variant-$key"

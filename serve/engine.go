@@ -28,6 +28,9 @@ type Options struct {
 	GPULayers int    // layers to offload in GPU builds; 0 = none, -1 = all
 	Queue     int    // requests that may wait for a free slot; 0 = 64
 	Turn      int    // decode steps an adapter set keeps the context while others wait; 0 = 4
+	// Mix decodes requests of different adapter sets in one step, with adapters applied
+	// per sequence, instead of each set in steps of its own (see docs/serve.md).
+	Mix bool
 
 	// RPC lists HOST:PORT endpoints of llama.cpp rpc-servers that hold the offloaded layers
 	// (GPULayers of them); trusted networks only, as the protocol has no authentication.
@@ -59,6 +62,9 @@ type Engine struct {
 	hook atomic.Pointer[func(Event)]
 
 	holes bool // a slot was freed since compact last looked (scheduler goroutine only)
+	// noMix is set when the context refused adapters per sequence (an adapter of mixed
+	// ranks): sets then take turns (scheduler goroutine only).
+	noMix bool
 }
 
 // Open loads the base model and creates the context the scheduler decodes in.
@@ -166,6 +172,7 @@ func (e *Engine) Stats() Stats {
 type Event struct {
 	Tokens int           // tokens decoded in the step (prompt and generated)
 	Seqs   int           // sequences that got a token
+	Sets   int           // adapter sets among them (more than one when sets decode together)
 	Took   time.Duration // the decode and sampling
 }
 

@@ -7,6 +7,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -19,14 +20,33 @@ import (
 
 // TestLoad: 32 concurrent clients send 500 requests over loopback, mixing three adapters
 // and the base, streamed and not; none fails and every answer equals the same request's
-// answer when it ran alone. Bounded: a fixed count and a two-minute deadline.
+// answer when it ran alone. Bounded: a fixed count and a two-minute deadline. It runs with
+// the sets taking turns and decoding together (steps serving several sets must occur).
 func TestLoad(t *testing.T) {
 	if testing.Short() {
 		t.Skip("load test; runs without -short")
 	}
 	f := newFixture(t)
-	e := openEngine(t, f, Options{Threads: 1, Parallel: 8, Ctx: 256, Queue: 64})
-	ts, _ := startServer(t, e, HandlerOptions{})
+	for _, mix := range []bool{false, true} {
+		t.Run(fmt.Sprintf("mix=%v", mix), func(t *testing.T) {
+			e := openEngine(t, f, Options{Threads: 1, Parallel: 8, Ctx: 256, Queue: 64, Mix: mix})
+			ts, _ := startServer(t, e, HandlerOptions{})
+			var mostSets atomic.Int32
+			e.OnStep(func(ev Event) { // after the server's metrics took the hook
+				for m := mostSets.Load(); int32(ev.Sets) > m && !mostSets.CompareAndSwap(m, int32(ev.Sets)); m = mostSets.Load() {
+				}
+			})
+			runLoad(t, ts)
+			if mix {
+				assert.GreaterOrEqual(t, mostSets.Load(), int32(3), "sets decoding together")
+			} else {
+				assert.Equal(t, int32(1), mostSets.Load(), "sets taking turns: one a step")
+			}
+		})
+	}
+}
+
+func runLoad(t *testing.T, ts *httptest.Server) {
 	models := []string{"stories", "alpha", "beta", "gamma"}
 	type key struct{ p, m int }
 	body := func(k key, stream bool) string {

@@ -1,6 +1,7 @@
 package serve
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -13,14 +14,29 @@ import (
 //   - libllama applies adapters to a whole context, so one decode step serves one adapter
 //     set. A set keeps the context for a turn of Options.Turn steps (fewer if its requests
 //     end), then the next set in a fixed order that has a slot holding work takes it: with
-//     k sets busy each gets one turn in k, so none starves, and requests sharing a set
-//     decode together. Turns longer than one step pay for what a switch costs: llama.cpp
-//     re-plans its compute graph (sched_reserve) whenever the adapters change.
-//   - In a step, the set's slots still reading their prompts decode them, each alone in
-//     its batch, up to Batch prompt tokens in all; then every slot of the set that is
-//     generating decodes one token together. A prompt is thus decoded exactly as `ecotune generate` decodes it, and
-//     a generated token depends only on its own sequence, so a request's output does not
-//     depend on what else is running.
+//     k sets busy each gets one turn in k, so none starves. Turns longer than one step pay
+//     for what a switch costs: llama.cpp re-plans its compute graph (sched_reserve)
+//     whenever the adapters change.
+//   - With Options.Mix, several sets busy and at most maxMixed adapters loaded, the context
+//     applies every loaded adapter per sequence instead (ecotune's patch to llama.cpp,
+//     bindings.Context.SetSeqAdapters): every busy slot decodes in one step, each token
+//     adapted by its own set. Each token computes every adapter's product and adds it
+//     times its own scale, 0 for those of other sets: the sum is its set's alone, to the
+//     bit. Requests then take slots in one run whatever their set, as libllama decodes a
+//     graph per run of consecutive slots.
+//   - In a step, the slots it serves that are still reading their prompts decode them,
+//     each alone in its batch, up to Batch prompt tokens in all; then every slot it serves
+//     that is generating decodes one token together. A prompt is thus decoded exactly as
+//     `ecotune generate` decodes it, and a generated token depends only on its own
+//     sequence, so a request's output does not depend on what else is running.
+
+// maxMixed is the most adapters a mixed step applies: each costs every token two small
+// products, a scaling and an addition per adapted weight, so past a handful the turns
+// are cheaper.
+const maxMixed = 8
+
+// mixedKey is what the context has applied in a mixed step; no set has it.
+const mixedKey = "\x00mixed"
 
 // slots is the scheduler's view of the context's sequences.
 type slots []*job
@@ -64,6 +80,16 @@ func (e *Engine) run() {
 			}
 			continue
 		}
+		if list, table, ok := e.mixed(s); ok {
+			if err := e.lctx.SetSeqAdapters(list, table); err != nil {
+				// An adapter the mode refuses (ranks differ within it): turns from now on.
+				e.noMix = !errors.Is(err, bindings.ErrClosed)
+			} else {
+				applied = mixedKey
+				e.step(s, func(*job) bool { return true }, batch)
+				continue
+			}
+		}
 		set := s.setOf(last)
 		if set == nil || turn <= 0 {
 			set, turn = s.nextSet(last), e.opts.Turn
@@ -77,8 +103,49 @@ func (e *Engine) run() {
 			}
 			applied = set.key
 		}
-		e.step(s, set.key, batch)
+		e.step(s, func(j *job) bool { return j.set.key == set.key }, batch)
 	}
+}
+
+// mixed returns, when this step can serve several busy adapter sets together, the
+// adapters to apply and each slot's scale of each (0 for a free slot or another set's
+// adapter). The list is every loaded adapter in load order, those being unloaded as long
+// as a request holds them: it changes only when adapters load or unload, and a new list
+// costs llama.cpp a re-plan of its graph, where new scales cost nothing.
+func (e *Engine) mixed(s slots) (list []*bindings.Adapter, table [][]float32, ok bool) {
+	if !e.opts.Mix || e.noMix {
+		return nil, nil, false
+	}
+	keys := map[string]bool{}
+	for _, j := range s {
+		if j != nil {
+			keys[j.set.key] = true
+		}
+	}
+	if len(keys) < 2 {
+		return nil, nil, false
+	}
+	entries := e.adapters.all()
+	slices.SortFunc(entries, func(a, b *adapterEntry) int { return a.ID - b.ID })
+	for _, en := range entries {
+		if !en.unloading || slices.ContainsFunc(s, func(j *job) bool { return j != nil && slices.Contains(j.set.entries, en) }) {
+			list = append(list, en.a)
+		}
+	}
+	if len(list) > maxMixed {
+		return nil, nil, false
+	}
+	table = make([][]float32, e.lctx.NSeqMax())
+	for i := range table {
+		table[i] = make([]float32, len(list))
+		if i >= len(s) || s[i] == nil {
+			continue
+		}
+		for _, as := range s[i].set.scales {
+			table[i][slices.Index(list, as.Adapter)] = as.Scale
+		}
+	}
+	return list, table, true
 }
 
 // admit moves waiting requests into free slots, in arrival order.
@@ -94,7 +161,11 @@ func (e *Engine) admit(s slots) {
 			e.mu.Lock()
 			continue
 		}
-		i := e.approach(s, j.set.key)
+		j.group = j.set.key
+		if e.opts.Mix {
+			j.group = "" // sets decode together: one run of busy slots is best
+		}
+		i := e.approach(s, j.group)
 		if i < 0 {
 			break
 		}
@@ -132,7 +203,7 @@ func (s slots) score(i int, key string) int {
 		case n < 0 || n >= len(s):
 		case s[n] == nil:
 			score++
-		case s[n].set.key == key:
+		case s[n].group == key:
 			score += 4
 		}
 	}
@@ -206,7 +277,7 @@ type shift struct{ from, to int }
 // takes place's choice. It returns -1 when no free slot can be brought there: none is
 // free, or other free slots separate every one from the set.
 func (s slots) route(key string) (int, []shift) {
-	has := slices.ContainsFunc(s, func(j *job) bool { return j != nil && j.set.key == key })
+	has := slices.ContainsFunc(s, func(j *job) bool { return j != nil && j.group == key })
 	best, bestMoves := -1, []shift(nil)
 	for h := range s {
 		if s[h] != nil {
@@ -231,13 +302,13 @@ func (s slots) route(key string) (int, []shift) {
 
 // splits reports whether free slot h lies inside one set's run, between two of its slots.
 func (s slots) splits(h int) bool {
-	return h > 0 && h+1 < len(s) && s[h-1] != nil && s[h+1] != nil && s[h-1].set.key == s[h+1].set.key
+	return h > 0 && h+1 < len(s) && s[h-1] != nil && s[h+1] != nil && s[h-1].group == s[h+1].group
 }
 
 // runEnd returns the last slot, going from busy slot n in direction dir (±1), of the run
 // of n's set that holds n.
 func (s slots) runEnd(n, dir int) int {
-	for f := n + dir; f >= 0 && f < len(s) && s[f] != nil && s[f].set.key == s[n].set.key; f += dir {
+	for f := n + dir; f >= 0 && f < len(s) && s[f] != nil && s[f].group == s[n].group; f += dir {
 		n = f
 	}
 	return n
@@ -252,7 +323,7 @@ func (s slots) walk(h, dir int, key string) (moves []shift, ok bool) {
 		if !in(n) {
 			return nil, false
 		}
-		if s[n].set.key == key {
+		if s[n].group == key {
 			return moves, true
 		}
 		far := s.runEnd(n, dir)
@@ -284,7 +355,7 @@ func (e *Engine) move(s slots, from, to int) error {
 func (s slots) runs() int {
 	n := 0
 	for i, j := range s {
-		if j != nil && (i == 0 || s[i-1] == nil || s[i-1].set.key != j.set.key) {
+		if j != nil && (i == 0 || s[i-1] == nil || s[i-1].group != j.group) {
 			n++
 		}
 	}
@@ -339,9 +410,10 @@ func (s slots) nextSet(last string) *adapterSet {
 }
 
 // step decodes one prompt chunk and one generated token for every generating slot of the set.
-func (e *Engine) step(s slots, key string, batch *bindings.Batch) {
+func (e *Engine) step(s slots, serves func(*job) bool, batch *bindings.Batch) {
 	start := time.Now()
 	decoded, seqs := 0, 0
+	sets := map[string]bool{}
 	// Prompt chunks, each alone in its batch so it is decoded as a single request's would
 	// be, up to Batch prompt tokens a step: every prompt waiting is read in one step, so
 	// requests join the generating batch as soon as they can, unless one long prompt
@@ -351,7 +423,7 @@ func (e *Engine) step(s slots, key string, batch *bindings.Batch) {
 		if budget <= 0 {
 			break
 		}
-		if j == nil || j.set.key != key || j.fed == len(j.prompt) {
+		if j == nil || !serves(j) || j.fed == len(j.prompt) {
 			continue
 		}
 		n := min(len(j.prompt)-j.fed, batch.Cap())
@@ -370,6 +442,7 @@ func (e *Engine) step(s slots, key string, batch *bindings.Batch) {
 		decoded += n
 		if lastChunk {
 			seqs++
+			sets[j.set.key] = true
 			e.emit(s, i, n-1)
 		}
 	}
@@ -377,7 +450,7 @@ func (e *Engine) step(s slots, key string, batch *bindings.Batch) {
 	batch.Clear()
 	var rows []int
 	for i, j := range s {
-		if j == nil || j.set.key != key || j.fed < len(j.prompt) || j.first.IsZero() {
+		if j == nil || !serves(j) || j.fed < len(j.prompt) || j.first.IsZero() {
 			continue
 		}
 		batch.Add(j.next, j.pos, []int32{j.seq}, true)
@@ -393,12 +466,13 @@ func (e *Engine) step(s slots, key string, batch *bindings.Batch) {
 			seqs += len(rows)
 			for k, i := range rows {
 				s[i].pos++
+				sets[s[i].set.key] = true
 				e.emit(s, i, k)
 			}
 		}
 	}
 	if h := e.hook.Load(); h != nil && decoded > 0 {
-		(*h)(Event{Tokens: decoded, Seqs: seqs, Took: time.Since(start)})
+		(*h)(Event{Tokens: decoded, Seqs: seqs, Sets: len(sets), Took: time.Since(start)})
 	}
 }
 

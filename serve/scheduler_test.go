@@ -21,7 +21,7 @@ func layout(l string) slots {
 		if sets[r] == nil {
 			sets[r] = &adapterSet{key: string(r)}
 		}
-		s[i] = &job{set: sets[r]}
+		s[i] = &job{set: sets[r], group: string(r)}
 	}
 	return s
 }
@@ -51,7 +51,7 @@ func admitPlanned(s slots, key string) int {
 		h = m.from
 	}
 	if h >= 0 {
-		s[h] = &job{set: &adapterSet{key: key}}
+		s[h] = &job{set: &adapterSet{key: key}, group: key}
 	}
 	return len(moves)
 }
@@ -96,7 +96,7 @@ func TestRouteUnderSteadyLoad(t *testing.T) {
 		seen := map[string]bool{}
 		for i := range s {
 			if i > 0 && s[i].set.key != s[i-1].set.key && seen[s[i].set.key] {
-				s[i].set = s[i-1].set
+				s[i].set, s[i].group = s[i-1].set, s[i-1].group
 			}
 			seen[s[i].set.key] = true
 		}

