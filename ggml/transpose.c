@@ -99,25 +99,21 @@ void ecotune_dequant_transpose(struct ggml_tensor * dst, int ith, int nth, void 
             for (int r = 0; r < nr; r++) col[r] = buf[(size_t)r * ld + c];
             switch (dst->type) {
             case GGML_TYPE_BF16:
+            case GGML_TYPE_F16: {
+                const int f16 = dst->type == GGML_TYPE_F16;
+                uint16_t * out = (uint16_t *)row + r0;
                 if (nr % VW == 0) {
                     for (int i = 0; i < nr; i += VW) {
-                        const vh h = bf16_round(vld(col + i));
-                        memcpy((ggml_bf16_t *)row + r0 + i, &h, sizeof h);
+                        const vh h = f16 ? f16_round(vld(col + i)) : bf16_round(vld(col + i));
+                        memcpy(out + i, &h, sizeof h);
                     }
+                } else if (f16) {
+                    ggml_fp32_to_fp16_row(col, (ggml_fp16_t *)out, nr);
                 } else {
-                    ggml_fp32_to_bf16_row(col, (ggml_bf16_t *)row + r0, nr);
+                    ggml_fp32_to_bf16_row(col, (ggml_bf16_t *)out, nr);
                 }
                 break;
-            case GGML_TYPE_F16:
-                if (nr % VW == 0) {
-                    for (int i = 0; i < nr; i += VW) {
-                        const vh h = f16_round(vld(col + i));
-                        memcpy((ggml_fp16_t *)row + r0 + i, &h, sizeof h);
-                    }
-                } else {
-                    ggml_fp32_to_fp16_row(col, (ggml_fp16_t *)row + r0, nr);
-                }
-                break;
+            }
             default:
                 memcpy((float *)row + r0, col, sizeof(float) * nr);
             }
