@@ -1,0 +1,56 @@
+package serve
+
+import (
+	"slices"
+
+	"github.com/ecotune/ecotune/bindings"
+)
+
+// maxMixed is the most adapters a mixed step applies: each costs every token two small
+// products, a scaling and an addition per adapted weight, so past a handful the turns
+// are cheaper.
+const maxMixed = 8
+
+// mixedKey is what the context has applied in a mixed step; no set has it.
+const mixedKey = "\x00mixed"
+
+// mixed returns, when this step can serve several busy adapter sets together, the
+// adapters to apply and each slot's scale of each (0 for a free slot or another set's
+// adapter). The list is every loaded adapter in load order, those being unloaded as long
+// as a request holds them: it changes only when adapters load or unload, and a new list
+// costs llama.cpp a re-plan of its graph, where new scales cost nothing.
+func (e *Engine) mixed(s slots) (list []*bindings.Adapter, table [][]float32, ok bool) {
+	if !e.opts.Mix || e.noMix {
+		return nil, nil, false
+	}
+	keys := map[string]bool{}
+	for _, j := range s {
+		if j != nil {
+			keys[j.set.key] = true
+		}
+	}
+	if len(keys) < 2 {
+		return nil, nil, false
+	}
+	entries := e.adapters.all()
+	slices.SortFunc(entries, func(a, b *adapterEntry) int { return a.ID - b.ID })
+	for _, en := range entries {
+		if !en.unloading || slices.ContainsFunc(s, func(j *job) bool { return j != nil && slices.Contains(j.set.entries, en) }) {
+			list = append(list, en.a)
+		}
+	}
+	if len(list) > maxMixed {
+		return nil, nil, false
+	}
+	table = make([][]float32, e.lctx.NSeqMax())
+	for i := range table {
+		table[i] = make([]float32, len(list))
+		if i >= len(s) || s[i] == nil {
+			continue
+		}
+		for _, as := range s[i].set.scales {
+			table[i][slices.Index(list, as.Adapter)] = as.Scale
+		}
+	}
+	return list, table, true
+}
