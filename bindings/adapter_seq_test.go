@@ -77,4 +77,12 @@ func TestSeqAdapters(t *testing.T) {
 	assert.ErrorContains(t, c.SetSeqAdapters([]*Adapter{a}, [][]float32{{1}, {1, 2}, {0}}), "sequence 1 has 2 scales")
 	assert.ErrorIs(t, c.SetSeqAdapters([]*Adapter{b}, [][]float32{{1}, {0}, {0}}), ErrClosed)
 	require.NoError(t, c.SetSeqAdapters(nil, nil), "leaving the mode")
+
+	// An adapter whose weights differ in rank has no one alpha/rank scale per token.
+	pm := filepath.Join(dir, "mixed-ranks.gguf")
+	writeLoRARanks(t, m, pm, []int64{4, 2, 2}, 8, 3)
+	mixedRanks, err := LoadAdapter(m, pm)
+	require.NoError(t, err)
+	assert.ErrorContains(t, c.SetSeqAdapters([]*Adapter{a, mixedRanks}, [][]float32{{1, 0}, {0, 1}, {0, 0}}), "differ in rank")
+	require.NoError(t, c.SetAdapters([]AdapterScale{{mixedRanks, 1}}), "the whole-context mode takes it")
 }

@@ -22,6 +22,12 @@ var loraTargets = []string{"blk.0.attn_q.weight", "blk.2.ffn_down.weight", "outp
 // "<base>.lora_a" with ne = [n_in, r] and "<base>.lora_b" with ne = [r, n_out].
 func writeLoRA(t testing.TB, m *Model, path string, r int64, alpha float32, seed uint64, extra ...ggufKV) {
 	t.Helper()
+	writeLoRARanks(t, m, path, []int64{r, r, r}, alpha, seed, extra...)
+}
+
+// writeLoRARanks is writeLoRA with a rank for each of loraTargets (PEFT's rank_pattern).
+func writeLoRARanks(t testing.TB, m *Model, path string, ranks []int64, alpha float32, seed uint64, extra ...ggufKV) {
+	t.Helper()
 	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 	fill := func(n int64) []float32 {
 		v := make([]float32, n)
@@ -31,7 +37,8 @@ func writeLoRA(t testing.TB, m *Model, path string, r int64, alpha float32, seed
 		return v
 	}
 	var tensors []ggufF32
-	for _, name := range loraTargets {
+	for k, name := range loraTargets {
+		r := ranks[k]
 		ne, ok := m.shapes[name]
 		require.True(t, ok, "stories260K has no tensor %s", name)
 		nIn, nOut := ne[0], ne[1]
