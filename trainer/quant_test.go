@@ -30,6 +30,9 @@ type randomLlama struct {
 	embd                 int
 	matrices, embeddings ggml.Type
 	dequantized          bool
+	// outputNorm, if not 0, scales the final norm's weights: the gradients reaching the
+	// blocks shrink by as much (small gradients for F16 products).
+	outputNorm float64
 }
 
 func writeLlama(t *testing.T, path string, spec randomLlama) {
@@ -69,6 +72,8 @@ func writeLlama(t *testing.T, path string, spec randomLlama) {
 		for i := range v {
 			if scale == 0 {
 				v[i] = 1 + float32(0.1*r.NormFloat64())
+			} else if name == "output_norm.weight" {
+				v[i] = float32(scale * (1 + 0.1*r.NormFloat64()))
 			} else {
 				v[i] = float32(scale * r.NormFloat64())
 			}
@@ -90,7 +95,7 @@ func writeLlama(t *testing.T, path string, spec randomLlama) {
 		b.Tensors = append(b.Tensors, gguf.Tensor{TensorInfo: gguf.TensorInfo{Name: name, Dims: dims, Type: gguf.Type(typ)}, Data: gguf.DataBytes(data)})
 	}
 	add("token_embd.weight", spec.embeddings, 1, embd, vocab)
-	add("output_norm.weight", ggml.TypeF32, 0, embd)
+	add("output_norm.weight", ggml.TypeF32, spec.outputNorm, embd)
 	add("output.weight", typ, 1/math.Sqrt(float64(embd)), embd, vocab)
 	for l := 0; l < layers; l++ {
 		p := blockName(l, "")
@@ -257,9 +262,9 @@ func TestEmbeddingsInWholeBlocks(t *testing.T) {
 // change), gradients within each type's rounding of F32's, and the transposed copies the
 // products read of the type asked for. BF16 keeps 8 bits of each weight and gradient
 // value: 1e-2 relative L2 holds the measured difference with room for the conditioning
-// of a few layers' products. F16 keeps 11, a bound 2⁻³ of that. (This small model's
-// gradients lie well inside F16's range; ggml.TestHalfProduct covers the rows that do
-// not, which the products scale into it.)
+// of a few layers' products. F16 keeps 11, a bound 2⁻³ of that, which holds for small
+// gradients too only because the products scale them into F16's range (the second
+// model below; ggml.TestHalfProduct).
 func TestComputeType(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "model.gguf")
 	writeRandomLlama(t, path, ggml.TypeQ4_K, false)
@@ -304,6 +309,31 @@ func TestComputeType(t *testing.T) {
 		assert.LessOrEqual(t, rel, bounds[ct], "relative L2 difference of the LoRA gradients, %s against F32", ct)
 		t.Logf("LoRA gradients with %s products vs F32: %.2e relative L2", ct, rel)
 	}
+
+	// Gradients 2⁻²⁴ the size (a final norm's weights that small; the largest LoRA
+	// gradient is 7e-9): ggml's plain F16 products round the rows they multiply to zeros
+	// and F16 subnormals, and the LoRA gradients came out 0.87 relative L2 off (measured
+	// with the scaling taken out); with each row scaled into F16's range first they keep
+	// F16's bound.
+	small := filepath.Join(t.TempDir(), "small.gguf")
+	writeLlama(t, small, randomLlama{embd: 256, matrices: ggml.TypeQ4_K, embeddings: ggml.TypeQ4_K, outputNorm: math.Exp2(-24)})
+	var smallGrads [2]map[string][]float32
+	for i, ct := range []ggml.Type{ggml.TypeF32, ggml.TypeF16} {
+		m, l := loadWithRandomLoRA(t, small, ModelOptions{Threads: 1, ComputeType: ct.String()})
+		_, smallGrads[i] = lossAndGrads(t, m, l, b)
+	}
+	var num, den float64
+	for name, g := range smallGrads[0] {
+		for j := range g {
+			d := float64(smallGrads[1][name][j] - g[j])
+			num += d * d
+			den += float64(g[j]) * float64(g[j])
+		}
+	}
+	require.Positive(t, den)
+	rel := math.Sqrt(num / den)
+	assert.LessOrEqual(t, rel, bounds[ggml.TypeF16], "small gradients: relative L2 difference of the LoRA gradients, F16 against F32")
+	t.Logf("small gradients (largest LoRA gradient %.1e): F16 products vs F32 %.2e relative L2", maxAbsGrad(smallGrads[0]), rel)
 
 	m, err := loadTestModel(path, ModelOptions{Threads: 1})
 	require.NoError(t, err)
@@ -361,4 +391,15 @@ func relativeL2(got, want map[string][]float32) float64 {
 		}
 	}
 	return math.Sqrt(num / den)
+}
+
+// maxAbsGrad is the largest magnitude among the gradients.
+func maxAbsGrad(grads map[string][]float32) float64 {
+	var m float64
+	for _, g := range grads {
+		for _, v := range g {
+			m = max(m, math.Abs(float64(v)))
+		}
+	}
+	return m
 }
