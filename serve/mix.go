@@ -49,7 +49,11 @@ func (e *Engine) mixed(s slots) (list []*bindings.Adapter, table [][]float32, ok
 			continue
 		}
 		for _, as := range s[i].set.scales {
-			table[i][slices.Index(list, as.Adapter)] = as.Scale
+			k := slices.Index(list, as.Adapter)
+			if k < 0 {
+				return nil, nil, false // not in the registry: cannot happen while held
+			}
+			table[i][k] = as.Scale
 		}
 	}
 	return list, table, true
