@@ -50,7 +50,7 @@ type Engine struct {
 
 	mu      sync.Mutex // guards pending and closed
 	pending []*job
-	room    chan struct{} // closed (and replaced) when a waiting request takes a slot
+	room    chan struct{} // closed (and replaced) when a request leaves the queue or a slot frees
 	closed  bool
 
 	wake chan struct{} // a request or command arrived (capacity 1)

@@ -364,3 +364,43 @@ func TestSubmitWait(t *testing.T) {
 	assert.Equal(t, texts[0], texts[1])
 	assert.Equal(t, texts[0], texts[2])
 }
+
+// TestSubmitWaitAfterCancel: a waiting request that is cancelled leaves the queue without
+// taking a slot; SubmitWait callers waiting behind it must still get in once the slot
+// frees. (They waited for an admission that never came, and the engine went idle.)
+func TestSubmitWaitAfterCancel(t *testing.T) {
+	f := newFixture(t)
+	e := openEngine(t, f, Options{Threads: 1, Parallel: 1, Ctx: 256, Queue: 1})
+	running, err := e.Submit(context.Background(), Request{Prompt: prompts[0], MaxTokens: 200, Logprobs: -1})
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	waiting, err := e.Submit(ctx, Request{Prompt: prompts[0], MaxTokens: 30, Logprobs: -1})
+	require.NoError(t, err)
+	got := make(chan error, 1)
+	go func() {
+		s, err := e.SubmitWait(context.Background(), Request{Prompt: prompts[0], MaxTokens: 2, Logprobs: -1})
+		if err == nil {
+			for _, err = range s.Tokens() {
+			}
+		}
+		got <- err
+	}()
+	time.Sleep(20 * time.Millisecond) // SubmitWait finds the queue full and waits
+	cancel()
+	for _, err := range waiting.Tokens() {
+		if err != nil {
+			assert.ErrorIs(t, err, context.Canceled)
+		}
+	}
+	n := 0
+	for range running.Tokens() {
+		n++
+	}
+	t.Logf("the running request generated %d tokens", n)
+	select {
+	case err := <-got:
+		require.NoError(t, err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("SubmitWait still waiting after the queue emptied and the slot freed")
+	}
+}

@@ -107,6 +107,7 @@ func (e *Engine) admit(s slots) {
 		j := e.pending[0]
 		if j.ctx.Err() != nil {
 			e.pending = e.pending[1:]
+			e.roomLocked()
 			e.mu.Unlock()
 			e.end(j, Result{}, j.ctx.Err())
 			e.mu.Lock()
@@ -121,13 +122,20 @@ func (e *Engine) admit(s slots) {
 			break
 		}
 		e.pending = e.pending[1:]
-		close(e.room) // SubmitWait callers try again
-		e.room = make(chan struct{})
+		e.roomLocked()
 		j.seq, j.admitted = int32(i), time.Now()
 		s[i] = j
 		e.busy.Add(1)
 	}
 	e.wait.Store(int32(len(e.pending)))
+}
+
+// roomLocked tells SubmitWait callers to try again: a request left the queue or a slot
+// freed, either of which may make room (a queue that emptied only by cancellations, with
+// no admission after, would otherwise leave them waiting forever). e.mu is held.
+func (e *Engine) roomLocked() {
+	close(e.room)
+	e.room = make(chan struct{})
 }
 
 // place picks the free slot for a request of adapter set key, or -1 when none is free.
@@ -498,6 +506,9 @@ func (e *Engine) retire(s slots, i int, r Result, err error) {
 	j := s[i]
 	s[i] = nil
 	e.busy.Add(-1)
+	e.mu.Lock()
+	e.roomLocked()
+	e.mu.Unlock()
 	e.holes = true
 	if rmErr := e.lctx.SeqRemove(j.seq, -1, -1); rmErr != nil && err == nil {
 		err = rmErr
