@@ -30,8 +30,8 @@ static int row_exponent(const float * x, int n) {
     return imax(-64, imin(64, 15 - k));
 }
 
-// rows returns the number of rows of t (all but its first dimension) and the address
-// of row r.
+// n_rows returns the number of rows of t (all but its first dimension), row_at the
+// address of row r.
 static int64_t n_rows(const struct ggml_tensor * t) { return t->ne[1] * t->ne[2] * t->ne[3]; }
 
 static const char * row_at(const struct ggml_tensor * t, int64_t r) {
