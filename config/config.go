@@ -61,7 +61,7 @@ func Keys() []Key {
 		{"model.name", String, "a label for the base model (for example its Hugging Face name)"},
 		{"model.path", String, "base model GGUF file"},
 		{"model.dtype", String, "weight type to train on: the file's own (empty), or f16, bf16, q8_0, q4_0, q4_k, iq4_nl, nf4 (QLoRA: the base is quantized first)"},
-		{"model.compute_dtype", String, "type a quantized base is dequantized to for the backward pass's products: f32, f16 or bf16 (empty: on the CPU, bf16 where it multiplies BF16 natively, else f16 on x86 with F16C, else f32)"},
+		{"model.compute_dtype", String, "type of the backward pass's products through the frozen weights: a quantized base dequantized to it, an F32 base's weights rounded to it: f32, f16 or bf16 (empty: on the CPU, bf16 where it multiplies BF16 natively, else f16 on x86 with F16C, else f32)"},
 
 		{"data.train", String, "training data: a prepared .jsonl from `ecotune prepare`, or plain text"},
 		{"data.val", String, "validation data; empty: hold out data.val_split of data.train"},

@@ -209,9 +209,11 @@ func writeArchModel(t testing.TB, c archCase) string {
 	return path
 }
 
+// loadArchModel loads path with F32 products throughout: the tests bound its gradients
+// by F32's rounding (TestComputeType covers the narrower compute types).
 func loadArchModel(t testing.TB, path string) *Model {
 	t.Helper()
-	m, err := loadTestModel(path, ModelOptions{Threads: 1})
+	m, err := loadTestModel(path, ModelOptions{Threads: 1, ComputeType: "f32"})
 	require.NoError(t, err)
 	t.Cleanup(func() { m.Close() })
 	return m

@@ -25,8 +25,10 @@ type ModelOptions struct {
 	// where they otherwise run as fused ops (ggml.CausalAttention, ggml.LoRA): for
 	// comparisons. GPU graphs always use the generic ops.
 	GenericOps bool
-	// ComputeType is the type a quantized base's weights are dequantized to for the
-	// backward pass's products (bitsandbytes' compute dtype): "f32", "f16" or "bf16".
+	// ComputeType is the type of the backward pass's products through the frozen weights
+	// (bitsandbytes' compute dtype, autocast's for an F32 base): a quantized base's weights
+	// are dequantized to it, an F32 base's rounded to it (F16 and BF16 bases keep theirs);
+	// the forward pass and the loss stay at the weights' own precision. "f32", "f16" or "bf16".
 	// "" picks, where the CPU holds the weights: bf16 where it multiplies BF16 natively
 	// (AVX512-BF16), where those products run about twice as fast as F32 ones; else f16
 	// on x86 with F16C and the fused ops (about 1.4× on AVX2, each product's gradient
@@ -363,8 +365,8 @@ func (m *Model) Weight(name string) *ggml.Tensor {
 	return nil
 }
 
-// ComputeType is the type a quantized base is dequantized to for the backward pass's
-// products (ModelOptions.ComputeType, resolved).
+// ComputeType is the type of the backward pass's products through the frozen weights
+// (ModelOptions.ComputeType, resolved).
 func (m *Model) ComputeType() ggml.Type { return m.computeType }
 
 // fusedOps reports whether graphs compute attention and adapters with ggml's fused CPU

@@ -258,8 +258,9 @@ func TestEmbeddingsInWholeBlocks(t *testing.T) {
 }
 
 // TestComputeType trains a step on a Q4_K base with its weights dequantized to F32, BF16
-// and F16 for the backward pass's products: the same loss (the forward pass does not
-// change), gradients within each type's rounding of F32's, and the transposed copies the
+// and F16 for the backward pass's products, and on an F32 base with its weights' copies
+// for those products rounded to each: the same loss (the forward pass does not change),
+// gradients within each type's rounding of F32's, and the transposed copies the
 // products read of the type asked for. BF16 keeps 8 bits of each weight and gradient
 // value: 1e-2 relative L2 holds the measured difference with room for the conditioning
 // of a few layers' products. F16 keeps 11, a bound 2⁻³ of that, which holds for small
@@ -270,36 +271,46 @@ func TestComputeType(t *testing.T) {
 	writeRandomLlama(t, path, ggml.TypeQ4_K, false)
 	_, err := LoadModel(path, ModelOptions{Threads: 1, ComputeType: "q4_k"})
 	require.ErrorContains(t, err, `compute type "q4_k"`)
+	f32Path := filepath.Join(t.TempDir(), "f32.gguf")
+	writeRandomLlama(t, f32Path, ggml.TypeF32, false)
 
 	b := testBatch(t)
 	types := []ggml.Type{ggml.TypeF32, ggml.TypeBF16, ggml.TypeF16}
 	bounds := map[ggml.Type]float64{ggml.TypeBF16: 1e-2, ggml.TypeF16: 1e-2 / 8}
-	var losses [3]float64
-	var grads [3]map[string][]float32
-	for i, ct := range types {
-		m, l := loadWithRandomLoRA(t, path, ModelOptions{Threads: 1, ComputeType: ct.String()})
-		require.Equal(t, ct, m.ComputeType())
-		losses[i], grads[i] = lossAndGrads(t, m, l, b)
-		s, _ := testStep(t, m, l, l.params(), b, 0, checkpointNone)
-		reads := map[ggml.Type]int{}
-		for j := 0; j < s.g.Len(); j++ {
-			if n := s.g.Node(j); n.Op() == "MUL_MAT" {
-				reads[n.Src(0).Type()]++
+	for _, base := range []string{path, f32Path} {
+		for _, keep := range []bool{false, true} {
+			name := fmt.Sprintf("%s keep %v", filepath.Base(base), keep)
+			var losses [3]float64
+			var grads [3]map[string][]float32
+			for i, ct := range types {
+				m, l := loadWithRandomLoRA(t, base, ModelOptions{Threads: 1, ComputeType: ct.String(), KeepTransposed: keep})
+				require.Equal(t, ct, m.ComputeType())
+				losses[i], grads[i] = lossAndGrads(t, m, l, b)
+				s, _ := testStep(t, m, l, l.params(), b, 0, checkpointNone)
+				reads := map[ggml.Type]int{}
+				for j := 0; j < s.g.Len(); j++ {
+					if n := s.g.Node(j); n.Op() == "MUL_MAT" {
+						reads[n.Src(0).Type()]++
+					}
+				}
+				assert.Positive(t, reads[ct], "%s: products by %s transposed weights", name, ct)
+				for _, other := range types[1:] {
+					if other != ct {
+						assert.Zero(t, reads[other], "%s, %s: products by %s weights", name, ct, other)
+					}
+				}
+			}
+			for i, ct := range types[1:] {
+				assert.Equal(t, losses[0], losses[i+1], "%s, %s: loss", name, ct)
+				rel := relativeL2(grads[i+1], grads[0])
+				assert.Positive(t, rel, "%s: %s rounds the gradients", name, ct)
+				assert.LessOrEqual(t, rel, bounds[ct], "%s: relative L2 difference of the LoRA gradients, %s against F32", name, ct)
+				t.Logf("%s: LoRA gradients with %s products vs F32: %.2e relative L2", name, ct, rel)
+			}
+			if base == path {
+				break // a quantized base keeps no copies
 			}
 		}
-		assert.Positive(t, reads[ct], "products by %s transposed weights", ct)
-		for _, other := range types[1:] {
-			if other != ct {
-				assert.Zero(t, reads[other], "%s: products by %s weights", ct, other)
-			}
-		}
-	}
-	for i, ct := range types[1:] {
-		assert.Equal(t, losses[0], losses[i+1], "%s: loss", ct)
-		rel := relativeL2(grads[i+1], grads[0])
-		assert.Positive(t, rel, "%s rounds the gradients", ct)
-		assert.LessOrEqual(t, rel, bounds[ct], "relative L2 difference of the LoRA gradients, %s against F32", ct)
-		t.Logf("LoRA gradients with %s products vs F32: %.2e relative L2", ct, rel)
 	}
 
 	// Gradients 2⁻²⁴ the size (a final norm's weights that small; the largest LoRA

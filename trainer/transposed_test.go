@@ -1,26 +1,53 @@
 package trainer
 
 import (
+	"cmp"
 	"slices"
 	"testing"
 
+	"github.com/ecotune/ecotune/ggml"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
 // TestKeepTransposed checks that kept transposes give the backward pass the same
-// gradients as transposing at every step, and that the graph then transposes no weight.
+// gradients as transposing at every step, and that the graph then transposes no weight:
+// with F32 products, where the copy is the weight's own bits, and with the default compute
+// type, where an F32 weight's copy is rounded to F16 or BF16 as the step's Cast would.
 func TestKeepTransposed(t *testing.T) {
-	plain := loadStories(t)
-	kept, err := loadTestModel(storiesPath, ModelOptions{Threads: 1, KeepTransposed: true})
-	require.NoError(t, err)
-	defer kept.Close()
+	requireStories(t)
+	for _, ct := range []string{"f32", ""} {
+		t.Run("compute "+cmp.Or(ct, "default"), func(t *testing.T) {
+			plain, err := loadTestModel(storiesPath, ModelOptions{Threads: 1, ComputeType: ct})
+			require.NoError(t, err)
+			defer plain.Close()
+			kept, err := loadTestModel(storiesPath, ModelOptions{Threads: 1, ComputeType: ct, KeepTransposed: true})
+			require.NoError(t, err)
+			defer kept.Close()
+			checkKeptTransposed(t, plain, kept)
+		})
+	}
+}
+
+func checkKeptTransposed(t *testing.T, plain, kept *Model) {
 	require.NotEmpty(t, kept.transposed)
 	w := kept.Weight("blk.1.ffn_up.weight")
 	wt := kept.transposed["blk.1.ffn_up.weight"]
 	require.NotNil(t, wt)
+	require.Equal(t, ggml.TypeF32, w.Type())
+	want := ggml.TypeF32
+	if ct := kept.ComputeType(); ct == ggml.TypeF16 || ct == ggml.TypeBF16 {
+		want = ct
+	}
+	require.Equal(t, want, wt.Type(), "the copy's type, compute type %s", kept.ComputeType())
 	a, err := w.F32()
 	require.NoError(t, err)
+	if want != ggml.TypeF32 {
+		b, err := ggml.Quantize(want, a, w.Ne(0))
+		require.NoError(t, err)
+		a, err = ggml.Dequantize(want, b, len(a))
+		require.NoError(t, err)
+	}
 	at, err := wt.F32()
 	require.NoError(t, err)
 	in, out := w.Ne(0), w.Ne(1)
@@ -48,7 +75,7 @@ func TestKeepTransposed(t *testing.T) {
 	s, _ := testStep(t, kept, l, l.params(), b, 0, checkpointNone)
 	for i := 0; i < s.g.Len(); i++ {
 		n := s.g.Node(i)
-		if n.Op() != "CONT" {
+		if n.Op() != "CONT" && n.Op() != "CPY" {
 			continue
 		}
 		root := n.Src(0) // through views to the tensor copied

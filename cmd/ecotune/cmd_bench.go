@@ -88,7 +88,7 @@ Example:
 			&cli.StringFlag{Name: "keep-transposed", Value: "auto", Usage: "transposed copies of the weights for the LoRA run: on, off or auto (see ecotune train --keep-transposed)"},
 			&cli.BoolFlag{Name: "gpu", Usage: "train on GPU 0 (a CUDA build) and give llama-bench every layer (-ngl 99); without it both run on the CPU (-ngl 0)"},
 			&cli.BoolFlag{Name: "generic-ops", Usage: "build attention, the adapters and the loss from ggml's generic ops instead of ecotune's fused CPU ops, for comparison"},
-			&cli.StringFlag{Name: "compute-dtype", Usage: "type a quantized base is dequantized to for the backward pass's products (see ecotune train --compute-dtype)"},
+			&cli.StringFlag{Name: "compute-dtype", Usage: "type of the backward pass's products through the frozen weights: a quantized base dequantized to it, an F32 base's weights rounded to it (see ecotune train --compute-dtype)"},
 			&cli.BoolFlag{Name: "profile", Usage: "also run one more LoRA step node by node and print the time per op"},
 			&cli.BoolFlag{Name: "full", Usage: "also measure full fine-tuning (F32 weights)"},
 			&cli.StringFlag{Name: "qlora", Usage: "also compare peak memory of LoRA training on the model and on copies quantized to these types (comma-separated, e.g. q4_k,iq4_nl), each in its own process"},
@@ -117,7 +117,7 @@ type benchResult struct {
 	LoRAStepSecond float64 `json:"lora_seconds_per_step"`
 	KeepTransposed bool    `json:"keep_transposed"`
 	GenericOps     bool    `json:"generic_ops,omitempty"`
-	ComputeType    string  `json:"compute_dtype,omitempty"` // of a quantized base's backward products
+	ComputeType    string  `json:"compute_dtype,omitempty"` // of the backward pass's products through the base
 	GPU            bool    `json:"gpu,omitempty"`
 	// Finetune is llama.cpp's llama-finetune (full fine-tuning) on the same model and
 	// sequence length (--finetune), or FinetuneFailure its error when it cannot run.

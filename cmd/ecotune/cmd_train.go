@@ -61,7 +61,7 @@ Example:
 			&cli.StringFlag{Name: "model-name", Usage: "a label for the base model, recorded in train_config.json"},
 			&cli.StringFlag{Name: "method", Value: trainer.MethodLoRA, Usage: "lora (adapters on a frozen base) or full (every weight of an F32/F16/BF16 model; writes DIR/model.gguf)"},
 			&cli.StringFlag{Name: "dtype", Usage: "train on the base quantized to this type first (QLoRA): q4_k, q4_0, iq4_nl, nf4, q8_0, f16, bf16"},
-			&cli.StringFlag{Name: "compute-dtype", Usage: "type a quantized base is dequantized to for the backward pass's products: f32, f16 or bf16 (default on the CPU: bf16 where it multiplies BF16 natively, else f16 on x86 with F16C, else f32)"},
+			&cli.StringFlag{Name: "compute-dtype", Usage: "type of the backward pass's products through the frozen weights: a quantized base dequantized to it, an F32 base's weights rounded to it: f32, f16 or bf16 (default on the CPU: bf16 where it multiplies BF16 natively, else f16 on x86 with F16C, else f32)"},
 			&cli.StringFlag{Name: "data", Usage: "training data: text file, prepared .jsonl, or the folder `ecotune prepare` wrote (required unless --resume)"},
 			&cli.StringFlag{Name: "val", Usage: "validation data (same formats); default: hold out --val-split of --data"},
 			&cli.BoolFlag{Name: "train-on-inputs", Usage: "with prepared .jsonl data, the loss covers prompts too, not only answers"},
