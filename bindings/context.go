@@ -35,6 +35,10 @@ type ContextOptions struct {
 	FlashAttn    FlashAttn // Flash Attention policy
 	KVUnified    bool      // one KV buffer shared by all sequences instead of one per sequence
 	KVF32        bool      // keep keys and values in F32 instead of llama.cpp's default F16 (twice the memory)
+	// BatchInvariant makes a sequence's logits the same to the bit whichever sequences are
+	// decoded with it, on the CPU (ecotune's llama.cpp patch, llama_set_batch_invariant):
+	// a single token then takes the batched products' kernels rather than ggml's vec_dot.
+	BatchInvariant bool
 }
 
 // Context is an inference session on a Model, the owner of a llama_context: its KV
@@ -140,6 +144,7 @@ func NewContext(m *Model, opts ContextOptions) (*Context, error) {
 		embeddings: opts.Embeddings,
 		kvUnified:  opts.KVUnified,
 	}
+	C.llama_set_batch_invariant(ptr, C.bool(opts.BatchInvariant))
 	if err := c.attachPools(threads, threadsBatch); err != nil {
 		C.llama_free(ptr)
 		return nil, err

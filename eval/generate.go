@@ -60,6 +60,9 @@ func BatchContextOptions(parallel, seqLen, threads int) bindings.ContextOptions 
 		NSeqMax:   parallel,
 		Threads:   threads,
 		KVUnified: true,
+		// Each prompt's output is then the same whatever --parallel and the prompts
+		// decoded beside it.
+		BatchInvariant: true,
 	}
 }
 

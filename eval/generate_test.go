@@ -40,7 +40,7 @@ var storyPrompts = []string{
 // context: the one-at-a-time reference batched generation must reproduce.
 func generateAlone(t *testing.T, m *bindings.Model, prompts []string, opts GenerateOptions) []Generation {
 	t.Helper()
-	c := newContext(t, m, bindings.ContextOptions{NCtx: 256})
+	c := newContext(t, m, bindings.ContextOptions{NCtx: 256, BatchInvariant: true})
 	out := make([]Generation, len(prompts))
 	for i, p := range prompts {
 		require.NoError(t, c.ClearMemory())

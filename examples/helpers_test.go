@@ -106,7 +106,7 @@ func newRefModel(t *testing.T, base string, adapters map[string]string) *refMode
 // how many tokens it took.
 func (r *refModel) generate(t *testing.T, adapter, prompt string, maxTokens int) (string, int) {
 	t.Helper()
-	c, err := bindings.NewContext(r.m, bindings.ContextOptions{NCtx: 512, Threads: 1, ThreadsBatch: 1})
+	c, err := bindings.NewContext(r.m, bindings.ContextOptions{NCtx: 512, Threads: 1, ThreadsBatch: 1, BatchInvariant: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -108,6 +108,9 @@ func Open(path string, opts Options) (*Engine, error) {
 		NBatch:  opts.Batch,
 		NSeqMax: opts.Parallel,
 		Threads: opts.Threads,
+		// A request's output then does not depend on what else is decoding (see the
+		// scheduling policy in scheduler.go), and equals `ecotune generate`'s.
+		BatchInvariant: true,
 	})
 	if err != nil {
 		model.Close()

@@ -59,7 +59,7 @@ func reference(t testing.TB, f fixture, adapters []AdapterRef, prompt string, op
 	m, err := bindings.LoadModel(f.base, bindings.ModelOptions{})
 	require.NoError(t, err)
 	defer m.Close()
-	c, err := bindings.NewContext(m, bindings.ContextOptions{NCtx: 2048, Threads: 1})
+	c, err := bindings.NewContext(m, bindings.ContextOptions{NCtx: 2048, Threads: 1, BatchInvariant: true})
 	require.NoError(t, err)
 	var scales []bindings.AdapterScale
 	for _, a := range adapters {
@@ -228,7 +228,7 @@ func TestLogprobs(t *testing.T) {
 	m, err := bindings.LoadModel(f.base, bindings.ModelOptions{})
 	require.NoError(t, err)
 	defer m.Close()
-	c, err := bindings.NewContext(m, bindings.ContextOptions{NCtx: 128, Threads: 1})
+	c, err := bindings.NewContext(m, bindings.ContextOptions{NCtx: 128, Threads: 1, BatchInvariant: true})
 	require.NoError(t, err)
 	ids, err := m.PromptTokens(prompts[1], true)
 	require.NoError(t, err)

@@ -28,7 +28,9 @@ import (
 //     each alone in its batch, up to Batch prompt tokens in all; then every slot it serves
 //     that is generating decodes one token together. A prompt is thus decoded exactly as
 //     `ecotune generate` decodes it, and a generated token depends only on its own
-//     sequence, so a request's output does not depend on what else is running.
+//     sequence, so a request's output does not depend on what else is running: the context
+//     is batch-invariant (bindings.ContextOptions.BatchInvariant), so the rows decoded
+//     beside a token do not change even the rounding of its products.
 
 // slots is the scheduler's view of the context's sequences.
 type slots []*job

@@ -26,7 +26,7 @@ func TestChatSession(t *testing.T) {
 	model, err := bindings.LoadModel(storiesModel, bindings.ModelOptions{})
 	require.NoError(t, err)
 	defer model.Close()
-	lctx, err := bindings.NewContext(model, bindings.ContextOptions{NCtx: 512, Threads: 1})
+	lctx, err := bindings.NewContext(model, bindings.ContextOptions{NCtx: 512, Threads: 1, BatchInvariant: true})
 	require.NoError(t, err)
 	defer lctx.Close()
 	s := &chatSession{model: model, lctx: lctx, format: "alpaca", opts: bindings.GenerateOptions{MaxTokens: 6}}

@@ -1,0 +1,64 @@
+//go:build cgo
+
+package bindings
+
+import (
+	"fmt"
+	"slices"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// TestBatchInvariant decodes a token of one sequence alone and then together with seven
+// other sequences' tokens, from the same state: with BatchInvariant its logits are the
+// same to the bit, with llama.cpp's default a single token goes through ggml's vec_dot,
+// which sums in another order than the batched products (the guard that the model
+// exercises what the option changes: stories260K's F32 products do).
+func TestBatchInvariant(t *testing.T) {
+	m := loadStories(t)
+	const seqs = 8
+	prompts := make([][]int32, seqs)
+	for s := range prompts {
+		var err error
+		prompts[s], err = m.PromptTokens(fmt.Sprintf("Once upon a time, %d birds sat on a wall", 3+s*7), true)
+		require.NoError(t, err)
+	}
+	// logits returns sequence 0's logits for one more token, decoded with the other
+	// sequences' next tokens when together is set.
+	logits := func(invariant, together bool) []float32 {
+		c := newContext(t, m, ContextOptions{NCtx: 1024, NSeqMax: seqs, BatchInvariant: invariant})
+		b, err := NewBatch(64, 1)
+		require.NoError(t, err)
+		defer b.Close()
+		for s, p := range prompts {
+			b.Clear()
+			for i, tok := range p {
+				require.NoError(t, b.Add(tok, int32(i), []int32{int32(s)}, i == len(p)-1))
+			}
+			require.NoError(t, c.Decode(b))
+		}
+		b.Clear()
+		for s := range seqs {
+			if s > 0 && !together {
+				break
+			}
+			require.NoError(t, b.Add(int32(20+s), int32(len(prompts[s])), []int32{int32(s)}, true))
+		}
+		require.NoError(t, c.Decode(b))
+		l, err := c.Logits(0)
+		require.NoError(t, err)
+		return l
+	}
+	assert.True(t, slices.Equal(logits(true, false), logits(true, true)), "with BatchInvariant, sequence 0's logits alone and in a batch of %d", seqs)
+	alone, together := logits(false, false), logits(false, true)
+	differ := 0
+	for i := range alone {
+		if alone[i] != together[i] {
+			differ++
+		}
+	}
+	assert.Positive(t, differ, "llama.cpp's default: the logits of a token decoded alone and in a batch should differ in rounding, else this test checks nothing")
+	t.Logf("llama.cpp's default: %d of %d logits differ between alone and in a batch of %d", differ, len(alone), seqs)
+}
