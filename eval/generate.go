@@ -60,8 +60,10 @@ func BatchContextOptions(parallel, seqLen, threads int) bindings.ContextOptions 
 		NSeqMax:   parallel,
 		Threads:   threads,
 		KVUnified: true,
-		// Each prompt's output is then the same whatever --parallel and the prompts
-		// decoded beside it.
+		// The products of each prompt's tokens then do not depend on the prompts decoded
+		// beside them. (Attention can still differ in rounding: in the shared KV buffer a
+		// sequence's cells may lie in another order than alone, where serve's per-sequence
+		// buffers keep it.)
 		BatchInvariant: true,
 	}
 }
