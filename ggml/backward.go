@@ -16,10 +16,10 @@ import "C"
 //
 // The first is every input gradient, autograd's out_prod(W, gᵀ) for y = mul_mat(W, x):
 // the transposed copy of a quantized W is dequantized to type quantT first, and that of
-// a frozen F32 W rounded to it. The second
-// is a gradient of a mul_mat's first operand (attention's scores and values), rewritten
-// where the product outweighs the two transpositions; the third is such a gradient with
-// a short first dimension (a LoRA B's rank), whose OUT_PROD would run rank-long rows.
+// a frozen F32 W rounded to it. The second is a gradient of a mul_mat's first operand
+// (attention's scores and values), rewritten where the product outweighs the two
+// transpositions; the third is such a gradient with a short first dimension (a LoRA B's
+// rank), whose OUT_PROD would run rank-long rows.
 //
 // Why: the CPU backend's OUT_PROD is a loop of axpy rows, 3–30× slower than a matrix
 // product of the same size (34× for IQ4_NL, whose rows it dequantizes one at a time),
@@ -126,9 +126,9 @@ func (g *Graph) OutProdsAsMatMul(c *Context, quantT Type, kept func(*Tensor) *Te
 func sameOuter(a, b *Tensor) bool { return a.Ne(2) == b.Ne(2) && a.Ne(3) == b.Ne(3) }
 
 // transposedCopy returns a contiguous aᵀ: a's own type for float types but a frozen F32
-// weight (quantT), quantT for a quantized 2-D weight (dequantized by get_rows, which every backend has for most
-// types, where a cpy from a quantized type is not; or, fused or for a weight in the CPU's
-// repacking buffer, by DequantTranspose).
+// weight (quantT), quantT for a quantized 2-D weight (dequantized by get_rows, which
+// every backend has for most types, where a cpy from a quantized type is not; or, fused
+// or for a weight in the CPU's repacking buffer, by DequantTranspose).
 // ok is false for a tensor it cannot copy (a quantized tensor of more than two
 // dimensions).
 func transposedCopy(c *Context, a *Tensor, quantT Type, rows map[int]*Tensor, fused bool) (at *Tensor, ok bool) {
@@ -137,7 +137,7 @@ func transposedCopy(c *Context, a *Tensor, quantT Type, rows map[int]*Tensor, fu
 	case typ == TypeF32 && quantT != TypeF32 && frozen(a):
 		// A frozen F32 weight's product goes at the compute type too, as a kept copy's
 		// does (see trainer's copyType): one more pass over the weight, for a product
-		// 1.45× (F16 on AVX2) to 2× (BF16 on AVX512-BF16) faster.
+		// 1.3–1.45× (F16 on AVX2) to 2× (BF16 on AVX512-BF16) faster.
 		return c.Cast(transpose(c, a), quantT), true
 	case typ == TypeF32 || typ == TypeF16 || typ == TypeBF16:
 		return transpose(c, a), true

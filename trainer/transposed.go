@@ -79,7 +79,7 @@ func (m *Model) keepTransposed(on *ggml.Backend) error {
 // type where t is F32 and the compute type is F16 or BF16, else t. The copy serves the
 // backward pass's input gradients alone, where a narrower product is what that compute
 // type asks for (as PyTorch's autocast does for every product): on AVX2 ggml's F16
-// products ran 1.45× its F32 ones, with AVX512-BF16 its BF16 ones about twice, and the
+// products ran 1.3–1.45× its F32 ones, with AVX512-BF16 its BF16 ones about twice, and the
 // copy takes half the memory. The loss and the forward pass stay F32.
 func (m *Model) copyType(t ggml.Type) ggml.Type {
 	if t == ggml.TypeF32 && (m.computeType == ggml.TypeF16 || m.computeType == ggml.TypeBF16) {
