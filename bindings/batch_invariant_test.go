@@ -16,6 +16,11 @@ import (
 // same to the bit, with llama.cpp's default a single token goes through ggml's vec_dot,
 // which sums in another order than the batched products (the guard that the model
 // exercises what the option changes: stories260K's F32 products do).
+//
+// The long case gives sequence 0 a context of 600 tokens: a single token attending to
+// 512 cells or more has llama.cpp's CPU flash attention split the cells across its
+// threads and merge the parts, which rounds otherwise than the one pass it takes beside
+// other sequences; BatchInvariant keeps the one pass.
 func TestBatchInvariant(t *testing.T) {
 	m := loadStories(t)
 	const seqs = 8
@@ -27,17 +32,20 @@ func TestBatchInvariant(t *testing.T) {
 	}
 	// logits returns sequence 0's logits for one more token, decoded with the other
 	// sequences' next tokens when together is set.
+	threads := 1
 	logits := func(invariant, together bool) []float32 {
-		c := newContext(t, m, ContextOptions{NCtx: 1024, NSeqMax: seqs, BatchInvariant: invariant})
+		c := newContext(t, m, ContextOptions{NCtx: 1024 * seqs, NSeqMax: seqs, Threads: threads, BatchInvariant: invariant})
 		b, err := NewBatch(64, 1)
 		require.NoError(t, err)
 		defer b.Close()
 		for s, p := range prompts {
-			b.Clear()
-			for i, tok := range p {
-				require.NoError(t, b.Add(tok, int32(i), []int32{int32(s)}, i == len(p)-1))
+			for at := 0; at < len(p); at += b.Cap() {
+				b.Clear()
+				for i := at; i < min(len(p), at+b.Cap()); i++ {
+					require.NoError(t, b.Add(p[i], int32(i), []int32{int32(s)}, i == len(p)-1))
+				}
+				require.NoError(t, c.Decode(b))
 			}
-			require.NoError(t, c.Decode(b))
 		}
 		b.Clear()
 		for s := range seqs {
@@ -61,4 +69,12 @@ func TestBatchInvariant(t *testing.T) {
 	}
 	assert.Positive(t, differ, "llama.cpp's default: the logits of a token decoded alone and in a batch should differ in rounding, else this test checks nothing")
 	t.Logf("llama.cpp's default: %d of %d logits differ between alone and in a batch of %d", differ, len(alone), seqs)
+
+	long := prompts[0]
+	for len(long) < 600 {
+		long = append(long, prompts[0][1:]...)
+	}
+	prompts[0] = long[:600]
+	threads = 2 // the split is across threads
+	assert.True(t, slices.Equal(logits(true, false), logits(true, true)), "with BatchInvariant, a 600-token sequence's logits alone and in a batch of %d", seqs)
 }

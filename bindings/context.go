@@ -37,7 +37,8 @@ type ContextOptions struct {
 	KVF32        bool      // keep keys and values in F32 instead of llama.cpp's default F16 (twice the memory)
 	// BatchInvariant makes a sequence's logits the same to the bit whichever sequences are
 	// decoded with it, on the CPU (ecotune's llama.cpp patch, llama_set_batch_invariant):
-	// a single token then takes the batched products' kernels rather than ggml's vec_dot.
+	// a single token then takes the batched products' kernels rather than ggml's vec_dot,
+	// and flash attention one pass over its cells rather than a split across threads.
 	BatchInvariant bool
 }
 

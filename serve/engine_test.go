@@ -332,6 +332,14 @@ func TestCancelFreesWithinOneStep(t *testing.T) {
 func TestSubmitWait(t *testing.T) {
 	f := newFixture(t)
 	e := openEngine(t, f, Options{Threads: 1, Parallel: 1, Ctx: 128, Queue: 1})
+	// The scheduler waits in its first step until the queue has been found full: on a
+	// busy machine the first request could otherwise end, and the second take the slot,
+	// before the third is submitted (it did, once).
+	gate := make(chan struct{})
+	var once sync.Once
+	release := func() { once.Do(func() { close(gate) }) }
+	t.Cleanup(release) // before the engine's Close, registered earlier
+	e.OnStep(func(Event) { <-gate })
 	var streams []*Stream
 	for range 2 {
 		s, err := e.Submit(context.Background(), Request{Prompt: prompts[0], MaxTokens: 30, Logprobs: -1})
@@ -340,6 +348,7 @@ func TestSubmitWait(t *testing.T) {
 	}
 	_, err := e.Submit(context.Background(), Request{Prompt: prompts[0], MaxTokens: 30, Logprobs: -1})
 	require.ErrorIs(t, err, ErrQueueFull)
+	release()
 	short, cancel := context.WithTimeout(context.Background(), time.Millisecond)
 	defer cancel()
 	// Either the slot frees within the millisecond (then it is accepted) or the wait ends.

@@ -1,0 +1,125 @@
+//go:build cgo
+
+package ggml
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// The CPU's F16 row kernels (ggml_vec_dot_f16, ggml_vec_mad_f16, ggml_vec_scale_f16) run
+// whole vectors over the tail of a row that is not a multiple of their unrolled step
+// (ecotune's patch 0003: an attention head of 48, 80 or 96 was summed one element at a
+// time on AVX-512). These tests give them rows of every kind of length, CPU only: the
+// patch is in ggml-cpu.
+
+// sixteenths returns n values m/256 with |m| ≤ 256: exact in F16, so that converting
+// them loses nothing, and each product of two is a multiple of 2^-16 no larger than 1.
+func sixteenths(r *rand.Rand, n int) []float32 {
+	v := make([]float32, n)
+	for i := range v {
+		v[i] = float32(r.IntN(513)-256) / 256
+	}
+	return v
+}
+
+// rowLengths are row lengths around the kernels' steps (16 lanes × 4 on AVX-512, 8 × 4
+// on AVX2): shorter than a vector, whole vectors short of a step, steps plus vectors,
+// and ragged tails.
+var rowLengths = []int{8, 24, 40, 48, 64, 80, 96, 112, 120, 128, 200}
+
+// TestMulMatF16Rows: an F16 weight times one and three F32 columns (the columns are
+// converted to F16, the vec_dot type) equals the float64 product exactly. Exactly,
+// because every product is a multiple of 2^-16 of magnitude ≤ 1 and every partial sum,
+// of at most 200 of them, is then a multiple of 2^-16 below 2^8: 24 bits, which float32
+// holds, in whatever order and precision the kernel sums. A skipped or repeated
+// element, or a tail read from the wrong place, cannot pass.
+func TestMulMatF16Rows(t *testing.T) {
+	be, err := NewCPUBackend(2)
+	require.NoError(t, err)
+	t.Cleanup(func() { be.Close() })
+	r := rand.New(rand.NewPCG(3, 48))
+	const m = 5
+	for _, k := range rowLengths {
+		for _, n := range []int{1, 3} {
+			t.Run(fmt.Sprintf("k%d/n%d", k, n), func(t *testing.T) {
+				w, x := sixteenths(r, m*k), sixteenths(r, n*k)
+				e := newEnv(t, be)
+				W := e.leaf(TypeF16, w, k, m)
+				X := e.leaf(TypeF32, x, k, n)
+				got := e.run(func(c *Context) *Tensor { return c.MulMat(W, X) })
+				ref := matmulRef(to64(w), to64(x), k, m, n)
+				for i := range ref {
+					require.Equalf(t, ref[i], float64(got[i]), "element %d", i)
+				}
+			})
+		}
+	}
+}
+
+// TestFlashAttnF16Heads: flash attention over an F16 K and V cache (llama.cpp's default)
+// at every head size of rowLengths, against float64.
+//
+// With inputs in sixteenths and a power-of-two scale, each score is exact (as above),
+// and so is Q's conversion to F16. What remains is the F16 accumulator of the weighted
+// V rows: each of the T cells rounds it once when adding its row and at most once more
+// when a new maximum rescales it, each time by at most 2^-11 of a value bounded by the
+// running softmax sum times max|v|, which the final division by the sum turns into at
+// most 2T·2^-11·max|v| on an output; expf's and the division's float32 roundings add
+// a few 2^-24 on top.
+func TestFlashAttnF16Heads(t *testing.T) {
+	be, err := NewCPUBackend(2)
+	require.NoError(t, err)
+	t.Cleanup(func() { be.Close() })
+	r := rand.New(rand.NewPCG(5, 80))
+	const T, nHead, nKV = 7, 2, 1
+	const scale = 0.125
+	for _, hd := range rowLengths {
+		t.Run(fmt.Sprintf("head%d", hd), func(t *testing.T) {
+			q, k, v := sixteenths(r, hd*T*nHead), sixteenths(r, hd*T*nKV), sixteenths(r, hd*T*nKV)
+			mask := make([]float32, T*T)
+			for i := range T {
+				for j := i + 1; j < T; j++ {
+					mask[i*T+j] = float32(math.Inf(-1))
+				}
+			}
+			e := newEnv(t, be)
+			Q := e.leaf(TypeF32, q, hd, T, nHead)
+			K := e.leaf(TypeF16, k, hd, T, nKV)
+			V := e.leaf(TypeF16, v, hd, T, nKV)
+			M := e.leaf(TypeF16, padMask(mask, T, 64), T, 64)
+			got := e.run(func(c *Context) *Tensor { return c.FlashAttn(Q, K, V, M, scale, 0, 0) }) // [hd, nHead, T]
+
+			ref := make([]float64, hd*nHead*T)
+			for h := range nHead {
+				kh := h / (nHead / nKV)
+				for i := range T {
+					scores := make([]float64, i+1)
+					for j := range scores {
+						s := 0.0
+						for l := range hd {
+							s += float64(q[(h*T+i)*hd+l]) * float64(k[(kh*T+j)*hd+l])
+						}
+						scores[j] = s * scale
+					}
+					p := softmaxRef(scores)
+					for l := range hd {
+						o := 0.0
+						for j := range p {
+							o += p[j] * float64(v[(kh*T+j)*hd+l])
+						}
+						ref[(i*nHead+h)*hd+l] = o
+					}
+				}
+			}
+			tol := 2*T*math.Pow(2, -11)*maxAbs(to64(v)) + 1e-5
+			dmax, at := maxAbsDiff(got, ref)
+			assert.LessOrEqualf(t, dmax, tol, "max diff %g at %d", dmax, at)
+		})
+	}
+}
