@@ -4,25 +4,45 @@ package bindings
 
 import (
 	"fmt"
+	"path/filepath"
 	"slices"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/ecotune/ecotune/factory"
+	"github.com/ecotune/ecotune/gguf"
+	"github.com/ecotune/ecotune/internal/testenv"
 )
 
 // TestBatchInvariant decodes a token of one sequence alone and then together with seven
 // other sequences' tokens, from the same state: with BatchInvariant its logits are the
 // same to the bit, with llama.cpp's default a single token goes through ggml's vec_dot,
 // which sums in another order than the batched products (the guard that the model
-// exercises what the option changes: stories260K's F32 products do).
+// exercises what the option changes: both models' products do).
 //
 // The long case gives sequence 0 a context of 600 tokens: a single token attending to
 // 512 cells or more has llama.cpp's CPU flash attention split the cells across its
 // threads and merge the parts, which rounds otherwise than the one pass it takes beside
 // other sequences; BatchInvariant keeps the one pass.
 func TestBatchInvariant(t *testing.T) {
-	m := loadStories(t)
+	// An F16 model with heads of 48 as well: its single-token products take tinyBLAS's
+	// one-column path, and its attention the F16 rows' vector tails (patch 0003).
+	f16 := filepath.Join(t.TempDir(), "f16.gguf")
+	require.NoError(t, factory.Init(factory.Spec{Arch: "llama", Embd: 96, Layers: 2, Heads: 2, HeadsKV: 2, FF: 256,
+		Type: gguf.TypeF16, Std: 0.1, VocabFile: testenv.Vocab(t, "llama-spm"), Seed: 9}, f16))
+	t.Run("stories260K", func(t *testing.T) { checkBatchInvariant(t, loadStories(t)) })
+	t.Run("f16", func(t *testing.T) {
+		m, err := LoadModel(f16, ModelOptions{})
+		require.NoError(t, err)
+		t.Cleanup(func() { m.Close() })
+		checkBatchInvariant(t, m)
+	})
+}
+
+// checkBatchInvariant is TestBatchInvariant on one model.
+func checkBatchInvariant(t *testing.T, m *Model) {
 	const seqs = 8
 	prompts := make([][]int32, seqs)
 	for s := range prompts {
@@ -31,10 +51,10 @@ func TestBatchInvariant(t *testing.T) {
 		require.NoError(t, err)
 	}
 	// logits returns sequence 0's logits for one more token, decoded with the other
-	// sequences' next tokens when together is set.
-	threads := 1
+	// sequences' next tokens when together is set. Two threads: a single token's rows and
+	// a long context's cells are split between them.
 	logits := func(invariant, together bool) []float32 {
-		c := newContext(t, m, ContextOptions{NCtx: 1024 * seqs, NSeqMax: seqs, Threads: threads, BatchInvariant: invariant})
+		c := newContext(t, m, ContextOptions{NCtx: 1024 * seqs, NSeqMax: seqs, Threads: 2, BatchInvariant: invariant})
 		b, err := NewBatch(64, 1)
 		require.NoError(t, err)
 		defer b.Close()
@@ -75,6 +95,5 @@ func TestBatchInvariant(t *testing.T) {
 		long = append(long, prompts[0][1:]...)
 	}
 	prompts[0] = long[:600]
-	threads = 2 // the split is across threads
 	assert.True(t, slices.Equal(logits(true, false), logits(true, true)), "with BatchInvariant, a 600-token sequence's logits alone and in a batch of %d", seqs)
 }

@@ -12,11 +12,11 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// The CPU's F16 row kernels (ggml_vec_dot_f16, ggml_vec_mad_f16, ggml_vec_scale_f16) run
-// whole vectors over the tail of a row that is not a multiple of their unrolled step
-// (ecotune's patch 0003: an attention head of 48, 80 or 96 was summed one element at a
-// time on AVX-512). These tests give them rows of every kind of length, CPU only: the
-// patch is in ggml-cpu.
+// The CPU's row kernels (ggml_vec_dot_f16, ggml_vec_mad_f16, ggml_vec_scale_f16,
+// ggml_vec_dot_f32) run whole vectors over the tail of a row that is not a multiple of
+// their unrolled step (ecotune's patch 0003: an attention head of 48, 80 or 96, or a LoRA
+// rank of 8 or 16, was summed one element at a time on AVX-512). These tests give them
+// rows of every kind of length, CPU only: the patch is in ggml-cpu.
 
 // sixteenths returns n values m/256 with |m| ≤ 256: exact in F16, so that converting
 // them loses nothing, and each product of two is a multiple of 2^-16 no larger than 1.
@@ -33,31 +33,33 @@ func sixteenths(r *rand.Rand, n int) []float32 {
 // and ragged tails.
 var rowLengths = []int{8, 24, 40, 48, 64, 80, 96, 112, 120, 128, 200}
 
-// TestMulMatF16Rows: an F16 weight times one and three F32 columns (the columns are
-// converted to F16, the vec_dot type) equals the float64 product exactly. Exactly,
+// TestMulMatRows: an F16 or F32 weight times one and three F32 columns (converted to F16
+// for the F16 weight, its vec_dot type) equals the float64 product exactly. Exactly,
 // because every product is a multiple of 2^-16 of magnitude ≤ 1 and every partial sum,
 // of at most 200 of them, is then a multiple of 2^-16 below 2^8: 24 bits, which float32
 // holds, in whatever order and precision the kernel sums. A skipped or repeated
 // element, or a tail read from the wrong place, cannot pass.
-func TestMulMatF16Rows(t *testing.T) {
+func TestMulMatRows(t *testing.T) {
 	be, err := NewCPUBackend(2)
 	require.NoError(t, err)
 	t.Cleanup(func() { be.Close() })
 	r := rand.New(rand.NewPCG(3, 48))
 	const m = 5
-	for _, k := range rowLengths {
-		for _, n := range []int{1, 3} {
-			t.Run(fmt.Sprintf("k%d/n%d", k, n), func(t *testing.T) {
-				w, x := sixteenths(r, m*k), sixteenths(r, n*k)
-				e := newEnv(t, be)
-				W := e.leaf(TypeF16, w, k, m)
-				X := e.leaf(TypeF32, x, k, n)
-				got := e.run(func(c *Context) *Tensor { return c.MulMat(W, X) })
-				ref := matmulRef(to64(w), to64(x), k, m, n)
-				for i := range ref {
-					require.Equalf(t, ref[i], float64(got[i]), "element %d", i)
-				}
-			})
+	for _, typ := range []Type{TypeF16, TypeF32} {
+		for _, k := range append([]int{4, 12, 16}, rowLengths...) {
+			for _, n := range []int{1, 3} {
+				t.Run(fmt.Sprintf("%s/k%d/n%d", typ, k, n), func(t *testing.T) {
+					w, x := sixteenths(r, m*k), sixteenths(r, n*k)
+					e := newEnv(t, be)
+					W := e.leaf(typ, w, k, m)
+					X := e.leaf(TypeF32, x, k, n)
+					got := e.run(func(c *Context) *Tensor { return c.MulMat(W, X) })
+					ref := matmulRef(to64(w), to64(x), k, m, n)
+					for i := range ref {
+						require.Equalf(t, ref[i], float64(got[i]), "element %d", i)
+					}
+				})
+			}
 		}
 	}
 }
