@@ -26,6 +26,13 @@ FUZZ_TARGETS := safetensors:FuzzParse bindings:FuzzCheckAdapter export:FuzzOpenA
 	data:FuzzReadJSONL:1000x data:FuzzReadJSON:1000x data:FuzzReadCSV:1000x \
 	data:FuzzReadText:1000x data:FuzzReadParquet:1000x data:FuzzReadGzip:1000x
 export CGO_ENABLED := 1
+# The go command keys its build and test caches on its inputs, and the static libraries cgo
+# links are not among them: after a change to llama.cpp's patches or options, `go build`
+# kept a binary linked with the old libraries, and `go test` a cached result. Naming the
+# native build's cache directory (keyed by the pin, the patches and the options) in
+# CGO_LDFLAGS makes each llama.cpp build an input of its own. Expanded when a recipe runs,
+# after `native` has pointed build/$(VARIANT) at it.
+GOENV = CGO_LDFLAGS="-L$(shell readlink -f build/$(VARIANT))/lib $$CGO_LDFLAGS"
 
 .PHONY: all help deps bench-deps native build test test-go fuzz demo bench gpu-kit clean
 
@@ -83,14 +90,14 @@ native: deps
 	@scripts/build-native.sh $(VARIANT)
 
 build: native
-	$(GO) build $(GOTAGS) -o bin/ecotune ./cmd/ecotune
+	$(GOENV) $(GO) build $(GOTAGS) -o bin/ecotune ./cmd/ecotune
 
 test: native
-	ECOTUNE_REQUIRE_TOOLS=1 $(GO) test $(GOTAGS) -timeout 20m ./...
-	$(GO) test -run '^$$' -fuzz FuzzRead -fuzztime $(FUZZTIME) -fuzzminimizetime 2000x ./gguf
+	$(GOENV) ECOTUNE_REQUIRE_TOOLS=1 $(GO) test $(GOTAGS) -timeout 20m ./...
+	$(GOENV) $(GO) test -run '^$$' -fuzz FuzzRead -fuzztime $(FUZZTIME) -fuzzminimizetime 2000x ./gguf
 	@set -e; for t in $(FUZZ_TARGETS); do \
 	  IFS=: read -r pkg target count <<< "$$t"; \
-	  $(GO) test $(GOTAGS) -run '^$$' -fuzz "^$$target$$" -fuzztime $${count:-$(FUZZCOUNT)} -fuzzminimizetime 500x ./$$pkg; \
+	  $(GOENV) $(GO) test $(GOTAGS) -run '^$$' -fuzz "^$$target$$" -fuzztime $${count:-$(FUZZCOUNT)} -fuzzminimizetime 500x ./$$pkg; \
 	done
 
 demo: build
@@ -98,7 +105,7 @@ demo: build
 
 bench: build bench-deps
 	@scripts/build-native.sh $(VARIANT) llama-server
-	$(GO) test $(GOTAGS) -run '^$$' -bench . -benchtime 1x -timeout 60m ./...
+	$(GOENV) $(GO) test $(GOTAGS) -run '^$$' -bench . -benchtime 1x -timeout 60m ./...
 	bin/ecotune bench --shape 24m --threads 2 --full --finetune --torch
 	bin/ecotune bench --shape 143m --threads 2 --finetune --profile --qlora q4_k,iq4_nl --torch
 	bin/ecotune bench --shape 3b --threads 2 --seq-len 256 --gradient-checkpointing --checkpoint-keep ffn --profile
