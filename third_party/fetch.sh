@@ -26,19 +26,33 @@ commit_of() { git -C "$1" rev-parse HEAD 2>/dev/null || true; }
 
 # apply_patches applies each patch not yet applied to the tree at $1 and exits. git apply
 # runs in the tree with the directory above it as a ceiling, so that an export (no .git)
-# is patched as plain files rather than as a part of the repository around it.
+# is patched as plain files rather than as a part of the repository around it. The tree's
+# .ecotune-patches lists each applied patch with its sha256: a later patch may change
+# lines an earlier one wrote, after which the earlier one no longer reverses cleanly on
+# its own, so the list, not a reverse check, says what is applied. A tree patched before
+# the list existed has none; there the reverse check decides, in order, and its answers
+# go into the list.
 apply_patches() {
-  local tree p
+  local tree p sum stamp
   tree="$(cd "$1" && pwd -P)"
+  stamp="$tree/.ecotune-patches"
   for p in "$here"/patches/*.patch; do
     [[ -f "$p" ]] || continue
-    if (cd "$tree" && GIT_CEILING_DIRECTORIES="$(dirname "$tree")" git apply --reverse --check "$p" 2>/dev/null); then
+    sum="$(sha256sum "$p" | cut -d' ' -f1)"
+    if grep -qxF "$(basename "$p") $sum" "$stamp" 2>/dev/null; then
       continue
     fi
+    if [[ ! -f "$stamp" ]] && (cd "$tree" && GIT_CEILING_DIRECTORIES="$(dirname "$tree")" git apply --reverse --check "$p" 2>/dev/null); then
+      echo "$(basename "$p") $sum" >>"$stamp.legacy"
+      continue
+    fi
+    [[ -f "$stamp.legacy" ]] && mv "$stamp.legacy" "$stamp"
     (cd "$tree" && GIT_CEILING_DIRECTORIES="$(dirname "$tree")" git apply "$p") ||
       die "$(basename "$p") does not apply to $tree (a llama.cpp other than the pinned $LLAMA_CPP_COMMIT, or edited): remove $dest to fetch it again"
+    echo "$(basename "$p") $sum" >>"$stamp"
     echo "third_party/fetch.sh: applied $(basename "$p")" >&2
   done
+  [[ -f "$stamp.legacy" ]] && mv "$stamp.legacy" "$stamp"
   exit 0
 }
 
