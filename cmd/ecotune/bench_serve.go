@@ -198,6 +198,11 @@ func benchServers(ctx context.Context, servers []benchServer, clients []int, per
 						i = len(servers) - 1 - k
 					}
 					first := r * per / rounds
+					// Both servers' compute threads spin for about 150 ms after their
+					// last decode before they sleep (ggml's polling thread pool, OpenMP);
+					// measured, that took both cores from the next server's first
+					// requests. Each round starts once the previous one's spin is over.
+					time.Sleep(roundSettle)
 					p := runPoint(ctx, hc, urls[i], servers[i], mix, n, base+first, (r+1)*per/rounds-first, maxTok)
 					merged[i].merge(p)
 				}
@@ -214,6 +219,9 @@ func benchServers(ctx context.Context, servers []benchServer, clients []int, per
 	}
 	return out, nil
 }
+
+// roundSettle is the pause before each round of a point (see benchServers).
+const roundSettle = 300 * time.Millisecond
 
 // pointRounds splits a point's per-client requests into rounds of at least two each (a
 // round of one would measure every client's start and finish and little between).
