@@ -29,7 +29,7 @@ func serveBenchFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.BoolFlag{Name: "serve", Usage: "measure `ecotune serve` against llama-server instead of training (see BENCHMARKS.md)"},
 		&cli.StringFlag{Name: "clients", Value: "1,8,32", Usage: "with --serve: concurrent clients at each point (comma-separated)"},
-		&cli.IntFlag{Name: "requests", Value: 4, Usage: "with --serve: requests each client sends, one after another (at least 32 a point in all)"},
+		&cli.IntFlag{Name: "requests", Value: 4, Usage: "with --serve: requests each client sends, one after another (at least 64 a point in all)"},
 		&cli.IntFlag{Name: "max-tokens", Value: 64, Usage: "with --serve: tokens each request generates"},
 		&cli.IntFlag{Name: "parallel", Value: 32, Usage: "with --serve: sequences both servers decode together (--parallel, -np)"},
 		&cli.IntFlag{Name: "ctx", Value: 256, Usage: "with --serve: context tokens of each sequence"},
@@ -246,8 +246,10 @@ func (p *servePoint) merge(q servePoint) {
 }
 
 // minPointRequests is the fewest requests a point sends, however few its clients: one
-// client's 4 requests last about a second, which the machine's noise swamps.
-const minPointRequests = 32
+// client's 4 requests last a fraction of a second, which the machine's noise swamps. At
+// 32 a point, once one stream ran at about 650 tok/s (3 s a server), the one-client and
+// 8-client ratios moved by 10-15% between runs.
+const minPointRequests = 64
 
 // runPoint has n clients send perClient streamed requests each, one after another: client
 // c sends requests first+1000c+1 to first+1000c+perClient. No request number, and so no
