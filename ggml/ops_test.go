@@ -270,28 +270,7 @@ func attentionRef(x, wq, wk, wv, wo []float64, d, T, nHead, nKV, hd int, pos []i
 	q := ropeRef(matmulRef(wq, x, d, nHead*hd, T), hd, nHead, T, pos, hd, false, 10000)
 	k := ropeRef(matmulRef(wk, x, d, nKV*hd, T), hd, nKV, T, pos, hd, false, 10000)
 	v := matmulRef(wv, x, d, nKV*hd, T)
-	o := make([]float64, T*nHead*hd)
-	for h := 0; h < nHead; h++ {
-		kh := h / (nHead / nKV)
-		for i := 0; i < T; i++ {
-			scores := make([]float64, i+1)
-			for j := 0; j <= i; j++ {
-				s := 0.0
-				for l := 0; l < hd; l++ {
-					s += q[(i*nHead+h)*hd+l] * k[(j*nKV+kh)*hd+l]
-				}
-				scores[j] = s / math.Sqrt(float64(hd))
-			}
-			p := softmaxRef(scores)
-			for l := 0; l < hd; l++ {
-				s := 0.0
-				for j := 0; j <= i; j++ {
-					s += p[j] * v[(j*nKV+kh)*hd+l]
-				}
-				o[(i*nHead+h)*hd+l] = s
-			}
-		}
-	}
+	o := causalAttentionRef(q, k, v, T, nHead, nKV, hd, 1/math.Sqrt(float64(hd)))
 	return matmulRef(wo, o, nHead*hd, d, T)
 }
 

@@ -189,6 +189,34 @@ func softmaxRef(x []float64) []float64 {
 	return y
 }
 
+// causalAttentionRef is causal softmax(q·kᵀ·scale)·v for q [T][nHead][hd] and k, v
+// [T][nKV][hd] (row-major; query heads share key heads in groups), as [T][nHead][hd].
+func causalAttentionRef(q, k, v []float64, T, nHead, nKV, hd int, scale float64) []float64 {
+	o := make([]float64, T*nHead*hd)
+	for h := 0; h < nHead; h++ {
+		kh := h / (nHead / nKV)
+		for i := 0; i < T; i++ {
+			scores := make([]float64, i+1)
+			for j := 0; j <= i; j++ {
+				s := 0.0
+				for l := 0; l < hd; l++ {
+					s += q[(i*nHead+h)*hd+l] * k[(j*nKV+kh)*hd+l]
+				}
+				scores[j] = s * scale
+			}
+			p := softmaxRef(scores)
+			for l := 0; l < hd; l++ {
+				s := 0.0
+				for j := 0; j <= i; j++ {
+					s += p[j] * v[(j*nKV+kh)*hd+l]
+				}
+				o[(i*nHead+h)*hd+l] = s
+			}
+		}
+	}
+	return o
+}
+
 func maxAbsDiff(a []float32, b []float64) (float64, int) {
 	worst, at := 0.0, -1
 	for i := range b {

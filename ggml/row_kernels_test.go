@@ -104,34 +104,16 @@ func TestFlashAttnF16Heads(t *testing.T) {
 				}
 			}
 			e := newEnv(t, be)
-			Q := e.leaf(TypeF32, q, hd, T, nHead)
-			K := e.leaf(TypeF16, k, hd, T, nKV)
-			V := e.leaf(TypeF16, v, hd, T, nKV)
+			// Leaves [hd, heads, T], as causalAttentionRef reads them, permuted to the
+			// [hd, T, heads] flash attention takes.
+			Q := e.leaf(TypeF32, q, hd, nHead, T)
+			K := e.leaf(TypeF16, k, hd, nKV, T)
+			V := e.leaf(TypeF16, v, hd, nKV, T)
 			M := e.leaf(TypeF16, padMask(mask, T, 64), T, 64)
-			got := e.run(func(c *Context) *Tensor { return c.FlashAttn(Q, K, V, M, scale, 0, 0) }) // [hd, nHead, T]
-
-			ref := make([]float64, hd*nHead*T)
-			for h := range nHead {
-				kh := h / (nHead / nKV)
-				for i := range T {
-					scores := make([]float64, i+1)
-					for j := range scores {
-						s := 0.0
-						for l := range hd {
-							s += float64(q[(h*T+i)*hd+l]) * float64(k[(kh*T+j)*hd+l])
-						}
-						scores[j] = s * scale
-					}
-					p := softmaxRef(scores)
-					for l := range hd {
-						o := 0.0
-						for j := range p {
-							o += p[j] * float64(v[(kh*T+j)*hd+l])
-						}
-						ref[(i*nHead+h)*hd+l] = o
-					}
-				}
-			}
+			got := e.run(func(c *Context) *Tensor { // [hd, nHead, T]
+				return c.FlashAttn(c.Permute(Q, 0, 2, 1, 3), c.Permute(K, 0, 2, 1, 3), c.Permute(V, 0, 2, 1, 3), M, scale, 0, 0)
+			})
+			ref := causalAttentionRef(to64(q), to64(k), to64(v), T, nHead, nKV, hd, scale)
 			tol := 2*T*math.Pow(2, -11)*maxAbs(to64(v)) + 1e-5
 			dmax, at := maxAbsDiff(got, ref)
 			assert.LessOrEqualf(t, dmax, tol, "max diff %g at %d", dmax, at)

@@ -33,26 +33,25 @@ commit_of() { git -C "$1" rev-parse HEAD 2>/dev/null || true; }
 # the list existed has none; there the reverse check decides, in order, and its answers
 # go into the list.
 apply_patches() {
-  local tree p sum stamp
+  local tree p sum stamp legacy=0
   tree="$(cd "$1" && pwd -P)"
   stamp="$tree/.ecotune-patches"
+  [[ -f "$stamp" ]] || legacy=1
   for p in "$here"/patches/*.patch; do
     [[ -f "$p" ]] || continue
     sum="$(sha256sum "$p" | cut -d' ' -f1)"
     if grep -qxF "$(basename "$p") $sum" "$stamp" 2>/dev/null; then
       continue
     fi
-    if [[ ! -f "$stamp" ]] && (cd "$tree" && GIT_CEILING_DIRECTORIES="$(dirname "$tree")" git apply --reverse --check "$p" 2>/dev/null); then
-      echo "$(basename "$p") $sum" >>"$stamp.legacy"
+    if ((legacy)) && (cd "$tree" && GIT_CEILING_DIRECTORIES="$(dirname "$tree")" git apply --reverse --check "$p" 2>/dev/null); then
+      echo "$(basename "$p") $sum" >>"$stamp"
       continue
     fi
-    [[ -f "$stamp.legacy" ]] && mv "$stamp.legacy" "$stamp"
     (cd "$tree" && GIT_CEILING_DIRECTORIES="$(dirname "$tree")" git apply "$p") ||
       die "$(basename "$p") does not apply to $tree (a llama.cpp other than the pinned $LLAMA_CPP_COMMIT, or edited): remove $dest to fetch it again"
     echo "$(basename "$p") $sum" >>"$stamp"
     echo "third_party/fetch.sh: applied $(basename "$p")" >&2
   done
-  [[ -f "$stamp.legacy" ]] && mv "$stamp.legacy" "$stamp"
   exit 0
 }
 
