@@ -34,12 +34,26 @@ func sixteenths(r *rand.Rand, n int) []float32 {
 // and ragged tails.
 var rowLengths = []int{8, 24, 40, 48, 64, 80, 96, 112, 120, 128, 200}
 
-// TestMulMatRows: an F16 or F32 weight times one and three F32 columns (converted to F16
-// for the F16 weight, its vec_dot type) equals the float64 product exactly. Exactly,
-// because every product is a multiple of 2^-16 of magnitude ≤ 1 and every partial sum,
-// of at most 200 of them, is then a multiple of 2^-16 below 2^8: 24 bits, which float32
-// holds, in whatever order the kernel sums. A skipped or repeated element, or a tail read
-// from the wrong place, cannot pass. The exception is ARM with FP16 arithmetic, whose F16
+// sixteenthsOf returns n values m/16 with |m| ≤ 16, for rows too long for sixteenths:
+// each product of two is a multiple of 2^-8 no larger than 1.
+func sixteenthsOf(r *rand.Rand, n int) []float32 {
+	v := make([]float32, n)
+	for i := range v {
+		v[i] = float32(r.IntN(33)-16) / 16
+	}
+	return v
+}
+
+// TestMulMatRows: an F16 or F32 weight times one, three and eight F32 columns (converted
+// to F16 for the F16 weight, its vec_dot type) equals the float64 product exactly.
+// Exactly, because every product is a multiple of 2^-16 of magnitude ≤ 1 and every
+// partial sum, of at most 200 of them, is then a multiple of 2^-16 below 2^8: 24 bits,
+// which float32 holds, in whatever order the kernel sums. Rows of 1040 take values m/16
+// instead (products multiples of 2^-8, partial sums below 2^11: 19 bits). A
+// skipped or repeated element, or a tail read from the wrong place, cannot pass. The
+// columns cover tinyBLAS's few-columns paths (ecotune's patches 0002 and 0005): 3 and 8
+// columns widened to F32 once per product up to k = 1024, 8 columns of 1040 read as they
+// are, and an F32 k of 8 (a LoRA rank) in 256-bit vectors on AVX-512. The exception is ARM with FP16 arithmetic, whose F16
 // kernels multiply and sum in half precision: there each of the k fused multiply-adds, and
 // the at most 8 additions that reduce the vectors' lanes, may round its partial sum by
 // half an F16 ulp, 2^-11 of a value at most Σ|w·x|, which bounds the difference instead.
@@ -50,10 +64,14 @@ func TestMulMatRows(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 48))
 	const m = 5
 	for _, typ := range []Type{TypeF16, TypeF32} {
-		for _, k := range append([]int{4, 12, 16}, rowLengths...) {
-			for _, n := range []int{1, 3} {
+		for _, k := range append([]int{4, 12, 16, 1040}, rowLengths...) {
+			for _, n := range []int{1, 3, 8} {
 				t.Run(fmt.Sprintf("%s/k%d/n%d", typ, k, n), func(t *testing.T) {
-					w, x := sixteenths(r, m*k), sixteenths(r, n*k)
+					values := sixteenths
+					if k > 200 {
+						values = sixteenthsOf
+					}
+					w, x := values(r, m*k), values(r, n*k)
 					e := newEnv(t, be)
 					W := e.leaf(typ, w, k, m)
 					X := e.leaf(TypeF32, x, k, n)
@@ -82,7 +100,9 @@ func TestMulMatRows(t *testing.T) {
 //
 // With inputs in sixteenths and a power-of-two scale, each score is exact (as above),
 // and so is Q's conversion to F16. What remains is the F16 accumulator of the weighted
-// V rows: each of the T cells rounds it once when adding its row and at most once more
+// V rows (ggml's loop, kept on ARM and for heads that are not whole vectors; on x86 the
+// rows of patch 0006 keep it in F32, which rounds less and passes the same bound): each
+// of the T cells rounds it once when adding its row and at most once more
 // when a new maximum rescales it, each time by at most 2^-11 of a value bounded by the
 // running softmax sum times max|v|, which the final division by the sum turns into at
 // most 2T·2^-11·max|v| on an output; expf's and the division's float32 roundings add
