@@ -173,10 +173,11 @@ func (e *Engine) Stats() Stats {
 
 // Event is what the scheduler reports after each decode step, for metrics.
 type Event struct {
-	Tokens int           // tokens decoded in the step (prompt and generated)
-	Seqs   int           // sequences that got a token
-	Sets   int           // adapter sets among them (more than one when sets decode together)
-	Took   time.Duration // the decode and sampling
+	Tokens  int           // tokens decoded in the step (prompt and generated)
+	Seqs    int           // sequences that got a token
+	Sets    int           // adapter sets among them (more than one when sets decode together)
+	Batches int           // batches decoded: prompt chunks (grouped or alone), then the generated tokens
+	Took    time.Duration // the decode and sampling
 }
 
 // OnStep sets a function the scheduler calls after every decode step (nil to stop); it

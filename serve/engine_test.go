@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -325,6 +326,81 @@ func TestCancelFreesWithinOneStep(t *testing.T) {
 	before := steps.Load()
 	require.Eventually(t, func() bool { return e.Stats().Busy == 0 }, 5*time.Second, 100*time.Microsecond)
 	assert.LessOrEqual(t, steps.Load()-before, int64(1), "steps decoded after the cancel")
+}
+
+// TestGroupedPrompts: requests that arrive together with prompts of one length read them
+// in one batch, and each still generates token for token what a context of its own does.
+// Two of them are longer than groupedPromptMax (they are read alone), on two threads so
+// that the products split their rows as a served model's do.
+func TestGroupedPrompts(t *testing.T) {
+	f := newFixture(t)
+	e := openEngine(t, f, Options{Threads: 2, Parallel: 8, Ctx: 256})
+	const n = 24
+	short := func(i int) string { return fmt.Sprintf("%d. Once upon a time, there was a little", 10+i) }
+	long := func(i int) string { return strings.Repeat(short(i)+" girl. ", 6) }
+	var reqs []Request
+	for i := range 6 {
+		reqs = append(reqs, Request{Prompt: short(i), Adapters: adapterSets[1], MaxTokens: n, Logprobs: -1})
+	}
+	for i := range 2 {
+		reqs = append(reqs, Request{Prompt: long(i), Adapters: adapterSets[1], MaxTokens: n, Logprobs: -1})
+	}
+	tokens := func(p string) int {
+		toks, err := e.Model().Tokenize(p, true, false)
+		require.NoError(t, err)
+		return len(toks)
+	}
+	for i := range 6 {
+		require.Equal(t, tokens(short(0)), tokens(short(i)), "the short prompts must be of one length")
+	}
+	require.Greater(t, tokens(long(0)), groupedPromptMax)
+
+	// The scheduler holds its first step until every request is queued, so that the next
+	// step admits them all at once.
+	gate, entered := make(chan struct{}), make(chan struct{}, 1)
+	var once sync.Once
+	release := func() { once.Do(func() { close(gate) }) }
+	t.Cleanup(release) // before the engine's Close, registered earlier
+	var mu sync.Mutex
+	var events []Event
+	e.OnStep(func(ev Event) {
+		select {
+		case entered <- struct{}{}:
+		default:
+		}
+		<-gate
+		mu.Lock()
+		events = append(events, ev)
+		mu.Unlock()
+	})
+	first, err := e.Submit(context.Background(), Request{Prompt: prompts[0], MaxTokens: 1, Logprobs: -1})
+	require.NoError(t, err)
+	<-entered
+	var streams []*Stream
+	for _, r := range reqs {
+		s, err := e.Submit(context.Background(), r)
+		require.NoError(t, err)
+		streams = append(streams, s)
+	}
+	release()
+	for range first.Tokens() {
+	}
+	for i, s := range streams {
+		var got []bindings.Token
+		for tok, err := range s.Tokens() {
+			require.NoError(t, err)
+			got = append(got, bindings.Token{ID: tok.ID, Text: tok.Text})
+		}
+		want := reference(t, f, reqs[i].Adapters, reqs[i].Prompt, bindings.GenerateOptions{MaxTokens: n})
+		assert.Equal(t, want, got, "request %d", i)
+	}
+	// The step that read the eight prompts: the six short ones in one batch, the two long
+	// ones alone, then the first generated token of each in a fourth.
+	mu.Lock()
+	defer mu.Unlock()
+	read := 6*tokens(short(0)) + 2*tokens(long(0)) + 8
+	assert.True(t, slices.ContainsFunc(events, func(ev Event) bool { return ev.Tokens == read && ev.Batches == 4 }),
+		"no step read the 8 prompts in 3 batches and generated in a fourth: %+v", events[:min(len(events), 4)])
 }
 
 // TestSubmitWait: with the slot and the queue taken, SubmitWait waits for room instead of

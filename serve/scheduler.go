@@ -24,13 +24,15 @@ import (
 //     times its own scale, 0 for those of other sets: the sum is its set's alone, to the
 //     bit. Requests then take slots in one run whatever their set, as libllama decodes a
 //     graph per run of consecutive slots.
-//   - In a step, the slots it serves that are still reading their prompts decode them,
-//     each alone in its batch, up to Batch prompt tokens in all; then every slot it serves
-//     that is generating decodes one token together. A prompt is thus decoded exactly as
-//     `ecotune generate` decodes it, and a generated token depends only on its own
-//     sequence, so a request's output does not depend on what else is running: the context
-//     is batch-invariant (bindings.ContextOptions.BatchInvariant), so the rows decoded
-//     beside a token do not change even the rounding of its products.
+//   - In a step, the slots it serves that are still reading their prompts decode them, up
+//     to Batch prompt tokens in all, chunks of one length under 64 tokens together in one
+//     batch (as several requests that arrive at once bring) and others alone; then every
+//     slot it serves that is generating decodes one token together. A prompt is thus
+//     decoded to the bit as `ecotune generate` decodes it, and a generated token depends
+//     only on its own sequence, so a request's output does not depend on what else is
+//     running: the context is batch-invariant (bindings.ContextOptions.BatchInvariant), so
+//     the rows decoded beside a token do not change even the rounding of its products
+//     (see groupedPromptMax).
 
 // slots is the scheduler's view of the context's sequences.
 type slots []*job
@@ -375,11 +377,11 @@ func (e *Engine) step(s slots, serves func(*job) bool, batch *bindings.Batch) {
 	start := time.Now()
 	decoded, seqs := 0, 0
 	sets := map[string]bool{}
-	// Prompt chunks, each alone in its batch so it is decoded as a single request's would
-	// be, up to Batch prompt tokens a step: every prompt waiting is read in one step, so
-	// requests join the generating batch as soon as they can, unless one long prompt
-	// already fills the step.
+	// Prompt chunks, up to Batch prompt tokens a step: every prompt waiting is read in one
+	// step, so requests join the generating batch as soon as they can, unless one long
+	// prompt already fills the step.
 	budget := e.opts.Batch
+	var chunks []promptChunk
 	for i, j := range s {
 		if budget <= 0 {
 			break
@@ -389,23 +391,14 @@ func (e *Engine) step(s slots, serves func(*job) bool, batch *bindings.Batch) {
 		}
 		n := min(len(j.prompt)-j.fed, batch.Cap())
 		budget -= n
-		batch.Clear()
-		lastChunk := j.fed+n == len(j.prompt)
-		for k, t := range j.prompt[j.fed : j.fed+n] {
-			batch.Add(t, int32(j.fed+k), []int32{j.seq}, lastChunk && k == n-1)
-		}
-		if err := e.lctx.Decode(batch); err != nil {
-			e.retire(s, i, Result{}, fmt.Errorf("serve: decode prompt: %w", err))
-			continue
-		}
-		j.fed += n
-		j.pos = int32(j.fed)
-		decoded += n
-		if lastChunk {
-			seqs++
-			sets[j.set.key] = true
-			e.emit(s, i, n-1)
-		}
+		chunks = append(chunks, promptChunk{slot: i, n: n})
+	}
+	batches := 0
+	for len(chunks) > 0 {
+		var group []promptChunk
+		group, chunks = nextGroup(chunks, batch.Cap())
+		d, q := e.decodePrompts(s, group, batch, sets)
+		decoded, seqs, batches = decoded+d, seqs+q, batches+1
 	}
 	// One token for every generating slot of the set.
 	batch.Clear()
@@ -418,6 +411,7 @@ func (e *Engine) step(s slots, serves func(*job) bool, batch *bindings.Batch) {
 		rows = append(rows, i)
 	}
 	if len(rows) > 0 {
+		batches++
 		if err := e.lctx.Decode(batch); err != nil {
 			for _, i := range rows {
 				e.retire(s, i, Result{}, fmt.Errorf("serve: decode: %w", err))
@@ -433,8 +427,68 @@ func (e *Engine) step(s slots, serves func(*job) bool, batch *bindings.Batch) {
 		}
 	}
 	if h := e.hook.Load(); h != nil && decoded > 0 {
-		(*h)(Event{Tokens: decoded, Seqs: seqs, Sets: len(sets), Took: time.Since(start)})
+		(*h)(Event{Tokens: decoded, Seqs: seqs, Sets: len(sets), Batches: batches, Took: time.Since(start)})
 	}
+}
+
+// promptChunk is the next n tokens of slot's prompt.
+type promptChunk struct{ slot, n int }
+
+// groupedPromptMax is the longest chunk decoded beside others. A batch of several
+// sequences' chunks of one length is computed as each chunk alone would be: llama.cpp
+// gives each sequence its own stream of the context (its own attention over its own
+// cache, the same query count), and each value of a product is summed the same way
+// whatever the number of columns (bindings.ContextOptions.BatchInvariant). From 64
+// queries a sequence, ggml's CPU flash attention takes its tiled path, whose rows are
+// split among the threads by the whole batch; that is not shown to keep each row's
+// bits, so such chunks stay alone.
+const groupedPromptMax = 63
+
+// nextGroup takes from chunks the first one and every later one of its length, when that
+// length may be grouped, as many as fit a batch of capacity cap; it returns them and the
+// chunks left, in their order. Sequences with equal chunks decode in one graph (a run of
+// consecutive sequence ids, see place) where alone each would read all the weights.
+func nextGroup(chunks []promptChunk, capacity int) (group, rest []promptChunk) {
+	n := chunks[0].n
+	for _, c := range chunks {
+		if c.n == n && (len(group) == 0 || n <= groupedPromptMax && (len(group)+1)*n <= capacity) {
+			group = append(group, c)
+		} else {
+			rest = append(rest, c)
+		}
+	}
+	return group, rest
+}
+
+// decodePrompts decodes the chunks of one group in one batch and hands each prompt that
+// ends to emit; it returns the tokens decoded and the prompts ended.
+func (e *Engine) decodePrompts(s slots, group []promptChunk, batch *bindings.Batch, sets map[string]bool) (decoded, ended int) {
+	batch.Clear()
+	for _, c := range group {
+		j := s[c.slot]
+		last := j.fed+c.n == len(j.prompt)
+		for k, t := range j.prompt[j.fed : j.fed+c.n] {
+			batch.Add(t, int32(j.fed+k), []int32{j.seq}, last && k == c.n-1)
+		}
+	}
+	if err := e.lctx.Decode(batch); err != nil {
+		for _, c := range group {
+			e.retire(s, c.slot, Result{}, fmt.Errorf("serve: decode prompt: %w", err))
+		}
+		return 0, 0
+	}
+	for k, c := range group {
+		j := s[c.slot]
+		j.fed += c.n
+		j.pos = int32(j.fed)
+		decoded += c.n
+		if j.fed == len(j.prompt) {
+			ended++
+			sets[j.set.key] = true
+			e.emit(s, c.slot, k*c.n+c.n-1)
+		}
+	}
+	return decoded, ended
 }
 
 // emit samples slot i's next token from batch row idx and hands it to the reader,
