@@ -160,9 +160,9 @@ func parseClients(s string) ([]int, error) {
 
 // benchServers starts every server, warms each up with one request and measures every
 // point on them in turn: a point's requests are split into rounds, and the servers take
-// the rounds in alternation (ABBA…), each alone while it is measured. The machine's
-// speed drifts by a tenth over tens of seconds; measured one after the other, the
-// servers would see different machines.
+// the rounds in alternation (ABBA…), each alone while it is measured, as do the points of
+// one mix. The machine's speed drifts by a tenth and more over tens of seconds; measured
+// one after the other, the servers, or the points, would see different machines.
 func benchServers(ctx context.Context, servers []benchServer, clients []int, perClient, maxTok int, w io.Writer) ([]servePoint, error) {
 	// A fresh connection per request: llama-server closes kept-alive connections after a
 	// few requests, and a POST that meets a closing connection fails rather than retries.
@@ -186,30 +186,50 @@ func benchServers(ctx context.Context, servers []benchServer, clients []int, per
 	var out []servePoint
 	base := 0 // the point's first request number
 	for _, mix := range []string{"one", "mixed"} {
+		// The points of one mix take their rounds in turn too (round 1 of each client
+		// count, then round 2 of each, …), so that the ratio between two points, such as 8
+		// streams against one, sees the same drift as the ratio between the servers: with
+		// each point measured whole, in one go, the same build's 8-stream ratio read 2.2×
+		// and 2.9× in two runs.
+		type point struct {
+			n, per, rounds, base int
+			merged               []servePoint
+		}
+		var points []point
+		most := 0
 		for _, n := range clients {
 			base += 100_000
 			per := max(perClient, (minPointRequests+n-1)/n)
-			rounds := pointRounds(per)
-			merged := make([]servePoint, len(servers))
-			for r := range rounds {
+			points = append(points, point{n: n, per: per, rounds: pointRounds(per), base: base, merged: make([]servePoint, len(servers))})
+			most = max(most, pointRounds(per))
+		}
+		turn := 0 // rounds measured so far: the servers' order alternates with it (ABBA…)
+		for r := range most {
+			for _, pt := range points {
+				if r >= pt.rounds {
+					continue
+				}
 				for k := range servers {
 					i := k
-					if r%2 == 1 {
+					if turn%2 == 1 {
 						i = len(servers) - 1 - k
 					}
-					first := r * per / rounds
+					first := r * pt.per / pt.rounds
 					// Both servers' compute threads spin for about 150 ms after their
 					// last decode before they sleep (ggml's polling thread pool, OpenMP);
 					// measured, that took both cores from the next server's first
 					// requests. Each round starts once the previous one's spin is over.
 					time.Sleep(roundSettle)
-					p := runPoint(ctx, hc, urls[i], servers[i], mix, n, base+first, (r+1)*per/rounds-first, maxTok)
-					merged[i].merge(p)
+					p := runPoint(ctx, hc, urls[i], servers[i], mix, pt.n, pt.base+first, (r+1)*pt.per/pt.rounds-first, maxTok)
+					pt.merged[i].merge(p)
 				}
+				turn++
 			}
-			for i, p := range merged {
+		}
+		for _, pt := range points {
+			for i, p := range pt.merged {
 				fmt.Fprintf(w, "bench: %s, %s, %d clients: %d requests in %d rounds, %d errors, %.1f tok/s\n",
-					servers[i].name, mixLabel(mix), n, p.Requests, rounds, p.Errors, p.tokensPerSec())
+					servers[i].name, mixLabel(mix), pt.n, p.Requests, pt.rounds, p.Errors, p.tokensPerSec())
 				if p.firstErr != nil {
 					fmt.Fprintf(w, "bench: first error: %v\n", p.firstErr)
 				}
