@@ -445,7 +445,7 @@ type promptChunk struct{ slot, n int }
 const groupedPromptMax = 63
 
 // nextGroup takes from chunks the first one and every later one of its length, when that
-// length may be grouped, as many as fit a batch of capacity cap; it returns them and the
+// length may be grouped, as many as fit a batch of the given capacity; it returns them and the
 // chunks left, in their order. Sequences with equal chunks decode in one graph (a run of
 // consecutive sequence ids, see place) where alone each would read all the weights.
 func nextGroup(chunks []promptChunk, capacity int) (group, rest []promptChunk) {
@@ -461,7 +461,8 @@ func nextGroup(chunks []promptChunk, capacity int) (group, rest []promptChunk) {
 }
 
 // decodePrompts decodes the chunks of one group in one batch and hands each prompt that
-// ends to emit; it returns the tokens decoded and the prompts ended.
+// ends to emit; it returns the tokens decoded and the prompts ended. A failed decode ends
+// every request of the group: libllama may have stored part of the batch in the memory.
 func (e *Engine) decodePrompts(s slots, group []promptChunk, batch *bindings.Batch, sets map[string]bool) (decoded, ended int) {
 	batch.Clear()
 	for _, c := range group {
