@@ -44,7 +44,7 @@ func sixteenthsOf(r *rand.Rand, n int) []float32 {
 	return v
 }
 
-// TestMulMatRows: an F16 or F32 weight times one, three and eight F32 columns (converted
+// TestMulMatRows: an F16 or F32 weight times 1, 3, 8, 20 and 32 F32 columns (converted
 // to F16 for the F16 weight, its vec_dot type) equals the float64 product exactly.
 // Exactly, because every product is a multiple of 2^-16 of magnitude ≤ 1 and every
 // partial sum, of at most 200 of them, is then a multiple of 2^-16 below 2^8: 24 bits,
@@ -53,7 +53,8 @@ func sixteenthsOf(r *rand.Rand, n int) []float32 {
 // skipped or repeated element, or a tail read from the wrong place, cannot pass. The
 // columns cover tinyBLAS's few-columns paths (ecotune's patches 0002 and 0005): 3 and 8
 // columns widened to F32 once per product up to k = 1024, 8 columns of 1040 read as they
-// are, and an F32 k of 8 (a LoRA rank) in 256-bit vectors on AVX-512. The exception is ARM with FP16 arithmetic, whose F16
+// are, and an F32 k of 8 (a LoRA rank) in 256-bit vectors on AVX-512; 20 and 32 columns
+// in blocks of 8 (patch 0007) while their F32 copy fits 32 KB, in tinyBLAS's tiles past it. The exception is ARM with FP16 arithmetic, whose F16
 // kernels multiply and sum in half precision: there each of the k fused multiply-adds, and
 // the at most 8 additions that reduce the vectors' lanes, may round its partial sum by
 // half an F16 ulp, 2^-11 of a value at most Σ|w·x|, which bounds the difference instead.
@@ -65,7 +66,7 @@ func TestMulMatRows(t *testing.T) {
 	const m = 5
 	for _, typ := range []Type{TypeF16, TypeF32} {
 		for _, k := range append([]int{4, 12, 16, 1040}, rowLengths...) {
-			for _, n := range []int{1, 3, 8} {
+			for _, n := range []int{1, 3, 8, 20, 32} {
 				t.Run(fmt.Sprintf("%s/k%d/n%d", typ, k, n), func(t *testing.T) {
 					values := sixteenths
 					if k > 200 {
