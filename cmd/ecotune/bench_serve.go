@@ -200,8 +200,9 @@ func benchServers(ctx context.Context, servers []benchServer, clients []int, per
 		for _, n := range clients {
 			base += 100_000
 			per := max(perClient, (minPointRequests+n-1)/n)
-			points = append(points, point{n: n, per: per, rounds: pointRounds(per), base: base, merged: make([]servePoint, len(servers))})
-			most = max(most, pointRounds(per))
+			pt := point{n: n, per: per, rounds: pointRounds(per), base: base, merged: make([]servePoint, len(servers))}
+			points = append(points, pt)
+			most = max(most, pt.rounds)
 		}
 		turn := 0 // rounds measured so far: the servers' order alternates with it (ABBA…)
 		for r := range most {
