@@ -54,7 +54,9 @@ func sixteenthsOf(r *rand.Rand, n int) []float32 {
 // columns cover tinyBLAS's few-columns paths (ecotune's patches 0002 and 0005): 3 and 8
 // columns widened to F32 once per product up to k = 1024, 8 columns of 1040 read as they
 // are, and an F32 k of 8 (a LoRA rank) in 256-bit vectors on AVX-512; 20 and 32 columns
-// in blocks of 8 (patch 0007) while their F32 copy fits 32 KB, in tinyBLAS's tiles past it. The exception is ARM with FP16 arithmetic, whose F16
+// in blocks of 8 (patch 0007) while their F32 copy fits 32 KB, in tinyBLAS's tiles past it
+// (but 5 rows, not a multiple of 4, in blocks at any size, and an F32 k of 8 or 16 in the
+// transposed kernel from 16 columns: patch 0008). The exception is ARM with FP16 arithmetic, whose F16
 // kernels multiply and sum in half precision: there each of the k fused multiply-adds, and
 // the at most 8 additions that reduce the vectors' lanes, may round its partial sum by
 // half an F16 ulp, 2^-11 of a value at most Σ|w·x|, which bounds the difference instead.
@@ -138,6 +140,62 @@ func TestFlashAttnF16Heads(t *testing.T) {
 			tol := 2*T*math.Pow(2, -11)*maxAbs(to64(v)) + 1e-5
 			dmax, at := maxAbsDiff(got, ref)
 			assert.LessOrEqualf(t, dmax, tol, "max diff %g at %d", dmax, at)
+		})
+	}
+}
+
+// TestMulMatColumnsAgree: on x86, a column's product has the same bits whatever the
+// number of columns beside it, the property ecotune's batch-invariant decoding rests on
+// (bindings.TestBatchInvariant checks it on whole models). Unlike TestMulMatRows the
+// values are arbitrary floats, so any change in summation order shows. Each case takes a
+// path of patch 0008 at its column count and compares with 2 columns, which take the
+// few-columns rows (patch 0002; a single column would go to ggml's vec_dot here, without
+// llama.cpp's batch-invariant switch):
+//   - F16 weights of 1001 and 50257 rows (not multiples of 4) at 33 and 40 columns,
+//     which went to ggml's vec_dot before: blocks of 8 columns now;
+//   - F32 weights over k = 8 and 16 (a LoRA adapter's second product at rank 8 or 16) at
+//     16 and 35 columns: the transposed kernel.
+//
+// That the values are the product TestMulMatRows checks, on the same paths (5 rows, F32
+// k of 8 and 16, at 20 and 32 columns).
+func TestMulMatColumnsAgree(t *testing.T) {
+	if runtime.GOARCH != "amd64" {
+		t.Skip("the column paths compared are x86 code (patches 0002, 0005, 0007, 0008)")
+	}
+	be, err := NewCPUBackend(2)
+	require.NoError(t, err)
+	t.Cleanup(func() { be.Close() })
+	r := rand.New(rand.NewPCG(8, 1001))
+	floats := func(n int) []float32 {
+		v := make([]float32, n)
+		for i := range v {
+			v[i] = r.Float32()*2 - 1
+		}
+		return v
+	}
+	cases := []struct {
+		typ     Type
+		m, k, n int
+	}{
+		{TypeF16, 1001, 288, 33}, {TypeF16, 1001, 288, 40}, {TypeF16, 50257, 64, 40},
+		{TypeF32, 1536, 8, 16}, {TypeF32, 1536, 8, 35}, {TypeF32, 577, 16, 35}, {TypeF32, 100, 16, 100},
+	}
+	for _, c := range cases {
+		t.Run(fmt.Sprintf("%s/m%d/k%d/n%d", c.typ, c.m, c.k, c.n), func(t *testing.T) {
+			w, x := floats(c.m*c.k), floats(c.n*c.k)
+			e := newEnv(t, be)
+			W := e.leaf(c.typ, w, c.k, c.m)
+			X := e.leaf(TypeF32, x, c.k, c.n)
+			X2 := e.leaf(TypeF32, x[:2*c.k], c.k, 2)
+			outs := e.runAll(func(ctx *Context) []*Tensor { return []*Tensor{ctx.MulMat(W, X), ctx.MulMat(W, X2)} })
+			many, two := outs[0], outs[1]
+			differ := 0
+			for i := range two {
+				if math.Float32bits(many[i]) != math.Float32bits(two[i]) {
+					differ++
+				}
+			}
+			require.Zerof(t, differ, "%d of the first two columns' %d values differ between %d columns and 2", differ, len(two), c.n)
 		})
 	}
 }
