@@ -72,7 +72,7 @@ func TestGreedySample(t *testing.T) {
 
 // TestArgmax checks the greedy argmax against llama_sampler_greedy_apply's loop written
 // out in Go, on logits with ties, signed zeros, infinities and NaNs, at lengths around the
-// sixteen lanes.
+// lanes (16, or 32 in the x86 builds' vector copies: whichever this CPU runs).
 func TestArgmax(t *testing.T) {
 	greedy := func(l []float32) int32 { // llama_sampler_greedy_apply
 		sel := 0
