@@ -17,11 +17,11 @@ package bindings
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
 #define ARGMAX_LANES 32
 __attribute__((optimize("O3"), target_clones("avx512f", "avx2", "default")))
-#elif defined(__GNUC__) && !defined(__clang__)
-#define ARGMAX_LANES 16
-__attribute__((optimize("O3")))
 #else
 #define ARGMAX_LANES 16
+#if defined(__GNUC__) && !defined(__clang__)
+__attribute__((optimize("O3")))
+#endif
 #endif
 static int32_t ecotune_argmax(const float * l, int32_t n) {
 	if (l[0] != l[0]) {

@@ -56,8 +56,8 @@ func sixteenthsOf(r *rand.Rand, n int) []float32 {
 // are, and an F32 k of 8 (a LoRA rank) in 256-bit vectors on AVX-512; 20 and 32 columns
 // in blocks of 8 (patch 0007) while their F32 copy fits 32 KB, in tinyBLAS's tiles past it
 // (but 5 rows, not a multiple of 4, in blocks at any size, and an F32 k of 8 or 16 in the
-// transposed kernel from 16 columns: patch 0008). The exception is ARM with FP16 arithmetic, whose F16
-// kernels multiply and sum in half precision: there each of the k fused multiply-adds, and
+// transposed kernel from 16 columns: patch 0008). The exception is ARM with FP16
+// arithmetic, whose F16 kernels multiply and sum in half precision: there each of the k fused multiply-adds, and
 // the at most 8 additions that reduce the vectors' lanes, may round its partial sum by
 // half an F16 ulp, 2^-11 of a value at most Σ|w·x|, which bounds the difference instead.
 func TestMulMatRows(t *testing.T) {
