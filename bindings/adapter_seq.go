@@ -14,7 +14,7 @@ import (
 // decode in one batch: every token of sequence s is adapted by each adapters[i] with
 // scale scales[s][i] (0 for one its sequence does not use), and scales has a row of
 // len(adapters) for each of the context's NSeqMax sequences. Each token then computes
-// every listed adapter's product. Changing only the scales is cheap; a new list of
+// every listed adapter's product, in one stacked pair where it can (SeqAdaptersStacked). Changing only the scales is cheap; a new list of
 // adapters re-plans llama.cpp's compute graph, as SetAdapters does. An empty list, or
 // SetAdapters, leaves the mode. Every adapter must belong to the context's model,
 // appear once, and have one rank for all its weights. (A patch of ecotune's to
@@ -58,9 +58,21 @@ func (c *Context) SetSeqAdapters(adapters []*Adapter, scales [][]float32) error 
 			flat = append(flat, C.float(v))
 		}
 	}
-	if C.llama_set_adapters_lora_seq(c.ptr, &ptrs[0], C.size_t(len(ptrs)), &flat[0], C.size_t(len(scales))) != 0 {
+	rc := C.llama_set_adapters_lora_seq(c.ptr, &ptrs[0], C.size_t(len(ptrs)), &flat[0], C.size_t(len(scales)))
+	if rc < 0 {
 		return fmt.Errorf("bindings: set adapters per sequence: llama.cpp refused them (an adapter whose weights differ in rank; its log says which)")
 	}
-	c.seqAdapters, c.adapters = slices.Clone(adapters), nil
+	c.seqAdapters, c.adapters, c.seqStacked = slices.Clone(adapters), nil, rc == 1
 	return nil
+}
+
+// SeqAdaptersStacked reports whether the adapters SetSeqAdapters applied last compute
+// one pair of products a weight for all of them, as one adapter costs, rather than a
+// pair each: on x86's CPU, for adapters of one rank (a multiple of 8) in F32 while
+// every sequence uses at most one of them. Either way a token's logits are those of its
+// own adapters applied alone, to the bit.
+func (c *Context) SeqAdaptersStacked() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.seqAdapters != nil && c.seqStacked
 }

@@ -1,7 +1,9 @@
 package bindings
 
 import (
+	"fmt"
 	"path/filepath"
+	"runtime"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -85,4 +87,85 @@ func TestSeqAdapters(t *testing.T) {
 	require.NoError(t, err)
 	assert.ErrorContains(t, c.SetSeqAdapters([]*Adapter{a, mixedRanks}, [][]float32{{1, 0}, {0, 1}, {0, 0}}), "differ in rank")
 	require.NoError(t, c.SetAdapters([]AdapterScale{{mixedRanks, 1}}), "the whole-context mode takes it")
+}
+
+// TestSeqAdaptersStacked: adapters of one rank that is a multiple of 8 compute one stacked
+// pair of products a weight on x86 (SeqAdaptersStacked), and every sequence's logits, a
+// prompt's and the next token's, are still those of its own adapter applied to the whole
+// context, to the bit; a sequence with two adapters turns the stacking off.
+func TestSeqAdaptersStacked(t *testing.T) {
+	m := loadStories(t)
+	c := newContext(t, m, ContextOptions{NCtx: 4 * 128, NSeqMax: 4, BatchInvariant: true})
+	dir := t.TempDir()
+	var prompts [4][]int32
+	for i, text := range []string{"Once upon a time", "The little dog ran", "She had a big red ball and", "Lily"} {
+		var err error
+		prompts[i], err = m.Tokenize(text, true, false)
+		require.NoError(t, err)
+	}
+	run := func() (first, second [][]float32) {
+		t.Helper()
+		require.NoError(t, c.ClearMemory())
+		var seqs []seqTokens
+		for i, p := range prompts {
+			seqs = append(seqs, seqTokens{seq: int32(i), tokens: p})
+		}
+		first = decodeSeqs(t, c, seqs...)
+		for i, p := range prompts {
+			seqs[i] = seqTokens{seq: int32(i), tokens: []int32{p[1]}, pos0: int32(len(p))}
+		}
+		return first, decodeSeqs(t, c, seqs...)
+	}
+	// On AVX-512 a k of 8 past a multiple of 16 takes 8-lane vectors and other k 16: two
+	// adapters of rank 24 (k = 48) would put one adapter's 24 across the two widths, so
+	// they are not stacked; two of rank 8 (k = 16) are, each in one half of a vector.
+	for _, tc := range []struct {
+		rank    int64
+		n       int
+		stacked bool
+	}{{8, 3, true}, {8, 2, true}, {16, 2, true}, {24, 3, true}, {24, 2, false}, {4, 2, false}} {
+		t.Run(fmt.Sprintf("rank %d × %d", tc.rank, tc.n), func(t *testing.T) {
+			adapters := make([]*Adapter, tc.n)
+			for i := range adapters {
+				p := filepath.Join(dir, fmt.Sprintf("r%d-%d.gguf", tc.rank, i))
+				writeLoRA(t, m, p, tc.rank, 12, uint64(10*tc.rank)+uint64(i))
+				a, err := LoadAdapter(m, p)
+				require.NoError(t, err)
+				t.Cleanup(func() { a.Close() })
+				adapters[i] = a
+			}
+			// sequence s on adapter s % n at a scale of its own, the last on the base alone
+			scales := make([][]float32, 4)
+			own := make([][]AdapterScale, 4)
+			for s := range scales {
+				scales[s] = make([]float32, tc.n)
+				if s < 3 {
+					scales[s][s%tc.n] = 0.7 + 0.3*float32(s)
+					own[s] = []AdapterScale{{adapters[s%tc.n], scales[s][s%tc.n]}}
+				}
+			}
+			require.NoError(t, c.SetSeqAdapters(adapters, scales))
+			assert.Equal(t, tc.stacked && runtime.GOARCH == "amd64", c.SeqAdaptersStacked())
+			mixed1, mixed2 := run()
+			for s := range own {
+				require.NoError(t, c.SetAdapters(own[s]))
+				got1, got2 := run()
+				assert.Equal(t, got1[s], mixed1[s], "sequence %d, prompt", s)
+				assert.Equal(t, got2[s], mixed2[s], "sequence %d, next token", s)
+			}
+			assert.Greater(t, maxAbsDiff(mixed1[0], mixed1[3]), 1e-3, "the adapters change the logits")
+
+			// A sequence on two adapters turns the stacking off; the others' bits stay.
+			scales[3][0], scales[3][1] = 0.5, 1
+			require.NoError(t, c.SetSeqAdapters(adapters, scales))
+			assert.False(t, c.SeqAdaptersStacked())
+			two1, two2 := run()
+			for s := range 3 {
+				assert.Equal(t, mixed1[s], two1[s], "sequence %d, prompt, unstacked", s)
+				assert.Equal(t, mixed2[s], two2[s], "sequence %d, next token, unstacked", s)
+			}
+			assert.Greater(t, maxAbsDiff(two1[3], mixed1[3]), 1e-3, "sequence 3 now adapted")
+			require.NoError(t, c.SetSeqAdapters(nil, nil))
+		})
+	}
 }

@@ -66,6 +66,8 @@ type Context struct {
 	// seqAdapters are the adapters last applied per sequence with SetSeqAdapters (nil
 	// outside that mode).
 	seqAdapters []*Adapter
+	// seqStacked: llama.cpp stacked seqAdapters' products (SeqAdaptersStacked)
+	seqStacked bool
 
 	// pool and poolBatch are the context's own CPU thread pools (poolBatch may be pool).
 	// Without them ggml starts and joins its threads for every Decode, which costs little on
