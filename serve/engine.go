@@ -29,7 +29,8 @@ type Options struct {
 	Queue     int    // requests that may wait for a free slot; 0 = 64
 	Turn      int    // decode steps an adapter set keeps the context while others wait; 0 = 4
 	// Mix decodes requests of different adapter sets in one step, with adapters applied
-	// per sequence, instead of each set in steps of its own (see docs/serve.md).
+	// per sequence, instead of each set in steps of its own (see docs/serve.md; `ecotune
+	// serve` mixes unless --mix-sets=false).
 	Mix bool
 
 	// RPC lists HOST:PORT endpoints of llama.cpp rpc-servers that hold the offloaded layers
@@ -178,6 +179,9 @@ type Event struct {
 	Sets    int           // adapter sets among them (more than one when sets decode together)
 	Batches int           // batches decoded: prompt chunks (grouped or alone), then the generated tokens
 	Took    time.Duration // the decode and sampling
+	// Stacked: the sets shared one pair of adapter products a weight, as one adapter costs
+	// (bindings.Context.SeqAdaptersStacked)
+	Stacked bool
 }
 
 // OnStep sets a function the scheduler calls after every decode step (nil to stop); it

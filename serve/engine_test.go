@@ -22,7 +22,8 @@ import (
 	"github.com/ecotune/ecotune/internal/testmodel"
 )
 
-// fixture is stories260K, with a ChatML template, and three seeded random adapters.
+// fixture is stories260K, with a ChatML template, and three seeded random adapters of rank
+// 8, which mixed steps stack into one pair of products (TestLoad).
 type fixture struct {
 	base     string
 	adapters map[string]string // name → path
@@ -36,7 +37,7 @@ func newFixture(t testing.TB) fixture {
 	f := fixture{base: base, adapters: map[string]string{}}
 	for i, name := range []string{"alpha", "beta", "gamma"} {
 		p := filepath.Join(dir, name+".gguf")
-		testmodel.WriteLoRA(t, base, p, 4, 0.3, uint64(i+1))
+		testmodel.WriteLoRA(t, base, p, 8, 0.3, uint64(i+1))
 		f.adapters[name] = p
 	}
 	return f

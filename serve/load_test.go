@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -21,7 +22,8 @@ import (
 // TestLoad: 32 concurrent clients send 500 requests over loopback, mixing three adapters
 // and the base, streamed and not; none fails and every answer equals the same request's
 // answer when it ran alone. Bounded: a fixed count and a two-minute deadline. It runs with
-// the sets taking turns and decoding together (steps serving several sets must occur).
+// the sets taking turns and decoding together (steps serving several sets must occur, their
+// adapters stacked on x86).
 func TestLoad(t *testing.T) {
 	if testing.Short() {
 		t.Skip("load test; runs without -short")
@@ -31,14 +33,20 @@ func TestLoad(t *testing.T) {
 		t.Run(fmt.Sprintf("mix=%v", mix), func(t *testing.T) {
 			e := openEngine(t, f, Options{Threads: 1, Parallel: 8, Ctx: 256, Queue: 64, Mix: mix})
 			ts, _ := startServer(t, e, HandlerOptions{})
-			var mostSets atomic.Int32
+			var mostSets, stacked atomic.Int32
 			e.OnStep(func(ev Event) { // after the server's metrics took the hook
 				for m := mostSets.Load(); int32(ev.Sets) > m && !mostSets.CompareAndSwap(m, int32(ev.Sets)); m = mostSets.Load() {
+				}
+				if ev.Stacked {
+					stacked.Add(1)
 				}
 			})
 			runLoad(t, ts)
 			if mix {
 				assert.GreaterOrEqual(t, mostSets.Load(), int32(3), "sets decoding together")
+				if runtime.GOARCH == "amd64" {
+					assert.Positive(t, stacked.Load(), "steps with the adapters stacked")
+				}
 			} else {
 				assert.Equal(t, int32(1), mostSets.Load(), "sets taking turns: one a step")
 			}

@@ -20,8 +20,11 @@ import (
 //   - With Options.Mix, several sets busy and at most maxMixed adapters loaded, the context
 //     applies every loaded adapter per sequence instead (ecotune's patch to llama.cpp,
 //     bindings.Context.SetSeqAdapters): every busy slot decodes in one step, each token
-//     adapted by its own set. Each token computes every adapter's product and adds it
-//     times its own scale, 0 for those of other sets: the sum is its set's alone, to the
+//     adapted by its own set. Where each set is one adapter, of one rank for all (a
+//     multiple of 8) in F32, the adapters' products are one stacked pair a weight, each
+//     token's rows masked to its own adapter's, which costs about what one adapter does;
+//     otherwise each token computes every adapter's product and adds it times its own
+//     scale, 0 for those of other sets. Either way the sum is its set's alone, to the
 //     bit. Requests then take slots in one run whatever their set, as libllama decodes a
 //     graph per run of consecutive slots.
 //   - In a step, the slots it serves that are still reading their prompts decode them, up
@@ -82,7 +85,7 @@ func (e *Engine) run() {
 				e.noMix = !errors.Is(err, bindings.ErrClosed)
 			} else {
 				applied = mixedKey
-				e.step(s, func(*job) bool { return true }, batch)
+				e.step(s, func(*job) bool { return true }, batch, e.lctx.SeqAdaptersStacked())
 				continue
 			}
 		}
@@ -99,7 +102,7 @@ func (e *Engine) run() {
 			}
 			applied = set.key
 		}
-		e.step(s, func(j *job) bool { return j.set.key == set.key }, batch)
+		e.step(s, func(j *job) bool { return j.set.key == set.key }, batch, false)
 	}
 }
 
@@ -372,8 +375,9 @@ func (s slots) nextSet(last string) *adapterSet {
 	return sets[keys[0]]
 }
 
-// step decodes one prompt chunk and one generated token for every generating slot of the set.
-func (e *Engine) step(s slots, serves func(*job) bool, batch *bindings.Batch) {
+// step decodes one prompt chunk and one generated token for every generating slot of the
+// set; stacked says whether a mixed step's adapters share one pair of products (Event).
+func (e *Engine) step(s slots, serves func(*job) bool, batch *bindings.Batch, stacked bool) {
 	start := time.Now()
 	decoded, seqs := 0, 0
 	sets := map[string]bool{}
@@ -427,7 +431,7 @@ func (e *Engine) step(s slots, serves func(*job) bool, batch *bindings.Batch) {
 		}
 	}
 	if h := e.hook.Load(); h != nil && decoded > 0 {
-		(*h)(Event{Tokens: decoded, Seqs: seqs, Sets: len(sets), Batches: batches, Took: time.Since(start)})
+		(*h)(Event{Tokens: decoded, Seqs: seqs, Sets: len(sets), Batches: batches, Took: time.Since(start), Stacked: stacked})
 	}
 }
 

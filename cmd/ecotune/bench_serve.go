@@ -34,7 +34,7 @@ func serveBenchFlags() []cli.Flag {
 		&cli.IntFlag{Name: "parallel", Value: 32, Usage: "with --serve: sequences both servers decode together (--parallel, -np)"},
 		&cli.IntFlag{Name: "ctx", Value: 256, Usage: "with --serve: context tokens of each sequence"},
 		&cli.BoolFlag{Name: "no-peer", Usage: "with --serve: measure ecotune serve only"},
-		&cli.StringFlag{Name: "serve-flags", Usage: "with --serve: more flags for ecotune serve, separated by spaces (--mix-sets, say)"},
+		&cli.StringFlag{Name: "serve-flags", Usage: "with --serve: more flags for ecotune serve, separated by spaces (--mix-sets=false, say)"},
 	}
 }
 

@@ -52,7 +52,7 @@ Example:
 			&cli.IntFlag{Name: "ctx", Value: 2048, Usage: "context tokens of each sequence"},
 			&cli.IntFlag{Name: "queue", Value: 64, Usage: "requests that may wait for a free sequence (then 429)"},
 			&cli.IntFlag{Name: "turn", Value: 4, Usage: "decode steps one adapter set keeps the context while other sets wait"},
-			&cli.BoolFlag{Name: "mix-sets", Usage: "decode requests on different adapters in one step, adapters applied per sequence, instead of each set in turns (see docs/serve.md)"},
+			&cli.BoolFlag{Name: "mix-sets", Value: true, Usage: "decode requests on different adapters in one step, adapters applied per sequence; false: each set in turns (see docs/serve.md)"},
 			&cli.IntFlag{Name: "threads", Usage: "CPU threads (default: all)"},
 			&cli.IntFlag{Name: "gpu-layers", Value: -1, Usage: "layers to offload to a GPU (CUDA builds); -1 all"},
 			&cli.StringFlag{Name: "api-key", Usage: "require this key as \"Authorization: Bearer KEY\" (or ECOTUNE_API_KEY)", EnvVars: []string{"ECOTUNE_API_KEY"}},
