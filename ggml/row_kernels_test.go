@@ -199,3 +199,67 @@ func TestMulMatColumnsAgree(t *testing.T) {
 		})
 	}
 }
+
+// TestFlashAttnHeadsAgree: a decode token's flash attention (one query a sequence) over an
+// F16 cache takes its heads in groups on x86 (patch 0012: one pass over the cells, the
+// heads' operations side by side); each head's output has the same bits as that head
+// computed alone, which takes the one-head row of patch 0006 (TestFlashAttnF16Heads checks
+// those values). Arbitrary floats, so any change in a head's order of operations shows;
+// heads sharing a KV head (9 over 3) and not (6 over 6), a third of the cells masked, one
+// thread (9 heads in groups of 5 and 4) and two (chunks of the rows).
+func TestFlashAttnHeadsAgree(t *testing.T) {
+	r := rand.New(rand.NewPCG(12, 48))
+	floats := func(n int) []float32 {
+		v := make([]float32, n)
+		for i := range v {
+			v[i] = r.Float32()*2 - 1
+		}
+		return v
+	}
+	const nSeq, nCells, used = 3, 48, 32
+	for _, threads := range []int{1, 2} {
+		be, err := NewCPUBackend(threads)
+		require.NoError(t, err)
+		t.Cleanup(func() { be.Close() })
+		for _, tc := range []struct{ hd, nHead, nKV int }{{48, 6, 6}, {64, 9, 3}, {128, 4, 2}, {40, 3, 1}} {
+			t.Run(fmt.Sprintf("threads%d/head%d/%dover%d", threads, tc.hd, tc.nHead, tc.nKV), func(t *testing.T) {
+				hd, nHead, nKV := tc.hd, tc.nHead, tc.nKV
+				mask := make([]float32, nCells*64)
+				for i := range mask {
+					if i >= used {
+						mask[i] = float32(math.Inf(-1))
+					}
+				}
+				e := newEnv(t, be)
+				Q := e.leaf(TypeF32, floats(hd*nHead*nSeq), hd, 1, nHead, nSeq)
+				K := e.leaf(TypeF16, floats(hd*nCells*nKV*nSeq), hd, nCells, nKV, nSeq)
+				V := e.leaf(TypeF16, floats(hd*nCells*nKV*nSeq), hd, nCells, nKV, nSeq)
+				M := e.leaf(TypeF16, mask, nCells, 64)
+				const scale = 0.125
+				outs := e.runAll(func(c *Context) []*Tensor {
+					ts := []*Tensor{c.FlashAttn(Q, K, V, M, scale, 0, 0)} // [hd, nHead, 1, nSeq]
+					for h := range nHead {
+						kv := h / (nHead / nKV)
+						q := c.View(Q, []int{hd, 1, 1, nSeq}, []int{hd * 4, hd * 4, hd * nHead * 4}, h*hd*4)
+						k := c.View(K, []int{hd, nCells, 1, nSeq}, []int{hd * 2, hd * nCells * 2, hd * nCells * nKV * 2}, kv*hd*nCells*2)
+						v := c.View(V, []int{hd, nCells, 1, nSeq}, []int{hd * 2, hd * nCells * 2, hd * nCells * nKV * 2}, kv*hd*nCells*2)
+						ts = append(ts, c.FlashAttn(q, k, v, M, scale, 0, 0)) // [hd, 1, 1, nSeq]
+					}
+					return ts
+				})
+				all := outs[0]
+				for h := range nHead {
+					for s := range nSeq {
+						got := all[(s*nHead+h)*hd : (s*nHead+h+1)*hd]
+						alone := outs[1+h][s*hd : (s+1)*hd]
+						for d := range hd {
+							require.Equalf(t, math.Float32bits(alone[d]), math.Float32bits(got[d]),
+								"head %d, sequence %d, value %d: %g alone, %g among the heads", h, s, d, alone[d], got[d])
+						}
+					}
+				}
+				assert.Greater(t, maxAbs(to64(all)), 0.01, "the output is not all zeros")
+			})
+		}
+	}
+}
