@@ -154,7 +154,7 @@ func TestFlashAttnF16Heads(t *testing.T) {
 //   - F16 weights of 1001 and 50257 rows (not multiples of 4) at 33 and 40 columns,
 //     which went to ggml's vec_dot before: blocks of 8 columns now;
 //   - F32 weights over k = 8 and 16 (a LoRA adapter's second product at rank 8 or 16) at
-//     16 and 35 columns: the transposed kernel.
+//     8, 12, 16 and 35 columns: the transposed kernel (from 8 columns since patch 0013).
 //
 // That the values are the product TestMulMatRows checks, on the same paths (5 rows, F32
 // k of 8 and 16, at 20 and 32 columns).
@@ -179,6 +179,7 @@ func TestMulMatColumnsAgree(t *testing.T) {
 	}{
 		{TypeF16, 1001, 288, 33}, {TypeF16, 1001, 288, 40}, {TypeF16, 50257, 64, 40},
 		{TypeF32, 1536, 8, 16}, {TypeF32, 1536, 8, 35}, {TypeF32, 577, 16, 35}, {TypeF32, 100, 16, 100},
+		{TypeF32, 288, 8, 8}, {TypeF32, 577, 16, 8}, {TypeF32, 768, 8, 12}, // from 8 columns (patch 0013)
 	}
 	for _, c := range cases {
 		t.Run(fmt.Sprintf("%s/m%d/k%d/n%d", c.typ, c.m, c.k, c.n), func(t *testing.T) {
