@@ -27,25 +27,8 @@ func TestSeqAdapters(t *testing.T) {
 	b, err := LoadAdapter(m, pb)
 	require.NoError(t, err)
 
-	var prompts [3][]int32
-	for i, text := range []string{"Once upon a time", "The little dog ran", "She had a big red ball and"} {
-		prompts[i], err = m.Tokenize(text, true, false)
-		require.NoError(t, err)
-	}
-	// run decodes the prompts, then one more token for each sequence, in two batches.
-	run := func() (first, second [][]float32) {
-		t.Helper()
-		require.NoError(t, c.ClearMemory())
-		var seqs []seqTokens
-		for i, p := range prompts {
-			seqs = append(seqs, seqTokens{seq: int32(i), tokens: p})
-		}
-		first = decodeSeqs(t, c, seqs...)
-		for i, p := range prompts {
-			seqs[i] = seqTokens{seq: int32(i), tokens: []int32{p[1]}, pos0: int32(len(p))}
-		}
-		return first, decodeSeqs(t, c, seqs...)
-	}
+	prompts := tokenizeAll(t, m, "Once upon a time", "The little dog ran", "She had a big red ball and")
+	run := func() (first, second [][]float32) { return promptsThenOne(t, c, prompts) }
 
 	require.NoError(t, c.SetSeqAdapters([]*Adapter{a, b}, [][]float32{{1, 0}, {0, 0.5}, {0, 0}}))
 	mixed1, mixed2 := run()
@@ -97,25 +80,8 @@ func TestSeqAdaptersStacked(t *testing.T) {
 	m := loadStories(t)
 	c := newContext(t, m, ContextOptions{NCtx: 4 * 128, NSeqMax: 4, BatchInvariant: true})
 	dir := t.TempDir()
-	var prompts [4][]int32
-	for i, text := range []string{"Once upon a time", "The little dog ran", "She had a big red ball and", "Lily"} {
-		var err error
-		prompts[i], err = m.Tokenize(text, true, false)
-		require.NoError(t, err)
-	}
-	run := func() (first, second [][]float32) {
-		t.Helper()
-		require.NoError(t, c.ClearMemory())
-		var seqs []seqTokens
-		for i, p := range prompts {
-			seqs = append(seqs, seqTokens{seq: int32(i), tokens: p})
-		}
-		first = decodeSeqs(t, c, seqs...)
-		for i, p := range prompts {
-			seqs[i] = seqTokens{seq: int32(i), tokens: []int32{p[1]}, pos0: int32(len(p))}
-		}
-		return first, decodeSeqs(t, c, seqs...)
-	}
+	prompts := tokenizeAll(t, m, "Once upon a time", "The little dog ran", "She had a big red ball and", "Lily")
+	run := func() (first, second [][]float32) { return promptsThenOne(t, c, prompts) }
 	// On AVX-512 a k of 8 past a multiple of 16 takes 8-lane vectors and other k 16: two
 	// adapters of rank 24 (k = 48) would put one adapter's 24 across the two widths, so
 	// they are not stacked; two of rank 8 (k = 16) are, each in one half of a vector.
@@ -168,4 +134,33 @@ func TestSeqAdaptersStacked(t *testing.T) {
 			require.NoError(t, c.SetSeqAdapters(nil, nil))
 		})
 	}
+}
+
+// tokenizeAll tokenizes each text, with the model's BOS.
+func tokenizeAll(t *testing.T, m *Model, texts ...string) [][]int32 {
+	t.Helper()
+	out := make([][]int32, len(texts))
+	for i, text := range texts {
+		var err error
+		out[i], err = m.Tokenize(text, true, false)
+		require.NoError(t, err)
+	}
+	return out
+}
+
+// promptsThenOne clears c's memory and decodes prompt i as sequence i, all in one batch,
+// then one more token for each sequence in a second batch; it returns each sequence's
+// last logits of both.
+func promptsThenOne(t *testing.T, c *Context, prompts [][]int32) (first, second [][]float32) {
+	t.Helper()
+	require.NoError(t, c.ClearMemory())
+	var seqs []seqTokens
+	for i, p := range prompts {
+		seqs = append(seqs, seqTokens{seq: int32(i), tokens: p})
+	}
+	first = decodeSeqs(t, c, seqs...)
+	for i, p := range prompts {
+		seqs[i] = seqTokens{seq: int32(i), tokens: []int32{p[1]}, pos0: int32(len(p))}
+	}
+	return first, decodeSeqs(t, c, seqs...)
 }

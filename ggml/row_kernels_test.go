@@ -29,6 +29,16 @@ func sixteenths(r *rand.Rand, n int) []float32 {
 	return v
 }
 
+// unitFloats returns n arbitrary floats in [-1, 1): sums of them round differently in any
+// other order, unlike sixteenths.
+func unitFloats(r *rand.Rand, n int) []float32 {
+	v := make([]float32, n)
+	for i := range v {
+		v[i] = r.Float32()*2 - 1
+	}
+	return v
+}
+
 // rowLengths are row lengths around the kernels' steps (16 lanes × 4 on AVX-512, 8 × 4
 // on AVX2): shorter than a vector, whole vectors short of a step, steps plus vectors,
 // and ragged tails.
@@ -166,13 +176,7 @@ func TestMulMatColumnsAgree(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(func() { be.Close() })
 	r := rand.New(rand.NewPCG(8, 1001))
-	floats := func(n int) []float32 {
-		v := make([]float32, n)
-		for i := range v {
-			v[i] = r.Float32()*2 - 1
-		}
-		return v
-	}
+	floats := func(n int) []float32 { return unitFloats(r, n) }
 	cases := []struct {
 		typ     Type
 		m, k, n int
@@ -210,13 +214,7 @@ func TestMulMatColumnsAgree(t *testing.T) {
 // thread (9 heads in groups of 5 and 4) and two (chunks of the rows).
 func TestFlashAttnHeadsAgree(t *testing.T) {
 	r := rand.New(rand.NewPCG(12, 48))
-	floats := func(n int) []float32 {
-		v := make([]float32, n)
-		for i := range v {
-			v[i] = r.Float32()*2 - 1
-		}
-		return v
-	}
+	floats := func(n int) []float32 { return unitFloats(r, n) }
 	const nSeq, nCells, used = 3, 48, 32
 	for _, threads := range []int{1, 2} {
 		be, err := NewCPUBackend(threads)
