@@ -205,13 +205,15 @@ func TestMulMatColumnsAgree(t *testing.T) {
 	}
 }
 
-// TestFlashAttnHeadsAgree: a decode token's flash attention (one query a sequence) over an
-// F16 cache takes its heads in groups on x86 (patch 0012: one pass over the cells, the
-// heads' operations side by side); each head's output has the same bits as that head
-// computed alone, which takes the one-head row of patch 0006 (TestFlashAttnF16Heads checks
-// those values). Arbitrary floats, so any change in a head's order of operations shows;
-// heads sharing a KV head (9 over 3) and not (6 over 6), a third of the cells masked, one
-// thread (9 heads in groups of 5 and 4) and two (chunks of the rows).
+// TestFlashAttnHeadsAgree: flash attention over an F16 cache for fewer than 64 queries a
+// sequence (decode tokens, short prompts) takes a query's heads in groups on x86 (patch
+// 0012: one pass over the cells, the heads' operations side by side; a prompt's rows
+// handed out heads first); each head's output has the same bits as that head computed
+// alone, which takes the one-head row of patch 0006 (TestFlashAttnF16Heads checks those
+// values). Arbitrary floats, so any change in a head's order of operations shows; one
+// query a sequence and seven (each its own mask row), heads sharing a KV head (9 over 3)
+// and not (6 over 6), a third of the cells masked, one thread (9 heads in groups of 5 and
+// 4) and two (chunks of the rows).
 func TestFlashAttnHeadsAgree(t *testing.T) {
 	r := rand.New(rand.NewPCG(12, 48))
 	floats := func(n int) []float32 { return unitFloats(r, n) }
@@ -220,40 +222,46 @@ func TestFlashAttnHeadsAgree(t *testing.T) {
 		be, err := NewCPUBackend(threads)
 		require.NoError(t, err)
 		t.Cleanup(func() { be.Close() })
-		for _, tc := range []struct{ hd, nHead, nKV int }{{48, 6, 6}, {64, 9, 3}, {128, 4, 2}, {40, 3, 1}} {
-			t.Run(fmt.Sprintf("threads%d/head%d/%dover%d", threads, tc.hd, tc.nHead, tc.nKV), func(t *testing.T) {
-				hd, nHead, nKV := tc.hd, tc.nHead, tc.nKV
+		for _, tc := range []struct{ hd, nHead, nKV, nQ int }{
+			{48, 6, 6, 1}, {64, 9, 3, 1}, {128, 4, 2, 1}, {40, 3, 1, 1}, {48, 6, 6, 7}, {64, 9, 3, 7},
+		} {
+			t.Run(fmt.Sprintf("threads%d/head%d/%dover%d/queries%d", threads, tc.hd, tc.nHead, tc.nKV, tc.nQ), func(t *testing.T) {
+				hd, nHead, nKV, nQ := tc.hd, tc.nHead, tc.nKV, tc.nQ
 				mask := make([]float32, nCells*64)
-				for i := range mask {
-					if i >= used {
-						mask[i] = float32(math.Inf(-1))
+				for q := range 64 {
+					for c := range nCells {
+						if c >= used-nQ+1+q { // query q sees the cells up to its own
+							mask[q*nCells+c] = float32(math.Inf(-1))
+						}
 					}
 				}
 				e := newEnv(t, be)
-				Q := e.leaf(TypeF32, floats(hd*nHead*nSeq), hd, 1, nHead, nSeq)
+				Q := e.leaf(TypeF32, floats(hd*nQ*nHead*nSeq), hd, nQ, nHead, nSeq)
 				K := e.leaf(TypeF16, floats(hd*nCells*nKV*nSeq), hd, nCells, nKV, nSeq)
 				V := e.leaf(TypeF16, floats(hd*nCells*nKV*nSeq), hd, nCells, nKV, nSeq)
 				M := e.leaf(TypeF16, mask, nCells, 64)
 				const scale = 0.125
 				outs := e.runAll(func(c *Context) []*Tensor {
-					ts := []*Tensor{c.FlashAttn(Q, K, V, M, scale, 0, 0)} // [hd, nHead, 1, nSeq]
+					ts := []*Tensor{c.FlashAttn(Q, K, V, M, scale, 0, 0)} // [hd, nHead, nQ, nSeq]
 					for h := range nHead {
 						kv := h / (nHead / nKV)
-						q := c.View(Q, []int{hd, 1, 1, nSeq}, []int{hd * 4, hd * 4, hd * nHead * 4}, h*hd*4)
+						q := c.View(Q, []int{hd, nQ, 1, nSeq}, []int{hd * 4, hd * nQ * 4, hd * nQ * nHead * 4}, h*hd*nQ*4)
 						k := c.View(K, []int{hd, nCells, 1, nSeq}, []int{hd * 2, hd * nCells * 2, hd * nCells * nKV * 2}, kv*hd*nCells*2)
 						v := c.View(V, []int{hd, nCells, 1, nSeq}, []int{hd * 2, hd * nCells * 2, hd * nCells * nKV * 2}, kv*hd*nCells*2)
-						ts = append(ts, c.FlashAttn(q, k, v, M, scale, 0, 0)) // [hd, 1, 1, nSeq]
+						ts = append(ts, c.FlashAttn(q, k, v, M, scale, 0, 0)) // [hd, 1, nQ, nSeq]
 					}
 					return ts
 				})
 				all := outs[0]
 				for h := range nHead {
 					for s := range nSeq {
-						got := all[(s*nHead+h)*hd : (s*nHead+h+1)*hd]
-						alone := outs[1+h][s*hd : (s+1)*hd]
-						for d := range hd {
-							require.Equalf(t, math.Float32bits(alone[d]), math.Float32bits(got[d]),
-								"head %d, sequence %d, value %d: %g alone, %g among the heads", h, s, d, alone[d], got[d])
+						for q := range nQ {
+							got := all[((s*nQ+q)*nHead+h)*hd:][:hd]
+							alone := outs[1+h][(s*nQ+q)*hd:][:hd]
+							for d := range hd {
+								require.Equalf(t, math.Float32bits(alone[d]), math.Float32bits(got[d]),
+									"head %d, sequence %d, query %d, value %d: %g alone, %g among the heads", h, s, q, d, alone[d], got[d])
+							}
 						}
 					}
 				}
