@@ -14,11 +14,11 @@ import (
 // decode in one batch: every token of sequence s is adapted by each adapters[i] with
 // scale scales[s][i] (0 for one its sequence does not use), and scales has a row of
 // len(adapters) for each of the context's NSeqMax sequences. Each token then computes
-// every listed adapter's product, in one stacked pair where it can (SeqAdaptersStacked). Changing only the scales is cheap; a new list of
-// adapters re-plans llama.cpp's compute graph, as SetAdapters does. An empty list, or
-// SetAdapters, leaves the mode. Every adapter must belong to the context's model,
-// appear once, and have one rank for all its weights. (A patch of ecotune's to
-// llama.cpp: third_party/patches.)
+// every listed adapter's product, in one stacked pair where it can (SeqAdaptersStacked).
+// Changing only the scales is cheap; a new list of adapters re-plans llama.cpp's compute
+// graph, as SetAdapters does. An empty list, or SetAdapters, leaves the mode. Every
+// adapter must belong to the context's model, appear once, and have one rank for all its
+// weights. (A patch of ecotune's to llama.cpp: third_party/patches.)
 func (c *Context) SetSeqAdapters(adapters []*Adapter, scales [][]float32) error {
 	if err := c.lock(); err != nil {
 		return err
