@@ -185,6 +185,7 @@ func TestMulMatColumnsAgree(t *testing.T) {
 		{TypeF32, 1536, 8, 16}, {TypeF32, 1536, 8, 35}, {TypeF32, 577, 16, 35}, {TypeF32, 100, 16, 100},
 		{TypeF32, 288, 8, 8}, {TypeF32, 577, 16, 8}, {TypeF32, 768, 8, 12}, // from 8 columns (patch 0013)
 		{TypeF32, 288, 8, 5}, {TypeF32, 577, 16, 6}, {TypeF32, 300, 32, 20}, {TypeF32, 33, 8, 50}, // from 5 columns, k of 32 (patch 0014)
+		{TypeF32, 288, 24, 8}, {TypeF32, 100, 24, 40}, // three rank-8 adapters stacked (patch 0014)
 	}
 	for _, c := range cases {
 		t.Run(fmt.Sprintf("%s/m%d/k%d/n%d", c.typ, c.m, c.k, c.n), func(t *testing.T) {
