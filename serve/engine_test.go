@@ -31,13 +31,19 @@ type fixture struct {
 
 func newFixture(t testing.TB) fixture {
 	t.Helper()
+	return newFixtureRanks(t, 8, 8, 8)
+}
+
+// newFixtureRanks is newFixture with alpha, beta and gamma of the given ranks.
+func newFixtureRanks(t testing.TB, ranks ...int64) fixture {
+	t.Helper()
 	dir := t.TempDir()
 	base := filepath.Join(dir, "stories.gguf")
 	testmodel.WithChatTemplate(t, testenv.Stories(t), base, testmodel.ChatMLTemplate)
 	f := fixture{base: base, adapters: map[string]string{}}
 	for i, name := range []string{"alpha", "beta", "gamma"} {
 		p := filepath.Join(dir, name+".gguf")
-		testmodel.WriteLoRA(t, base, p, 8, 0.3, uint64(i+1))
+		testmodel.WriteLoRA(t, base, p, ranks[i], 0.3, uint64(i+1))
 		f.adapters[name] = p
 	}
 	return f

@@ -23,15 +23,27 @@ import (
 // and the base, streamed and not; none fails and every answer equals the same request's
 // answer when it ran alone. Bounded: a fixed count and a two-minute deadline. It runs with
 // the sets taking turns and decoding together (steps serving several sets must occur, their
-// adapters stacked on x86).
+// adapters stacked on x86), and together over adapters of two ranks, which are not stacked
+// (each token computes every adapter's products, scaled by 0 for the others').
 func TestLoad(t *testing.T) {
 	if testing.Short() {
 		t.Skip("load test; runs without -short")
 	}
 	f := newFixture(t)
-	for _, mix := range []bool{false, true} {
-		t.Run(fmt.Sprintf("mix=%v", mix), func(t *testing.T) {
-			e := openEngine(t, f, Options{Threads: 1, Parallel: 8, Ctx: 256, Queue: 64, Mix: mix})
+	unstackable := newFixtureRanks(t, 8, 4, 8)
+	for _, tc := range []struct {
+		name     string
+		f        fixture
+		mix      bool
+		stacking bool // whether mixed steps can stack the adapters (x86)
+	}{
+		{"mix=false", f, false, false},
+		{"mix=true", f, true, true},
+		{"mix=true,ranks=8-4-8", unstackable, true, false},
+	} {
+		mix := tc.mix
+		t.Run(tc.name, func(t *testing.T) {
+			e := openEngine(t, tc.f, Options{Threads: 1, Parallel: 8, Ctx: 256, Queue: 64, Mix: mix})
 			ts, _ := startServer(t, e, HandlerOptions{})
 			var mostSets, stacked atomic.Int32
 			e.OnStep(func(ev Event) { // after the server's metrics took the hook
@@ -44,7 +56,10 @@ func TestLoad(t *testing.T) {
 			runLoad(t, ts)
 			if mix {
 				assert.GreaterOrEqual(t, mostSets.Load(), int32(3), "sets decoding together")
-				if runtime.GOARCH == "amd64" {
+				switch {
+				case !tc.stacking:
+					assert.Zero(t, stacked.Load(), "steps with the adapters stacked")
+				case runtime.GOARCH == "amd64":
 					assert.Positive(t, stacked.Load(), "steps with the adapters stacked")
 				}
 			} else {
