@@ -164,3 +164,40 @@ func promptsThenOne(t *testing.T, c *Context, prompts [][]int32) (first, second 
 	}
 	return first, decodeSeqs(t, c, seqs...)
 }
+
+// TestTwoAdaptersInOrder: a sequence with two adapters adds their products in the order
+// they were given, in both modes, so the per-sequence mode equals the whole-context mode
+// to the bit (llama.cpp kept the whole-context adapters in an unordered_map of their
+// addresses and summed them in its order, here the reverse: this test failed; ecotune's
+// patch 0015 keeps the order set).
+func TestTwoAdaptersInOrder(t *testing.T) {
+	m := loadStories(t)
+	c := newContext(t, m, ContextOptions{NCtx: 3 * 128, NSeqMax: 3})
+	dir := t.TempDir()
+	pa, pb := filepath.Join(dir, "a.gguf"), filepath.Join(dir, "b.gguf")
+	writeLoRA(t, m, pa, 4, 8, 1)
+	writeLoRA(t, m, pb, 4, 4, 2)
+	a, err := LoadAdapter(m, pa)
+	require.NoError(t, err)
+	b, err := LoadAdapter(m, pb)
+	require.NoError(t, err)
+
+	prompts := tokenizeAll(t, m, "Once upon a time", "The little dog ran", "She had a big red ball and")
+	run := func() (first, second [][]float32) { return promptsThenOne(t, c, prompts) }
+
+	scales := [][]float32{{1, 0.5}, {0.7, 1.3}, {0.25, 2}}
+	require.NoError(t, c.SetSeqAdapters([]*Adapter{a, b}, scales))
+	mixed1, mixed2 := run()
+	for k, s := range scales {
+		require.NoError(t, c.SetAdapters([]AdapterScale{{a, s[0]}, {b, s[1]}}))
+		got1, got2 := run()
+		assert.Equal(t, got1[k], mixed1[k], "sequence %d, prompt", k)
+		assert.Equal(t, got2[k], mixed2[k], "sequence %d, next token", k)
+	}
+	// The whole-context mode, set again in the same order after another, is the same.
+	require.NoError(t, c.SetAdapters([]AdapterScale{{b, scales[0][1]}, {a, scales[0][0]}}))
+	run()
+	require.NoError(t, c.SetAdapters([]AdapterScale{{a, scales[0][0]}, {b, scales[0][1]}}))
+	again1, _ := run()
+	assert.Equal(t, mixed1[0], again1[0], "a then b, after b then a")
+}
