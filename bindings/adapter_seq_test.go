@@ -16,19 +16,8 @@ import (
 // the whole context: equal to the bit, as each token adds every adapter's product times
 // its own scale and the others' times 0.
 func TestSeqAdapters(t *testing.T) {
-	m := loadStories(t)
-	c := newContext(t, m, ContextOptions{NCtx: 3 * 128, NSeqMax: 3})
+	m, c, a, b, run := twoAdapters(t)
 	dir := t.TempDir()
-	pa, pb := filepath.Join(dir, "a.gguf"), filepath.Join(dir, "b.gguf")
-	writeLoRA(t, m, pa, 4, 8, 1)
-	writeLoRA(t, m, pb, 4, 4, 2)
-	a, err := LoadAdapter(m, pa)
-	require.NoError(t, err)
-	b, err := LoadAdapter(m, pb)
-	require.NoError(t, err)
-
-	prompts := tokenizeAll(t, m, "Once upon a time", "The little dog ran", "She had a big red ball and")
-	run := func() (first, second [][]float32) { return promptsThenOne(t, c, prompts) }
 
 	require.NoError(t, c.SetSeqAdapters([]*Adapter{a, b}, [][]float32{{1, 0}, {0, 0.5}, {0, 0}}))
 	mixed1, mixed2 := run()
@@ -70,6 +59,25 @@ func TestSeqAdapters(t *testing.T) {
 	require.NoError(t, err)
 	assert.ErrorContains(t, c.SetSeqAdapters([]*Adapter{a, mixedRanks}, [][]float32{{1, 0}, {0, 1}, {0, 0}}), "differ in rank")
 	require.NoError(t, c.SetAdapters([]AdapterScale{{mixedRanks, 1}}), "the whole-context mode takes it")
+}
+
+// twoAdapters is a context of three sequences over stories260K, adapters a (rank 4, alpha
+// 8) and b (rank 4, alpha 4), and run, which decodes three prompts and then one more token
+// of each (promptsThenOne).
+func twoAdapters(t *testing.T) (m *Model, c *Context, a, b *Adapter, run func() (first, second [][]float32)) {
+	m = loadStories(t)
+	c = newContext(t, m, ContextOptions{NCtx: 3 * 128, NSeqMax: 3})
+	dir := t.TempDir()
+	pa, pb := filepath.Join(dir, "a.gguf"), filepath.Join(dir, "b.gguf")
+	writeLoRA(t, m, pa, 4, 8, 1)
+	writeLoRA(t, m, pb, 4, 4, 2)
+	var err error
+	a, err = LoadAdapter(m, pa)
+	require.NoError(t, err)
+	b, err = LoadAdapter(m, pb)
+	require.NoError(t, err)
+	prompts := tokenizeAll(t, m, "Once upon a time", "The little dog ran", "She had a big red ball and")
+	return m, c, a, b, func() (first, second [][]float32) { return promptsThenOne(t, c, prompts) }
 }
 
 // TestSeqAdaptersStacked: adapters of one rank that is a multiple of 8 compute one stacked
@@ -171,19 +179,7 @@ func promptsThenOne(t *testing.T, c *Context, prompts [][]int32) (first, second 
 // addresses and summed them in its order, here the reverse: this test failed; ecotune's
 // patch 0015 keeps the order set).
 func TestTwoAdaptersInOrder(t *testing.T) {
-	m := loadStories(t)
-	c := newContext(t, m, ContextOptions{NCtx: 3 * 128, NSeqMax: 3})
-	dir := t.TempDir()
-	pa, pb := filepath.Join(dir, "a.gguf"), filepath.Join(dir, "b.gguf")
-	writeLoRA(t, m, pa, 4, 8, 1)
-	writeLoRA(t, m, pb, 4, 4, 2)
-	a, err := LoadAdapter(m, pa)
-	require.NoError(t, err)
-	b, err := LoadAdapter(m, pb)
-	require.NoError(t, err)
-
-	prompts := tokenizeAll(t, m, "Once upon a time", "The little dog ran", "She had a big red ball and")
-	run := func() (first, second [][]float32) { return promptsThenOne(t, c, prompts) }
+	_, c, a, b, run := twoAdapters(t)
 
 	scales := [][]float32{{1, 0.5}, {0.7, 1.3}, {0.25, 2}}
 	require.NoError(t, c.SetSeqAdapters([]*Adapter{a, b}, scales))
