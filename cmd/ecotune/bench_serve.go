@@ -41,8 +41,9 @@ func serveBenchFlags() []cli.Flag {
 // serveBenchAdapters is how many random LoRA adapters both servers load.
 const serveBenchAdapters = 3
 
-// serveBenchPrompt follows a request number, so that no two prompts share a first token
-// and a server's prompt cache helps neither.
+// serveBenchPrompt follows a request number, so that no two prompts are the same. They
+// still share their first tokens (BOS, "▁" and the number's leading digits), so
+// llama-server's prompt cache is turned off per request (see llamaServer).
 const serveBenchPrompt = ". Once upon a time, in a small village by the sea, there lived an old fisherman who told stories to the children every evening."
 
 // benchServer is one server under test: how to start it and how to ask it for a stream.

@@ -72,8 +72,12 @@ func llamaServer(tool, model string, adapters []string, threads, parallel, nctx 
 			return p, nil
 		},
 		body: func(prompt string, adapter, maxTok int) ([]byte, error) {
+			// cache_prompt off: every prompt begins with BOS, "▁" and the request number's
+			// leading digits, which llama-server otherwise took from its slot's previous
+			// request (5 to 7 of 33 tokens), a prefix cache ecotune does not have; the
+			// bench measures decoding and batching.
 			return json.Marshal(map[string]any{"prompt": prompt, "max_tokens": maxTok, "temperature": 0,
-				"stream": true, "stream_options": map[string]any{"include_usage": true},
+				"stream": true, "stream_options": map[string]any{"include_usage": true}, "cache_prompt": false,
 				"lora": []map[string]any{{"id": adapter, "scale": 1}}})
 		},
 	}
