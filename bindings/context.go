@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"math"
 	"sync"
+	"time"
 	"unsafe"
 )
 
@@ -68,6 +69,12 @@ type Context struct {
 	seqAdapters []*Adapter
 	// seqStacked: llama.cpp stacked seqAdapters' products (SeqAdaptersStacked)
 	seqStacked bool
+
+	// dec runs decodes that follow one of offThread or longer on a thread of its own
+	// (decoder.go); started on the first, nil until then.
+	dec        *decoder
+	offThread  time.Duration
+	lastDecode time.Duration
 
 	// pool and poolBatch are the context's own CPU thread pools (poolBatch may be pool).
 	// Without them ggml starts and joins its threads for every Decode, which costs little on
@@ -136,6 +143,7 @@ func NewContext(m *Model, opts ContextOptions) (*Context, error) {
 	}
 	c := &Context{
 		ptr:        ptr,
+		offThread:  offThreadAfter,
 		model:      m,
 		nCtx:       int(C.llama_n_ctx(ptr)),
 		nCtxSeq:    int(C.llama_n_ctx_seq(ptr)),
@@ -200,6 +208,10 @@ func (c *Context) Close() error {
 	if c.ptr == nil {
 		c.mu.Unlock()
 		return nil
+	}
+	if c.dec != nil {
+		c.dec.close() // idle: every Decode waited for its own
+		c.dec = nil
 	}
 	C.llama_free(c.ptr)
 	c.freePools() // after the context, which computes with them until it is freed
@@ -271,7 +283,10 @@ func (c *Context) Decode(b *Batch) error {
 		return err
 	}
 	c.outputs, c.nOutputs = c.outputs[:0], 0
-	code := int32(C.llama_decode(c.ptr, b.c))
+	code, err := c.decode(b)
+	if err != nil {
+		return err
+	}
 	if err := decodeError(code); err != nil {
 		return err
 	}
@@ -283,6 +298,22 @@ func (c *Context) Decode(b *Batch) error {
 		}
 	}
 	return nil
+}
+
+// decode calls llama_decode, on the context's decoder thread when the previous decode took
+// offThread or longer (see offThreadAfter). The caller holds c.mu.
+func (c *Context) decode(b *Batch) (int32, error) {
+	start := time.Now()
+	defer func() { c.lastDecode = time.Since(start) }()
+	if c.lastDecode >= c.offThread && c.dec == nil {
+		if d, err := newDecoder(c.ptr); err == nil {
+			c.dec = d
+		} // else: decode on this thread, as before
+	}
+	if c.dec != nil && c.lastDecode >= c.offThread {
+		return c.dec.decode(b.c)
+	}
+	return int32(C.llama_decode(c.ptr, b.c)), nil
 }
 
 // checkBatch validates a batch against the context before it reaches llama_decode.
