@@ -305,13 +305,13 @@ func (c *Context) Decode(b *Batch) error {
 func (c *Context) decode(b *Batch) (int32, error) {
 	start := time.Now()
 	defer func() { c.lastDecode = time.Since(start) }()
-	if c.lastDecode >= c.offThread && c.dec == nil {
-		if d, err := newDecoder(c.ptr); err == nil {
-			c.dec = d
-		} // else: decode on this thread, as before
-	}
-	if c.dec != nil && c.lastDecode >= c.offThread {
-		return c.dec.decode(b.c)
+	if c.lastDecode >= c.offThread {
+		if c.dec == nil {
+			c.dec, _ = newDecoder(c.ptr) // nil if no thread could start: decode here
+		}
+		if c.dec != nil {
+			return c.dec.decode(b.c)
+		}
 	}
 	return int32(C.llama_decode(c.ptr, b.c)), nil
 }

@@ -3,7 +3,6 @@
 package bindings
 
 import (
-	"runtime"
 	"slices"
 	"testing"
 	"time"
@@ -58,5 +57,4 @@ func TestDecoderThread(t *testing.T) {
 	for i := range onThread {
 		assert.True(t, slices.Equal(onThread[i], onCaller[i]), "step %d: logits on the decoder thread and on the caller's", i)
 	}
-	runtime.GC()
 }
