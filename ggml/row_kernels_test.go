@@ -164,7 +164,9 @@ func TestFlashAttnF16Heads(t *testing.T) {
 //   - F16 weights of 1001 and 50257 rows (not multiples of 4) at 33 and 40 columns,
 //     which went to ggml's vec_dot before: blocks of 8 columns now;
 //   - F32 weights over k = 8 and 16 (a LoRA adapter's second product at rank 8 or 16) at
-//     8, 12, 16 and 35 columns: the transposed kernel (from 8 columns since patch 0013).
+//     8, 12, 16 and 35 columns: the transposed kernel (from 8 columns since patch 0013);
+//   - F16 and F32 weights of 1001 and 577 rows at 8 columns: two rows a pass on AVX-512
+//     (patch 0017), the odd last row alone.
 //
 // That the values are the product TestMulMatRows checks, on the same paths (5 rows, F32
 // k of 8 and 16, at 20 and 32 columns).
@@ -186,6 +188,7 @@ func TestMulMatColumnsAgree(t *testing.T) {
 		{TypeF32, 288, 8, 8}, {TypeF32, 577, 16, 8}, {TypeF32, 768, 8, 12}, // from 8 columns (patch 0013)
 		{TypeF32, 288, 8, 5}, {TypeF32, 577, 16, 6}, {TypeF32, 300, 32, 20}, {TypeF32, 33, 8, 50}, // from 5 columns, k of 32 (patch 0014)
 		{TypeF32, 288, 24, 8}, {TypeF32, 100, 24, 40}, // three rank-8 adapters stacked (patch 0014)
+		{TypeF16, 1001, 288, 8}, {TypeF16, 577, 768, 8}, {TypeF32, 1001, 288, 8}, // two rows a pass at 8 columns, an odd row left (patch 0017)
 	}
 	for _, c := range cases {
 		t.Run(fmt.Sprintf("%s/m%d/k%d/n%d", c.typ, c.m, c.k, c.n), func(t *testing.T) {
