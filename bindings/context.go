@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"math"
 	"sync"
-	"time"
 	"unsafe"
 )
 
@@ -70,11 +69,11 @@ type Context struct {
 	// seqStacked: llama.cpp stacked seqAdapters' products (SeqAdaptersStacked)
 	seqStacked bool
 
-	// dec runs decodes that follow one of offThread or longer on a thread of its own
-	// (decoder.go); started on the first, nil until then.
-	dec        *decoder
-	offThread  time.Duration
-	lastDecode time.Duration
+	// dec runs the decodes on a thread of its own (decoder.go); started by the first,
+	// nil until then. onCaller decodes on the caller's thread instead: set by tests, and
+	// when no thread could start.
+	dec      *decoder
+	onCaller bool
 
 	// pool and poolBatch are the context's own CPU thread pools (poolBatch may be pool).
 	// Without them ggml starts and joins its threads for every Decode, which costs little on
@@ -143,7 +142,6 @@ func NewContext(m *Model, opts ContextOptions) (*Context, error) {
 	}
 	c := &Context{
 		ptr:        ptr,
-		offThread:  offThreadAfter,
 		model:      m,
 		nCtx:       int(C.llama_n_ctx(ptr)),
 		nCtxSeq:    int(C.llama_n_ctx_seq(ptr)),
@@ -300,18 +298,17 @@ func (c *Context) Decode(b *Batch) error {
 	return nil
 }
 
-// decode calls llama_decode, on the context's decoder thread when the previous decode took
-// offThread or longer (see offThreadAfter). The caller holds c.mu.
+// decode calls llama_decode on the context's decoder thread (see decoder), or on the
+// caller's when onCaller is set. The caller holds c.mu.
 func (c *Context) decode(b *Batch) (int32, error) {
-	start := time.Now()
-	defer func() { c.lastDecode = time.Since(start) }()
-	if c.lastDecode >= c.offThread {
-		if c.dec == nil {
-			c.dec, _ = newDecoder(c.ptr) // nil if no thread could start: decode here
+	if !c.onCaller && c.dec == nil {
+		var err error
+		if c.dec, err = newDecoder(c.ptr); err != nil {
+			c.onCaller = true // no thread could start: decode here from now on
 		}
-		if c.dec != nil {
-			return c.dec.decode(b.c)
-		}
+	}
+	if !c.onCaller {
+		return c.dec.decode(b.c)
 	}
 	return int32(C.llama_decode(c.ptr, b.c)), nil
 }

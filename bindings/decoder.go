@@ -97,21 +97,20 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"time"
 )
 
-// offThreadAfter is how long a decode must have taken for the next to run on the
-// context's decoder thread. Go's sysmon takes back the P of a cgo call longer than 10 ms
-// and then wakes every 20 µs for a while: with as many compute threads as cores, each
-// wake-up preempts one and the other waits at ggml's next barrier (a 143m decode step of
-// 13 ms on 2 cores: ggml's worker preempted 17 times a step, one stream 0.96-1.00x
-// llama-server's rate; on a thread of its own 1.02x, BENCHMARKS.md). A goroutine waiting
-// on the thread's eventfd is parked, not in a cgo call, so sysmon has nothing to take
-// back. Shorter steps, which sysmon leaves alone, stay on the caller's thread and do not
-// pay the hand-off (two wake-ups, some 10-30 µs).
-const offThreadAfter = 5 * time.Millisecond
-
-// decoder is a context's decode thread, started on the first long decode.
+// decoder is a context's decode thread, started by its first decode. A cgo call that
+// computes a graph on as many threads as cores leaves Go's scheduler room to preempt the
+// compute threads: past 10 ms sysmon takes the call's P back and then wakes every 20 µs
+// for a while (a 143m step of 13 ms on 2 cores: ggml's worker preempted 17 times a step),
+// and at shorter steps Go's other threads still land on the compute threads' cores (a
+// 24m step of 8 sequences, 2.5 ms: the calling thread and ggml's worker preempted about 7
+// times a step together, on the decoder thread about 4). A goroutine waiting on the
+// thread's eventfd is parked, not in a cgo call, so its P goes on running the other
+// goroutines and sysmon has nothing to take back. The hand-off (a condition variable and
+// an eventfd, some 10-30 µs) costs less than it spares even at 24m's 1 ms steps: one
+// stream 4-15% faster in the engine and the server than with short steps on the caller's
+// thread, 8 streams 2-7% (a 2-core Xeon, BENCHMARKS.md).
 type decoder struct {
 	d    *C.ecotune_decoder
 	done *os.File // the eventfd the thread signals after each decode

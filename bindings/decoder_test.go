@@ -5,23 +5,22 @@ package bindings
 import (
 	"slices"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
 // TestDecoderThread decodes a prompt and a few greedy steps with every decode on the
-// context's decoder thread (offThread 0) and on the caller's (offThread never), and
+// context's decoder thread and on the caller's (onCaller), and
 // compares the logits to the bit; a decode error comes back through the thread too, and
 // Close joins it.
 func TestDecoderThread(t *testing.T) {
 	m := loadStories(t)
 	prompt, err := m.Tokenize("Once upon a time, there was a little girl", true, false)
 	require.NoError(t, err)
-	run := func(offThread time.Duration) (logits [][]float32, started bool) {
+	run := func(onCaller bool) (logits [][]float32, started bool) {
 		c := newContext(t, m, ContextOptions{NCtx: 256, BatchInvariant: true})
-		c.offThread = offThread
+		c.onCaller = onCaller
 		b, err := NewBatch(64, 1)
 		require.NoError(t, err)
 		defer b.Close()
@@ -49,9 +48,9 @@ func TestDecoderThread(t *testing.T) {
 		assert.Nil(t, c.dec, "Close stops the decoder thread")
 		return logits, started
 	}
-	onThread, started := run(0)
-	require.True(t, started, "offThread 0 decodes on the decoder thread")
-	onCaller, started := run(time.Duration(1 << 62))
+	onThread, started := run(false)
+	require.True(t, started, "a context decodes on its decoder thread")
+	onCaller, started := run(true)
 	require.False(t, started)
 	require.Len(t, onThread, 4)
 	for i := range onThread {
