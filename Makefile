@@ -110,6 +110,7 @@ bench: build bench-deps
 	bin/ecotune bench --shape 143m --threads 2 --finetune --profile --qlora q4_k,iq4_nl --torch
 	bin/ecotune bench --shape 3b --threads 2 --seq-len 256 --gradient-checkpointing --checkpoint-keep ffn --profile
 	bin/ecotune bench --serve --shape 24m --threads 2 --clients 1,8,32
+	bin/ecotune bench --serve --shape 143m --threads 2 --clients 1,8,32
 
 gpu-kit: native
 	scripts/gpu-kit.sh
