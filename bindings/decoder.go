@@ -108,9 +108,10 @@ import (
 // times a step together, on the decoder thread about 4). A goroutine waiting on the
 // thread's eventfd is parked, not in a cgo call, so its P goes on running the other
 // goroutines and sysmon has nothing to take back. The hand-off (a condition variable and
-// an eventfd, some 10-30 µs) costs less than it spares even at 24m's 1 ms steps: one
-// stream 4-15% faster in the engine and the server than with short steps on the caller's
-// thread, 8 streams 2-7% (a 2-core Xeon, BENCHMARKS.md).
+// an eventfd, some 10-30 µs) costs less than it spares even at 24m's 1 ms steps: against
+// short steps on the caller's thread, one stream a median 5% faster in the engine over ten
+// alternated pairs (-2 to +22%) and 15% in one server run, 8 streams 4% and 7% (a 2-core
+// Xeon, BENCHMARKS.md).
 type decoder struct {
 	d    *C.ecotune_decoder
 	done *os.File // the eventfd the thread signals after each decode
