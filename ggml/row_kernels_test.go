@@ -66,7 +66,9 @@ func sixteenthsOf(r *rand.Rand, n int) []float32 {
 // are, and an F32 k of 8 (a LoRA rank) in 256-bit vectors on AVX-512; 20 and 32 columns
 // in blocks of 8 (patch 0007) while their F32 copy fits 32 KB, in tinyBLAS's tiles past it
 // (but 5 rows, not a multiple of 4, in blocks at any size, and an F32 k of 8 or 16 in the
-// transposed kernel from 16 columns: patch 0008). The exception is ARM with FP16
+// transposed kernel from 16 columns: patch 0008); 45 columns of 16-bit values in panels
+// of 8 on AVX-512 up to k = 1024 (patch 0018: two rows a pass, the last 5 columns and the
+// odd row alone). The exception is ARM with FP16
 // arithmetic, whose F16 kernels multiply and sum in half precision: there each of the k fused multiply-adds, and
 // the at most 8 additions that reduce the vectors' lanes, may round its partial sum by
 // half an F16 ulp, 2^-11 of a value at most Σ|w·x|, which bounds the difference instead.
@@ -78,7 +80,7 @@ func TestMulMatRows(t *testing.T) {
 	const m = 5
 	for _, typ := range []Type{TypeF16, TypeF32} {
 		for _, k := range append([]int{4, 12, 16, 1040}, rowLengths...) {
-			for _, n := range []int{1, 3, 8, 20, 32} {
+			for _, n := range []int{1, 3, 8, 20, 32, 45} {
 				t.Run(fmt.Sprintf("%s/k%d/n%d", typ, k, n), func(t *testing.T) {
 					values := sixteenths
 					if k > 200 {
@@ -158,15 +160,17 @@ func TestFlashAttnF16Heads(t *testing.T) {
 // number of columns beside it, the property ecotune's batch-invariant decoding rests on
 // (bindings.TestBatchInvariant checks it on whole models). Unlike TestMulMatRows the
 // values are arbitrary floats, so any change in summation order shows. Each case takes a
-// path of patch 0008 at its column count and compares with 2 columns, which take the
-// few-columns rows (patch 0002; a single column would go to ggml's vec_dot here, without
-// llama.cpp's batch-invariant switch):
+// path of patch 0008 at its column count and compares its first and last two columns with
+// 2 columns alone, which take the few-columns rows (patch 0002; a single column would go
+// to ggml's vec_dot here, without llama.cpp's batch-invariant switch):
 //   - F16 weights of 1001 and 50257 rows (not multiples of 4) at 33 and 40 columns,
-//     which went to ggml's vec_dot before: blocks of 8 columns now;
+//     which went to ggml's vec_dot before: blocks of 8 columns now (panels on AVX-512);
 //   - F32 weights over k = 8 and 16 (a LoRA adapter's second product at rank 8 or 16) at
 //     8, 12, 16 and 35 columns: the transposed kernel (from 8 columns since patch 0013);
 //   - F16 and F32 weights of 1001 and 577 rows at 8 columns: two rows a pass on AVX-512
-//     (patch 0017), the odd last row alone.
+//     (patch 0017), the odd last row alone;
+//   - F16 weights at 35 and 45 columns: panels of 8 columns on AVX-512 (patch 0018),
+//     whose last, partial panel the last two columns check.
 //
 // That the values are the product TestMulMatRows checks, on the same paths (5 rows, F32
 // k of 8 and 16, at 20 and 32 columns).
@@ -189,6 +193,7 @@ func TestMulMatColumnsAgree(t *testing.T) {
 		{TypeF32, 288, 8, 5}, {TypeF32, 577, 16, 6}, {TypeF32, 300, 32, 20}, {TypeF32, 33, 8, 50}, // from 5 columns, k of 32 (patch 0014)
 		{TypeF32, 288, 24, 8}, {TypeF32, 100, 24, 40}, // three rank-8 adapters stacked (patch 0014)
 		{TypeF16, 1001, 288, 8}, {TypeF16, 577, 768, 8}, {TypeF32, 1001, 288, 8}, // two rows a pass at 8 columns, an odd row left (patch 0017)
+		{TypeF16, 1000, 288, 35}, {TypeF16, 577, 768, 45}, // panels of 8 columns (patch 0018), in chunks of rows at k = 768
 	}
 	for _, c := range cases {
 		t.Run(fmt.Sprintf("%s/m%d/k%d/n%d", c.typ, c.m, c.k, c.n), func(t *testing.T) {
@@ -197,15 +202,24 @@ func TestMulMatColumnsAgree(t *testing.T) {
 			W := e.leaf(c.typ, w, c.k, c.m)
 			X := e.leaf(TypeF32, x, c.k, c.n)
 			X2 := e.leaf(TypeF32, x[:2*c.k], c.k, 2)
-			outs := e.runAll(func(ctx *Context) []*Tensor { return []*Tensor{ctx.MulMat(W, X), ctx.MulMat(W, X2)} })
-			many, two := outs[0], outs[1]
-			differ := 0
-			for i := range two {
-				if math.Float32bits(many[i]) != math.Float32bits(two[i]) {
-					differ++
+			Xlast := e.leaf(TypeF32, x[(c.n-2)*c.k:], c.k, 2)
+			outs := e.runAll(func(ctx *Context) []*Tensor {
+				return []*Tensor{ctx.MulMat(W, X), ctx.MulMat(W, X2), ctx.MulMat(W, Xlast)}
+			})
+			many, first, last := outs[0], outs[1], outs[2]
+			for _, cols := range []struct {
+				name string
+				at   int // the pair's first value in many
+				two  []float32
+			}{{"first", 0, first}, {"last", (c.n - 2) * c.m, last}} {
+				differ := 0
+				for i := range cols.two {
+					if math.Float32bits(many[cols.at+i]) != math.Float32bits(cols.two[i]) {
+						differ++
+					}
 				}
+				require.Zerof(t, differ, "%d of the %s two columns' %d values differ between %d columns and 2", differ, cols.name, len(cols.two), c.n)
 			}
-			require.Zerof(t, differ, "%d of the first two columns' %d values differ between %d columns and 2", differ, len(two), c.n)
 		})
 	}
 }
