@@ -236,3 +236,46 @@ func TestModelInfo(t *testing.T) {
 	_, err = NewContext(v, ContextOptions{})
 	assert.ErrorContains(t, err, "VocabOnly")
 }
+
+// TestLogitsInPlace: the logits a Decode leaves in the backend's output tensor (ecotune's
+// llama.cpp patch 0020: when one graph computes all of a batch's outputs) are those the
+// copy into the context's buffer gives (when outputs come from several graphs), to the
+// bit. The prompt takes 4 micro-batches of 8 tokens. Asking for every token's logits
+// copies each micro-batch's; asking for the last token's alone leaves the last
+// micro-batch's in place; asking for the 3rd token's alone leaves the first micro-batch's
+// in place, and they must be copied before the next three graphs reuse that memory.
+func TestLogitsInPlace(t *testing.T) {
+	m := loadStories(t)
+	c := newContext(t, m, ContextOptions{NCtx: 128, NBatch: 64, NUBatch: 8, BatchInvariant: true})
+	prompt, err := m.Tokenize("Once upon a time, there was a little girl named Lily. She loved to play outside in the park with her", true, false)
+	require.NoError(t, err)
+	require.Greater(t, len(prompt), 24, "the prompt must span 4 micro-batches")
+	prompt = prompt[:min(len(prompt), 32)]
+
+	decode := func(outputs func(i int) bool) {
+		t.Helper()
+		require.NoError(t, c.ClearMemory())
+		b, err := NewBatch(len(prompt), 1)
+		require.NoError(t, err)
+		defer b.Close()
+		for i, tok := range prompt {
+			require.NoError(t, b.Add(tok, int32(i), []int32{0}, outputs(i)))
+		}
+		require.NoError(t, c.Decode(b))
+	}
+	logits := func(i int) []float32 {
+		t.Helper()
+		l, err := c.Logits(i)
+		require.NoError(t, err)
+		return l
+	}
+
+	decode(func(int) bool { return true })
+	last, third := logits(len(prompt)-1), logits(2)
+	assert.Greater(t, maxAbsDiff(last, third), 1e-2, "different tokens, different logits")
+
+	decode(func(i int) bool { return i == len(prompt)-1 })
+	assert.Equal(t, last, logits(len(prompt)-1), "the last token's logits, left in place")
+	decode(func(i int) bool { return i == 2 })
+	assert.Equal(t, third, logits(2), "the 3rd token's logits, kept across three more graphs")
+}
