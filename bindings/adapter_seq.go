@@ -14,7 +14,7 @@ import (
 // decode in one batch: every token of sequence s is adapted by each adapters[i] with
 // scale scales[s][i] (0 for one its sequence does not use), and scales has a row of
 // len(adapters) for each of the context's NSeqMax sequences. Each token then computes
-// every listed adapter's product, in one stacked pair where it can (SeqAdaptersStacked).
+// every listed adapter's product, or its own adapter's alone where it can (SeqAdaptersStacked).
 // Changing only the scales is cheap; a new list of adapters re-plans llama.cpp's compute
 // graph, as SetAdapters does. An empty list, or SetAdapters, leaves the mode. Every
 // adapter must belong to the context's model, appear once, and have one rank for all its
@@ -66,11 +66,12 @@ func (c *Context) SetSeqAdapters(adapters []*Adapter, scales [][]float32) error 
 	return nil
 }
 
-// SeqAdaptersStacked reports whether the adapters SetSeqAdapters applied last compute
-// one pair of products a weight for all of them, as one adapter costs, rather than a
-// pair each: on x86's CPU, for adapters of one rank (a multiple of 8) in F32 while
-// every sequence uses at most one of them. Either way a token's logits are those of its
-// own adapters applied alone, to the bit.
+// SeqAdaptersStacked reports whether the adapters SetSeqAdapters applied last are stacked:
+// each weight adds every token's own adapter's products alone, in one graph node for all
+// of them (patch 0021), as one adapter costs, rather than every adapter's products for
+// every token: on x86's CPU, for adapters of one rank in F32 while every sequence uses at
+// most one of them. Either way a token's logits are those of its own adapters applied
+// alone, to the bit.
 func (c *Context) SeqAdaptersStacked() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -179,7 +179,7 @@ type Event struct {
 	Sets    int           // adapter sets among them (more than one when sets decode together)
 	Batches int           // batches decoded: prompt chunks (grouped or alone), then the generated tokens
 	Took    time.Duration // the decode and sampling
-	// Stacked: the sets shared one pair of adapter products a weight, as one adapter costs
+	// Stacked: each token computed its own adapter's products alone, as one adapter costs
 	// (bindings.Context.SeqAdaptersStacked)
 	Stacked bool
 }

@@ -23,7 +23,7 @@ import (
 )
 
 // fixture is stories260K, with a ChatML template, and three seeded random adapters of rank
-// 8, which mixed steps stack into one pair of products (TestLoad).
+// 8, which mixed steps stack (TestLoad).
 type fixture struct {
 	base     string
 	adapters map[string]string // name → path

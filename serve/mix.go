@@ -6,9 +6,9 @@ import (
 	"github.com/ecotune/ecotune/bindings"
 )
 
-// maxMixed is the most adapters a mixed step applies: each adds rows to a stacked pair of
-// products (or, unstacked, two small products, a scaling and an addition per adapted
-// weight) for every token, so past a handful the turns are cheaper.
+// maxMixed is the most adapters a mixed step applies: unstacked, each adds two small
+// products, a scaling and an addition per adapted weight for every token (stacked, a few
+// columns' products of its own), so past a handful the turns are cheaper.
 const maxMixed = 8
 
 // mixedKey is what the context has applied in a mixed step; no set has it.

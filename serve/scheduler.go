@@ -20,11 +20,11 @@ import (
 //   - With Options.Mix, several sets busy and at most maxMixed adapters loaded, the context
 //     applies every loaded adapter per sequence instead (ecotune's patch to llama.cpp,
 //     bindings.Context.SetSeqAdapters): every busy slot decodes in one step, each token
-//     adapted by its own set. Where each set is one adapter, of one rank for all (a
-//     multiple of 8) in F32, the adapters' products are one stacked pair a weight, each
-//     token's rows masked to its own adapter's, which costs about what one adapter does;
-//     otherwise each token computes every adapter's product and adds it times its own
-//     scale, 0 for those of other sets. Either way the sum is its set's alone, to the
+//     adapted by its own set. Where each set is one adapter, of one rank for all in F32,
+//     each token computes its own adapter's products alone, gathered by adapter in one
+//     graph node a weight, which costs about what one adapter does; otherwise each token
+//     computes every adapter's product and adds it times its own scale, 0 for those of
+//     other sets. Either way the sum is its set's alone, to the
 //     bit. Requests then take slots in one run whatever their set, as libllama decodes a
 //     graph per run of consecutive slots.
 //   - In a step, the slots it serves that are still reading their prompts decode them, up
@@ -416,7 +416,10 @@ func (e *Engine) step(s slots, serves func(*job) bool, batch *bindings.Batch, st
 	}
 	if len(rows) > 0 {
 		batches++
-		if err := e.lctx.Decode(batch); err != nil {
+		t0 := time.Now()
+		err := e.lctx.Decode(batch)
+		DecTook += time.Since(t0)
+		if err != nil {
 			for _, i := range rows {
 				e.retire(s, i, Result{}, fmt.Errorf("serve: decode: %w", err))
 			}
@@ -476,7 +479,10 @@ func (e *Engine) decodePrompts(s slots, group []promptChunk, batch *bindings.Bat
 			batch.Add(t, int32(j.fed+k), []int32{j.seq}, last && k == c.n-1)
 		}
 	}
-	if err := e.lctx.Decode(batch); err != nil {
+	t0 := time.Now()
+	err := e.lctx.Decode(batch)
+	DecTook += time.Since(t0)
+	if err != nil {
 		for _, c := range group {
 			e.retire(s, c.slot, Result{}, fmt.Errorf("serve: decode prompt: %w", err))
 		}
@@ -611,3 +617,5 @@ func (e *Engine) failAll(s slots, err error) {
 		e.end(j, Result{}, err)
 	}
 }
+
+var DecTook time.Duration
