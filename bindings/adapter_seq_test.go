@@ -90,14 +90,14 @@ func TestSeqAdaptersStacked(t *testing.T) {
 	dir := t.TempDir()
 	prompts := tokenizeAll(t, m, "Once upon a time", "The little dog ran", "She had a big red ball and", "Lily")
 	run := func() (first, second [][]float32) { return promptsThenOne(t, c, prompts) }
-	// Ranks of 8-lane and 16-lane products on AVX-512 (8 and 24, 16), several
+	// Ranks of 8-lane and 16-lane products on AVX-512 (8 and 24, 16 and 32), several
 	// adapters, and ranks that are no whole number of vectors (4, 12: tinyBLAS refuses
 	// them, and both modes take ggml's vec_dot).
 	for _, tc := range []struct {
 		rank    int64
 		n       int
 		stacked bool
-	}{{8, 3, true}, {8, 2, true}, {16, 2, true}, {24, 3, true}, {24, 2, true}, {4, 2, true}, {12, 3, true}} {
+	}{{8, 3, true}, {8, 2, true}, {16, 2, true}, {24, 3, true}, {24, 2, true}, {32, 2, true}, {4, 2, true}, {12, 3, true}} {
 		t.Run(fmt.Sprintf("rank %d × %d", tc.rank, tc.n), func(t *testing.T) {
 			adapters := make([]*Adapter, tc.n)
 			for i := range adapters {
