@@ -113,6 +113,10 @@ rm -rf "$dest" "$dest.tmp"
 git clone --quiet "$bundle" "$dest.tmp" 2>/dev/null || die "git could not clone $bundle"
 git -C "$dest.tmp" checkout --quiet "$LLAMA_CPP_COMMIT" 2>/dev/null ||
   die "the bundle does not hold commit $LLAMA_CPP_COMMIT"
+# A fresh tree has no patch applied: an empty list, so that every patch is applied rather
+# than taken as applied where it reverses cleanly (an earlier patch that took in a later
+# one's change once hid the later one that way).
+: >"$dest.tmp/.ecotune-patches"
 mv "$dest.tmp" "$dest"
 echo "third_party/fetch.sh: llama.cpp $LLAMA_CPP_TAG ($LLAMA_CPP_COMMIT) in third_party/llama.cpp" >&2
 apply_patches "$dest"
