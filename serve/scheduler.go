@@ -24,9 +24,9 @@ import (
 //     each token computes its own adapter's products alone, gathered by adapter in one
 //     graph node a weight, which costs about what one adapter does; otherwise each token
 //     computes every adapter's product and adds it times its own scale, 0 for those of
-//     other sets. Either way the sum is its set's alone, to the
-//     bit. Requests then take slots in one run whatever their set, as libllama decodes a
-//     graph per run of consecutive slots.
+//     other sets. Either way the sum is its set's alone, to the bit. Requests then take
+//     slots in one run whatever their set, as libllama decodes a graph per run of
+//     consecutive slots.
 //   - In a step, the slots it serves that are still reading their prompts decode them, up
 //     to Batch prompt tokens in all, chunks of one length under 64 tokens together in one
 //     batch (as several requests that arrive at once bring) and others alone; then every
@@ -416,10 +416,7 @@ func (e *Engine) step(s slots, serves func(*job) bool, batch *bindings.Batch, st
 	}
 	if len(rows) > 0 {
 		batches++
-		t0 := time.Now()
-		err := e.lctx.Decode(batch)
-		DecTook += time.Since(t0)
-		if err != nil {
+		if err := e.lctx.Decode(batch); err != nil {
 			for _, i := range rows {
 				e.retire(s, i, Result{}, fmt.Errorf("serve: decode: %w", err))
 			}
@@ -479,10 +476,7 @@ func (e *Engine) decodePrompts(s slots, group []promptChunk, batch *bindings.Bat
 			batch.Add(t, int32(j.fed+k), []int32{j.seq}, last && k == c.n-1)
 		}
 	}
-	t0 := time.Now()
-	err := e.lctx.Decode(batch)
-	DecTook += time.Since(t0)
-	if err != nil {
+	if err := e.lctx.Decode(batch); err != nil {
 		for _, c := range group {
 			e.retire(s, c.slot, Result{}, fmt.Errorf("serve: decode prompt: %w", err))
 		}
@@ -617,5 +611,3 @@ func (e *Engine) failAll(s slots, err error) {
 		e.end(j, Result{}, err)
 	}
 }
-
-var DecTook time.Duration
