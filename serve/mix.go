@@ -18,8 +18,13 @@ const mixedKey = "\x00mixed"
 // adapters to apply and each slot's scale of each (0 for a free slot or another set's
 // adapter). The list is every loaded adapter in load order, those being unloaded as long
 // as a request holds them: it changes only when adapters load or unload, and a new list
-// costs llama.cpp a re-plan of its graph, where new scales cost nothing.
-func (e *Engine) mixed(s slots) (list []*bindings.Adapter, table [][]float32, ok bool) {
+// costs llama.cpp a re-plan of its graph, where new scales cost nothing. stacked says
+// whether the context is in the mode now, its adapters stacked: then one busy set stays
+// in it too, since a turn on the whole-context adapters and the way back would re-plan
+// the graph twice (about 2.5 ms each on the 24m shape, 2–5 times a round of 8 clients),
+// and a stacked step of one set costs what its turn's does (one sequence's steps 0.88–1.01×,
+// six alternated pairs on the 2-core Xeon of BENCHMARKS.md's fourteenth session).
+func (e *Engine) mixed(s slots, stacked bool) (list []*bindings.Adapter, table [][]float32, ok bool) {
 	if !e.opts.Mix || e.noMix {
 		return nil, nil, false
 	}
@@ -29,7 +34,7 @@ func (e *Engine) mixed(s slots) (list []*bindings.Adapter, table [][]float32, ok
 			keys[j.set.key] = true
 		}
 	}
-	if len(keys) < 2 {
+	if len(keys) < 2 && !stacked {
 		return nil, nil, false
 	}
 	entries := e.adapters.all()

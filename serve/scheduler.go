@@ -26,7 +26,7 @@ import (
 //     computes every adapter's product and adds it times its own scale, 0 for those of
 //     other sets. Either way the sum is its set's alone, to the bit. Requests then take
 //     slots in one run whatever their set, as libllama decodes a graph per run of
-//     consecutive slots.
+//     consecutive slots. Stacked, the mode stays when one set is left (see mixed).
 //   - In a step, the slots it serves that are still reading their prompts decode them, up
 //     to Batch prompt tokens in all, chunks of one length under 64 tokens together in one
 //     batch (as several requests that arrive at once bring) and others alone; then every
@@ -79,7 +79,7 @@ func (e *Engine) run() {
 			}
 			continue
 		}
-		if list, table, ok := e.mixed(s); ok {
+		if list, table, ok := e.mixed(s, applied == mixedKey && e.lctx.SeqAdaptersStacked()); ok {
 			if err := e.lctx.SetSeqAdapters(list, table); err != nil {
 				// An adapter the mode refuses (ranks differ within it): turns from now on.
 				e.noMix = !errors.Is(err, bindings.ErrClosed)
