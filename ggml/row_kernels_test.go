@@ -289,3 +289,64 @@ func TestFlashAttnHeadsAgree(t *testing.T) {
 		}
 	}
 }
+
+// TestFlashAttnMaskedRuns: a decode token's cache is mostly masked cells (a sequence's
+// stream holds its ctx cells, the used ones first), which flash attention on x86 passes
+// 16 at a time (patch 0022); here each query sees three short runs of cells between long
+// masked ones (32 and 30 cells, and 7), against float64 over the visible cells alone.
+// Inputs in sixteenths make every score exact, as in TestFlashAttnF16Heads, whose bound
+// this takes over the visible cells: a visible cell passed over, or a masked one taken,
+// moves an output by about its softmax weight times a value of V, several times the bound.
+func TestFlashAttnMaskedRuns(t *testing.T) {
+	r := rand.New(rand.NewPCG(22, 80))
+	const hd, nHead, nCells, nQ = 48, 6, 80, 2
+	const scale = 0.125
+	visible := [nQ][]int{
+		{0, 1, 2, 3, 4, 37, 38, 39, 70, 71, 72},
+		{0, 1, 2, 16, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 79},
+	}
+	mask := make([]float32, nCells*64)
+	for i := range mask {
+		mask[i] = float32(math.Inf(-1))
+	}
+	for q, cells := range visible {
+		for _, c := range cells {
+			mask[q*nCells+c] = 0
+		}
+	}
+	q, k, v := sixteenths(r, hd*nQ*nHead), sixteenths(r, hd*nCells*nHead), sixteenths(r, hd*nCells*nHead)
+	ref := make([]float64, hd*nHead*nQ) // [hd, nHead, nQ]
+	for qi, cells := range visible {
+		for h := range nHead {
+			scores := make([]float64, len(cells))
+			for j, c := range cells {
+				for l := range hd {
+					scores[j] += float64(q[(h*nQ+qi)*hd+l]) * float64(k[(h*nCells+c)*hd+l])
+				}
+				scores[j] *= scale
+			}
+			p := softmaxRef(scores)
+			for l := range hd {
+				for j, c := range cells {
+					ref[(qi*nHead+h)*hd+l] += p[j] * float64(v[(h*nCells+c)*hd+l])
+				}
+			}
+		}
+	}
+	tol := 2*float64(len(visible[1]))*math.Pow(2, -11)*maxAbs(to64(v)) + 1e-5
+	for _, threads := range []int{1, 2} {
+		t.Run(fmt.Sprintf("threads%d", threads), func(t *testing.T) {
+			be, err := NewCPUBackend(threads)
+			require.NoError(t, err)
+			t.Cleanup(func() { be.Close() })
+			e := newEnv(t, be)
+			Q := e.leaf(TypeF32, q, hd, nQ, nHead, 1)
+			K := e.leaf(TypeF16, k, hd, nCells, nHead, 1)
+			V := e.leaf(TypeF16, v, hd, nCells, nHead, 1)
+			M := e.leaf(TypeF16, mask, nCells, 64)
+			got := e.run(func(c *Context) *Tensor { return c.FlashAttn(Q, K, V, M, scale, 0, 0) })
+			dmax, at := maxAbsDiff(got, ref)
+			assert.LessOrEqualf(t, dmax, tol, "max diff %g at %d", dmax, at)
+		})
+	}
+}
