@@ -64,6 +64,7 @@ type servePoint struct {
 	Tokens   int
 	Wall     time.Duration
 	TTFT     []time.Duration
+	Rounds   []float64 // tokens/s of each round, in the order they ran
 	firstErr error
 	texts    map[int]string // request number → generated text
 }
@@ -242,6 +243,20 @@ func benchServers(ctx context.Context, servers []benchServer, clients []int, per
 	return out, nil
 }
 
+// roundRatios lists a over b round by round, for a ratio of two points whose rounds ran in
+// turn: each pair saw the machine of the same few seconds, so their spread shows how much
+// of the whole ratio is the machine's drift.
+func roundRatios(a, b []float64) string {
+	if len(a) != len(b) || len(a) < 2 {
+		return ""
+	}
+	parts := make([]string, len(a))
+	for i := range a {
+		parts[i] = fmt.Sprintf("%.2f", a[i]/b[i])
+	}
+	return "; round by round " + strings.Join(parts, ", ")
+}
+
 // roundSettle is the pause before each round of a point (see benchServers).
 const roundSettle = 300 * time.Millisecond
 
@@ -259,6 +274,7 @@ func (p *servePoint) merge(q servePoint) {
 	p.Tokens += q.Tokens
 	p.Wall += q.Wall
 	p.TTFT = append(p.TTFT, q.TTFT...)
+	p.Rounds = append(p.Rounds, q.tokensPerSec())
 	if p.firstErr == nil {
 		p.firstErr = q.firstErr
 	}
@@ -455,8 +471,9 @@ func printServeBench(o io.Writer, points []servePoint, servers []benchServer, cl
 	if slices.Contains(clients, 1) && slices.Contains(clients, 8) {
 		for _, s := range servers {
 			for _, mix := range []string{"one", "mixed"} {
-				r := find(s.name, mix, 8).tokensPerSec() / find(s.name, mix, 1).tokensPerSec()
-				fmt.Fprintf(o, "%s, %s: 8 streams = %.2f× one stream (target ≥ 3×: %s)\n", s.name, mixLabel(mix), r, metOrNot(r >= 3))
+				eight, one := find(s.name, mix, 8), find(s.name, mix, 1)
+				r := eight.tokensPerSec() / one.tokensPerSec()
+				fmt.Fprintf(o, "%s, %s: 8 streams = %.2f× one stream (target ≥ 3×: %s)%s\n", s.name, mixLabel(mix), r, metOrNot(r >= 3), roundRatios(eight.Rounds, one.Rounds))
 			}
 		}
 	}

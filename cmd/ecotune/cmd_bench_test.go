@@ -101,3 +101,11 @@ func TestBenchQLoRAMemory(t *testing.T) {
 	}
 	assert.Less(t, r.Memory[1].FileBytes, r.Memory[0].FileBytes, "Q8_0 is smaller than F32")
 }
+
+// TestRoundRatios: the serving bench's 8-stream ratio round by round, each 8-client round
+// over the one-client round that ran beside it; none when the points' rounds do not pair.
+func TestRoundRatios(t *testing.T) {
+	assert.Equal(t, "; round by round 3.00, 2.75, 3.33", roundRatios([]float64{2700, 2750, 3000}, []float64{900, 1000, 900}))
+	assert.Equal(t, "", roundRatios([]float64{2700, 2750}, []float64{900}))
+	assert.Equal(t, "", roundRatios([]float64{2700}, []float64{900}))
+}
