@@ -2,6 +2,7 @@ package bindings
 
 /*
 #include "llama.h"
+#include "ggml-backend.h"
 */
 import "C"
 
@@ -42,6 +43,15 @@ func SystemInfo() string {
 func SupportsGPUOffload() bool {
 	initBackend()
 	return bool(C.llama_supports_gpu_offload())
+}
+
+// onCPU reports whether m's layers all stay in host memory: no RPC servers, and no GPU
+// to offload to or no layers asked for one.
+func (m *Model) onCPU() bool {
+	initBackend()
+	gpu := C.ggml_backend_dev_by_type(C.GGML_BACKEND_DEVICE_TYPE_GPU) != nil ||
+		C.ggml_backend_dev_by_type(C.GGML_BACKEND_DEVICE_TYPE_IGPU) != nil
+	return len(m.opts.RPCServers) == 0 && (m.opts.GPULayers == 0 || !gpu)
 }
 
 // SupportsMmap reports whether llama.cpp can memory-map model files on this platform.

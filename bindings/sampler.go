@@ -222,6 +222,12 @@ func (s *Sampler) Sample(c *Context, idx int) (int32, error) {
 		return NullToken, err
 	}
 	if s.greedy {
+		if c.greedyInGraph {
+			// -1 where the graph did not find it (a decode of several graphs, say)
+			if tok := C.llama_get_argmax_ith(c.ptr, C.int32_t(idx)); tok >= 0 {
+				return int32(tok), nil
+			}
+		}
 		p := C.llama_get_logits_ith(c.ptr, C.int32_t(idx))
 		if p == nil {
 			return NullToken, fmt.Errorf("bindings: no logits for batch index %d", idx)
@@ -229,6 +235,16 @@ func (s *Sampler) Sample(c *Context, idx int) (int32, error) {
 		return int32(C.ecotune_argmax(p, C.int32_t(s.nVocab))), nil
 	}
 	return int32(C.llama_sampler_sample(s.ptr, c.ptr, C.int32_t(idx))), nil
+}
+
+// graphArgmax is the greedy pick the last Decode's graph found for batch index idx
+// (ContextOptions.GreedyInGraph), -1 where it found none; for tests.
+func (c *Context) graphArgmax(idx int) int32 {
+	if err := c.lock(); err != nil {
+		return -1
+	}
+	defer c.mu.Unlock()
+	return int32(C.llama_get_argmax_ith(c.ptr, C.int32_t(idx)))
 }
 
 // argmax is ecotune_argmax over l (not empty), for tests.

@@ -112,6 +112,8 @@ func Open(path string, opts Options) (*Engine, error) {
 		// A request's output then does not depend on what else is decoding (see the
 		// scheduling policy in scheduler.go), and equals `ecotune generate`'s.
 		BatchInvariant: true,
+		// Greedy requests read their pick from the graph (the same token).
+		GreedyInGraph: true,
 	})
 	if err != nil {
 		model.Close()

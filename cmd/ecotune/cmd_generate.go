@@ -135,7 +135,7 @@ func openForGeneration(c *cli.Context) (model *bindings.Model, lctx *bindings.Co
 		return nil, nil, nil, err
 	}
 	closers = append(closers, model.Close)
-	if lctx, err = bindings.NewContext(model, bindings.ContextOptions{NCtx: c.Int("ctx"), Threads: c.Int("threads"), BatchInvariant: true}); err != nil {
+	if lctx, err = bindings.NewContext(model, bindings.ContextOptions{NCtx: c.Int("ctx"), Threads: c.Int("threads"), BatchInvariant: true, GreedyInGraph: true}); err != nil {
 		return nil, nil, nil, err
 	}
 	closers = append(closers, lctx.Close)
