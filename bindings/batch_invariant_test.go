@@ -4,16 +4,11 @@ package bindings
 
 import (
 	"fmt"
-	"path/filepath"
 	"slices"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-
-	"github.com/ecotune/ecotune/factory"
-	"github.com/ecotune/ecotune/gguf"
-	"github.com/ecotune/ecotune/internal/testenv"
 )
 
 // TestBatchInvariant decodes a token of one sequence alone and then together with seven
@@ -29,16 +24,8 @@ import (
 func TestBatchInvariant(t *testing.T) {
 	// An F16 model with heads of 48 as well: its single-token products take tinyBLAS's
 	// one-column path, and its attention the F16 rows' vector tails (patch 0003).
-	f16 := filepath.Join(t.TempDir(), "f16.gguf")
-	require.NoError(t, factory.Init(factory.Spec{Arch: "llama", Embd: 96, Layers: 2, Heads: 2, HeadsKV: 2, FF: 256,
-		Type: gguf.TypeF16, Std: 0.1, VocabFile: testenv.Vocab(t, "llama-spm"), Seed: 9}, f16))
 	t.Run("stories260K", func(t *testing.T) { checkBatchInvariant(t, loadStories(t)) })
-	t.Run("f16", func(t *testing.T) {
-		m, err := LoadModel(f16, ModelOptions{})
-		require.NoError(t, err)
-		t.Cleanup(func() { m.Close() })
-		checkBatchInvariant(t, m)
-	})
+	t.Run("f16", func(t *testing.T) { checkBatchInvariant(t, loadF16(t)) })
 }
 
 // checkBatchInvariant is TestBatchInvariant on one model.

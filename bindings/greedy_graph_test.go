@@ -4,15 +4,10 @@ package bindings
 
 import (
 	"fmt"
-	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-
-	"github.com/ecotune/ecotune/factory"
-	"github.com/ecotune/ecotune/gguf"
-	"github.com/ecotune/ecotune/internal/testenv"
 )
 
 // TestGreedyInGraph decodes prompts and steps of several sequences with GreedyInGraph:
@@ -21,12 +16,7 @@ import (
 // where a decode's outputs span two graphs the graph has no pick and the sampler scans
 // the logits. (ggml.TestArgmaxFirst checks the op on ties, NaNs and infinities.)
 func TestGreedyInGraph(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "f16.gguf")
-	require.NoError(t, factory.Init(factory.Spec{Arch: "llama", Embd: 96, Layers: 2, Heads: 2, HeadsKV: 2, FF: 256,
-		Type: gguf.TypeF16, Std: 0.1, VocabFile: testenv.Vocab(t, "llama-spm"), Seed: 9}, path))
-	m, err := LoadModel(path, ModelOptions{})
-	require.NoError(t, err)
-	t.Cleanup(func() { m.Close() })
+	m := loadF16(t)
 	greedy, err := NewSampler(m, SamplerOptions{})
 	require.NoError(t, err)
 	t.Cleanup(func() { greedy.Close() })

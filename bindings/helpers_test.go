@@ -9,11 +9,14 @@ import (
 	"log/slog"
 	"math"
 	"os"
+	"path/filepath"
 	"slices"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/ecotune/ecotune/factory"
+	"github.com/ecotune/ecotune/gguf"
 	"github.com/ecotune/ecotune/internal/testenv"
 )
 
@@ -36,6 +39,20 @@ func TestMain(m *testing.M) {
 func requireStories(t testing.TB) {
 	t.Helper()
 	testenv.Stories(t)
+}
+
+// loadF16 writes and loads a small F16 llama with heads of 48 and a 32,000-token
+// vocabulary (its single-token products take tinyBLAS's one-column path, its attention the
+// F16 rows' vector tails), closed when the test ends.
+func loadF16(t testing.TB) *Model {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "f16.gguf")
+	require.NoError(t, factory.Init(factory.Spec{Arch: "llama", Embd: 96, Layers: 2, Heads: 2, HeadsKV: 2, FF: 256,
+		Type: gguf.TypeF16, Std: 0.1, VocabFile: testenv.Vocab(t, "llama-spm"), Seed: 9}, path))
+	m, err := LoadModel(path, ModelOptions{})
+	require.NoError(t, err)
+	t.Cleanup(func() { m.Close() })
+	return m
 }
 
 // loadStories loads stories260K, closed when the test ends.
