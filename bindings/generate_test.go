@@ -52,13 +52,24 @@ func llamaCompletion(t *testing.T, args ...string) string {
 
 // TestGreedyMatchesLlamaCompletion generates 40 greedy tokens from stories260K and
 // compares them with llama.cpp's own tool run with the same settings: context 256 (the
-// size llama.cpp rounds any smaller request up to), no warm-up, fixed seed.
+// size llama.cpp rounds any smaller request up to), no warm-up, fixed seed; with the
+// picks scanned from the logits and found in the graph (GreedyInGraph, two threads).
 func TestGreedyMatchesLlamaCompletion(t *testing.T) {
 	requireStories(t)
-	const prompt, n = "Once upon a time", 40
-
 	m := loadStories(t)
-	c := newContext(t, m, ContextOptions{NCtx: 256})
+	want := llamaCompletion(t, "-m", storiesPath, "-p", "Once upon a time", "-n", "40",
+		"--temp", "0", "--top-k", "1", "-s", "42", "-c", "256", "--no-warmup",
+		"-no-cnv", "--no-display-prompt", "--simple-io", "-t", "1", "-tb", "1")
+	t.Run("logits", func(t *testing.T) { checkGreedyCompletion(t, m, ContextOptions{NCtx: 256}, want) })
+	t.Run("graph", func(t *testing.T) {
+		checkGreedyCompletion(t, m, ContextOptions{NCtx: 256, Threads: 2, GreedyInGraph: true}, want)
+	})
+}
+
+// checkGreedyCompletion is TestGreedyMatchesLlamaCompletion on a context of opts.
+func checkGreedyCompletion(t *testing.T, m *Model, opts ContextOptions, want string) {
+	const prompt, n = "Once upon a time", 40
+	c := newContext(t, m, opts)
 	var ids []int32
 	var sb strings.Builder
 	for tok, err := range Generate(context.Background(), c, prompt, GenerateOptions{MaxTokens: n, Sampler: SamplerOptions{Seed: 42}}) {
@@ -83,9 +94,6 @@ func TestGreedyMatchesLlamaCompletion(t *testing.T) {
 		assert.Contains(t, strings.Join(strings.Fields(string(readme)), " "), storiesGreedy, "README's expected text changed")
 	}
 
-	want := llamaCompletion(t, "-m", storiesPath, "-p", prompt, "-n", "40",
-		"--temp", "0", "--top-k", "1", "-s", "42", "-c", "256", "--no-warmup",
-		"-no-cnv", "--no-display-prompt", "--simple-io", "-t", "1", "-tb", "1")
 	assert.Equal(t, want, got, "differs from llama-completion")
 }
 
